@@ -1,0 +1,42 @@
+"""Several lazy session namespaces per request for Pyramid.
+
+``config.include('pyramid_session_suite')`` installs the core:
+``request.session_multi`` and the ``config.register_session_factory``
+directive.
+"""
+
+from .config import includeme, register_session_factory
+from .exceptions import (
+    SessionSuiteNotIncluded,
+    UnregisteredSession,
+    WeakSecret,
+)
+from .interfaces import ISessionMultiManagerConfig
+from .multi import (
+    SessionMultiManager,
+    SessionMultiManagerConfig,
+    new_session_multi,
+)
+
+__all__ = [
+    'ISessionMultiManagerConfig',
+    'RedisSessionFactory',
+    'SessionMultiManager',
+    'SessionMultiManagerConfig',
+    'SessionSuiteNotIncluded',
+    'UnregisteredSession',
+    'WeakSecret',
+    'includeme',
+    'new_session_multi',
+    'redis_session_factory',
+    'register_session_factory',
+]
+
+
+def __getattr__(name):
+    # the Redis backend needs the "redis" extra; import it on first use
+    if name in ('RedisSessionFactory', 'redis_session_factory'):
+        from . import redis
+
+        return getattr(redis, name)
+    raise AttributeError(name)

@@ -1,0 +1,204 @@
+"""Configuration time: the core ``includeme``, the
+``register_session_factory`` directive and ``request.session_multi``."""
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IRequestFactory, ISessionFactory
+from pyramid.request import Request
+from pyramid.tweens import EXCVIEW
+
+from . import namespaces
+from .exceptions import SessionSuiteNotIncluded
+from .interfaces import ISessionMultiManagerConfig
+from .multi import (
+    SessionMultiManager,
+    SessionMultiManagerConfig,
+    SessionMultiProperty,
+    derive_cookie_name,
+)
+from .settings import as_list, as_str, parse_settings
+
+#: runs after every ``set_request_factory`` (order 0), whatever the order
+#: of the calls
+LATE = 10
+
+CORE_SETTINGS = (
+    ('namespaces', as_list, []),
+    ('request_session', as_str, None),
+    ('redis_url', as_str, None),
+)
+
+
+def includeme(config):
+    """Install ``request.session_multi`` and the
+    ``config.register_session_factory`` directive; register the namespaces
+    declared under ``session_suite.``."""
+    registry = config.registry
+    manager_config = registry.queryUtility(ISessionMultiManagerConfig)
+    if manager_config is None:
+        manager_config = SessionMultiManagerConfig(config)
+        registry.registerUtility(manager_config, ISessionMultiManagerConfig)
+    config.add_directive('register_session_factory', register_session_factory)
+    config.action(
+        ('session_suite', 'request.session_multi'),
+        lambda: install_session_multi(registry),
+        order=LATE,
+    )
+    config.add_tween(
+        'pyramid_session_suite.config.persist_tween_factory', under=EXCVIEW
+    )
+    _add_redis_error_views(config)
+
+    settings = parse_settings(registry.settings, CORE_SETTINGS)
+    for name in settings['namespaces']:
+        factory = namespaces.factory_from_settings(
+            registry.settings, name, settings
+        )
+        config.register_session_factory(name, factory)
+    namespaces.check_unlisted(registry.settings, settings['namespaces'])
+    if settings['request_session']:
+        use_as_request_session(config, settings['request_session'])
+
+
+def register_session_factory(
+    config,
+    namespace,
+    session_factory,
+    discriminator=None,
+    cookie_name=None,
+):
+    """Register ``session_factory`` as ``request.session_multi[namespace]``.
+
+    ``discriminator(request)`` returning a falsy value makes the namespace
+    ``None`` for that request. ``cookie_name`` defaults to the factory's
+    ``_cookie_name``. A duplicate namespace, a reused factory or a
+    duplicate cookie name raise ``ConfigurationError``.
+    """
+    manager_config = config.registry.queryUtility(ISessionMultiManagerConfig)
+    if manager_config is None:
+        raise SessionSuiteNotIncluded(
+            "call config.include('pyramid_session_suite') before "
+            'registering session namespaces'
+        )
+    if not namespace:
+        raise ConfigurationError('a namespace is required')
+    session_factory = config.maybe_dotted(session_factory)
+    if not session_factory:
+        raise ConfigurationError(
+            f'namespace {namespace!r}: a session factory is required'
+        )
+    discriminator = config.maybe_dotted(discriminator)
+    cookie_name = derive_cookie_name(session_factory, cookie_name)
+
+    intr = config.introspectable(
+        'session_suite namespaces',
+        namespace,
+        f'request.session_multi[{namespace!r}]',
+        'session_suite namespace',
+    )
+    intr['namespace'] = namespace
+    intr['factory'] = session_factory
+    intr['cookie_name'] = cookie_name
+    intr['discriminator'] = discriminator
+    intr['backend'] = getattr(session_factory, 'backend', None)
+
+    def register():
+        manager_config.register_session_factory(
+            namespace, session_factory, discriminator, cookie_name
+        )
+
+    config.action(
+        ('session_suite namespace', namespace),
+        register,
+        introspectables=(intr,),
+    )
+    config.action(('session_suite cookie', cookie_name))
+
+
+def use_as_request_session(config, namespace):
+    """Make ``request.session`` the session of ``namespace``, so that
+    Pyramid's CSRF and flash messages use it."""
+    registry = config.registry
+
+    def check():
+        manager_config = registry.getUtility(ISessionMultiManagerConfig)
+        if not manager_config.has_namespace(namespace):
+            raise ConfigurationError(
+                f'session_suite.request_session: no namespace {namespace!r}'
+            )
+        if manager_config.get_namespace_discriminator(namespace):
+            raise ConfigurationError(
+                f'session_suite.request_session: namespace {namespace!r} '
+                'has a discriminator, so it may be None'
+            )
+
+    def session_factory(request):
+        return request.session_multi[namespace]
+
+    session_factory.namespace = namespace
+    config.set_session_factory(session_factory)
+    config.action(('session_suite', 'request_session'), check, order=LATE)
+
+
+def install_session_multi(registry):
+    """Give the application's request class a ``session_multi`` attribute.
+
+    A subclass of the registered request factory carries it as a cached
+    property, so a request that never touches it pays nothing. A request
+    factory that is not a class is wrapped instead.
+    """
+    manager_config = registry.getUtility(ISessionMultiManagerConfig)
+    factory = registry.queryUtility(IRequestFactory, default=Request)
+    if getattr(factory, 'session_suite_installed', False):
+        return
+    if isinstance(factory, type):
+        request_class = type(
+            factory.__name__,
+            (factory,),
+            {
+                'session_multi': SessionMultiProperty(manager_config),
+                'session_suite_installed': True,
+                '__module__': factory.__module__,
+                '__qualname__': factory.__qualname__,
+            },
+        )
+        registry.registerUtility(request_class, IRequestFactory)
+        return
+
+    def request_factory(environ):
+        request = factory(environ)
+        request.session_multi = SessionMultiManager(request, manager_config)
+        return request
+
+    request_factory.session_suite_installed = True
+    request_factory.blank = getattr(factory, 'blank', None)
+    registry.registerUtility(request_factory, IRequestFactory)
+
+
+def persist_tween_factory(handler, registry):
+    """Add the Redis persist tween when the application has Redis sessions;
+    otherwise add nothing."""
+    if not _uses_redis_sessions(registry):
+        return handler
+    from .redis import persist_tween_factory
+
+    return persist_tween_factory(handler, registry)
+
+
+def _uses_redis_sessions(registry):
+    try:
+        from .redis import RedisSessionFactory
+    except ImportError:
+        return False
+    manager_config = registry.queryUtility(ISessionMultiManagerConfig)
+    factories = list(manager_config._session_factories.values())
+    factories.append(registry.queryUtility(ISessionFactory))
+    return any(isinstance(f, RedisSessionFactory) for f in factories)
+
+
+def _add_redis_error_views(config):
+    try:
+        from .redis import UNAVAILABLE_ERRORS, session_store_unavailable
+    except ImportError:
+        return
+    for error in UNAVAILABLE_ERRORS:
+        config.add_exception_view(session_store_unavailable, context=error)

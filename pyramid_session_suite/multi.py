@@ -1,0 +1,202 @@
+"""The namespace table of an application and the lazy per-request mapping
+``request.session_multi``."""
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IDict
+from zope.interface import implementer
+
+from .exceptions import SessionSuiteNotIncluded, UnregisteredSession
+from .interfaces import ISessionMultiManagerConfig
+
+
+@implementer(ISessionMultiManagerConfig)
+class SessionMultiManagerConfig:
+    """The namespaces registered in one application.
+
+    Filled at configuration time by ``config.register_session_factory``;
+    read-only while serving requests.
+    """
+
+    def __init__(self, config=None):
+        self._session_factories = {}
+        self._discriminators = {}
+        self._cookienames = {}
+
+    @property
+    def namespaces(self):
+        return list(self._session_factories)
+
+    @property
+    def discriminators(self):
+        return list(self._discriminators)
+
+    @property
+    def namespaces_to_cookienames(self):
+        return dict(self._cookienames)
+
+    def register_session_factory(
+        self, namespace, session_factory, discriminator=None, cookie_name=None
+    ):
+        if not namespace:
+            raise ConfigurationError('a namespace is required')
+        if not session_factory:
+            raise ConfigurationError(
+                f'namespace {namespace!r}: a session factory is required'
+            )
+        if namespace in self._session_factories:
+            raise ConfigurationError(
+                f'namespace {namespace!r} is already registered'
+            )
+        for other, factory in self._session_factories.items():
+            if factory is session_factory:
+                raise ConfigurationError(
+                    f'namespace {namespace!r}: this session factory is '
+                    f'already registered for namespace {other!r}'
+                )
+        cookie_name = derive_cookie_name(session_factory, cookie_name)
+        for other, name in self._cookienames.items():
+            if name == cookie_name:
+                raise ConfigurationError(
+                    f'namespace {namespace!r}: cookie name {cookie_name!r} '
+                    f'is already used by namespace {other!r}'
+                )
+        self._session_factories[namespace] = session_factory
+        self._cookienames[namespace] = cookie_name
+        if discriminator is not None:
+            self._discriminators[namespace] = discriminator
+        return True
+
+    def has_namespace(self, namespace):
+        return namespace in self._session_factories
+
+    def get_namespace_config(self, namespace):
+        return self._session_factories[namespace]
+
+    def get_namespace_cookiename(self, namespace):
+        return self._cookienames[namespace]
+
+    def get_namespace_discriminator(self, namespace):
+        return self._discriminators.get(namespace)
+
+
+def derive_cookie_name(session_factory, cookie_name=None):
+    """Return ``cookie_name``, or the cookie name the factory declares."""
+    cookie_name = cookie_name or getattr(session_factory, '_cookie_name', None)
+    if not cookie_name:
+        raise ConfigurationError(
+            f'cannot tell the cookie name of {session_factory!r}: pass '
+            '`cookie_name=`'
+        )
+    return cookie_name
+
+
+def _readonly(self, *args, **kwargs):
+    raise ValueError('request.session_multi is read-only')
+
+
+@implementer(IDict)
+class SessionMultiManager(dict):
+    """``request.session_multi``: one session per registered namespace,
+    made on first access.
+
+    ``request.session_multi['ns']`` runs the namespace's discriminator (a
+    falsy result gives ``None``) and session factory once per request. The
+    mapping itself only holds the namespaces accessed so far, so ``in``,
+    ``len()``, ``keys()`` and ``get()`` mean "accessed in this request".
+    It cannot be changed by item assignment or deletion.
+    """
+
+    def __init__(self, request, config=None):
+        dict.__init__(self)
+        if config is None:
+            config = request.registry.queryUtility(ISessionMultiManagerConfig)
+            if config is None:
+                raise SessionSuiteNotIncluded(
+                    "config.include('pyramid_session_suite') was not called"
+                )
+        self.request = request
+        self._config = config
+
+    def __getitem__(self, namespace):
+        try:
+            return dict.__getitem__(self, namespace)
+        except KeyError:
+            return self._load(namespace)
+
+    def _load(self, namespace):
+        config = self._config
+        factory = config._session_factories.get(namespace)
+        if factory is None:
+            raise UnregisteredSession(namespace)
+        discriminator = config._discriminators.get(namespace)
+        if discriminator is not None and not discriminator(self.request):
+            session = None
+        else:
+            session = factory(self.request)
+        dict.__setitem__(self, namespace, session)
+        return session
+
+    __setitem__ = __delitem__ = _readonly
+    update = pop = popitem = setdefault = clear = __ior__ = _readonly
+
+    def invalidate(self):
+        """Invalidate every namespace that holds a session.
+
+        Namespaces not accessed yet are loaded only when the request
+        carries their cookie; discriminated-out namespaces are skipped.
+        """
+        config = self._config
+        cookies = self.request.cookies
+        for namespace in config._session_factories:
+            if dict.__contains__(self, namespace):
+                session = dict.__getitem__(self, namespace)
+            elif config._cookienames[namespace] in cookies:
+                session = self._load(namespace)
+            else:
+                continue
+            if session is not None:
+                session.invalidate()
+
+    @property
+    def namespaces(self):
+        return self._config.namespaces
+
+    @property
+    def discriminators(self):
+        return self._config.discriminators
+
+    @property
+    def namespaces_to_cookienames(self):
+        return self._config.namespaces_to_cookienames
+
+    def has_namespace(self, namespace):
+        return self._config.has_namespace(namespace)
+
+    def get_namespace_config(self, namespace):
+        return self._config.get_namespace_config(namespace)
+
+    def get_namespace_cookiename(self, namespace):
+        return self._config.get_namespace_cookiename(namespace)
+
+    def get_namespace_discriminator(self, namespace):
+        return self._config.get_namespace_discriminator(namespace)
+
+
+def new_session_multi(request):
+    """Return a new :class:`SessionMultiManager` for ``request``."""
+    return SessionMultiManager(request)
+
+
+class SessionMultiProperty:
+    """``request.session_multi`` as a class attribute: made on first access,
+    then cached on the request like :class:`pyramid.decorator.reify`."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def __get__(self, request, cls=None):
+        if request is None:
+            return self
+        manager = SessionMultiManager(request, self.config)
+        request.__dict__['session_multi'] = manager
+        return manager

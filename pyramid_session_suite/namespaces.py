@@ -1,0 +1,126 @@
+"""Session namespaces declared in the settings, without Python code::
+
+session_suite.namespaces = main prefs
+session_suite.namespace.main.backend = redis
+session_suite.namespace.main.secret = ...
+session_suite.namespace.prefs.secret = ...
+"""
+
+import pickle
+from pyramid.exceptions import ConfigurationError
+from pyramid.session import SignedCookieSessionFactory
+
+from .settings import (
+    PREFIX,
+    REQUIRED,
+    as_bool,
+    as_float,
+    as_seconds,
+    as_str,
+    check_secret,
+    one_of,
+    parse_settings,
+)
+
+NAMESPACE_PREFIX = PREFIX + 'namespace.'
+
+NAMESPACE_SETTINGS = (
+    ('backend', one_of('cookie', 'redis'), 'cookie'),
+    ('secret', as_str, REQUIRED),
+    ('cookie_name', as_str, None),
+    ('timeout', as_seconds, 1200),
+    ('cookie_max_age', as_seconds, None),
+    ('cookie_path', as_str, '/'),
+    ('cookie_domain', as_str, None),
+    ('cookie_secure', as_bool, False),
+    ('cookie_httponly', as_bool, True),
+    ('cookie_samesite', one_of('Strict', 'Lax', 'None'), 'Lax'),
+    ('redis_url', as_str, None),
+    ('key_prefix', as_str, None),
+    ('serializer', one_of('json', 'pickle'), 'json'),
+    ('redis_socket_timeout', as_float, 2.0),
+    ('redis_connect_timeout', as_float, 1.0),
+)
+
+
+def factory_from_settings(settings, namespace, core):
+    """Return the session factory declared for ``namespace``."""
+    prefix = f'{NAMESPACE_PREFIX}{namespace}.'
+    options = parse_settings(settings, NAMESPACE_SETTINGS, prefix, strict=True)
+    check_secret(options['secret'], prefix + 'secret')
+    cookie_name = options['cookie_name'] or namespace
+    cookie = {
+        'cookie_name': cookie_name,
+        'cookie_max_age': options['cookie_max_age'],
+        'cookie_path': options['cookie_path'],
+        'cookie_domain': options['cookie_domain'],
+        'cookie_secure': options['cookie_secure'],
+        'cookie_httponly': options['cookie_httponly'],
+        'cookie_samesite': options['cookie_samesite'],
+    }
+    if options['backend'] == 'cookie':
+        return cookie_session_factory(options['secret'], options, cookie)
+    return redis_session_factory(options, cookie, namespace, core, prefix)
+
+
+def cookie_session_factory(secret, options, cookie):
+    """Pyramid's signed-cookie session, salted per cookie name."""
+    return SignedCookieSessionFactory(
+        secret,
+        salt='pyramid_session_suite.cookie.' + cookie['cookie_name'],
+        timeout=options['timeout'],
+        reissue_time=0,
+        cookie_name=cookie['cookie_name'],
+        max_age=cookie['cookie_max_age'],
+        path=cookie['cookie_path'],
+        domain=cookie['cookie_domain'],
+        secure=cookie['cookie_secure'],
+        httponly=cookie['cookie_httponly'],
+        samesite=cookie['cookie_samesite'],
+        hashalg='sha512',
+    )
+
+
+def redis_session_factory(options, cookie, namespace, core, prefix):
+    try:
+        from .redis import RedisSessionFactory, json_dumps, json_loads
+    except ImportError as exc:
+        raise ConfigurationError(
+            f'{prefix}backend = redis needs the "redis" extra: '
+            'pip install "pyramid_session_suite[redis]"'
+        ) from exc
+    redis_url = options['redis_url'] or core['redis_url']
+    if not redis_url:
+        raise ConfigurationError(
+            f'{prefix}redis_url (or {PREFIX}redis_url) is required for '
+            'backend = redis'
+        )
+    serialize, deserialize = json_dumps, json_loads
+    if options['serializer'] == 'pickle':
+        serialize, deserialize = pickle.dumps, pickle.loads
+    return RedisSessionFactory(
+        options['secret'],
+        timeout=options['timeout'],
+        redis_url=redis_url,
+        redis_options={
+            'socket_timeout': options['redis_socket_timeout'],
+            'socket_connect_timeout': options['redis_connect_timeout'],
+        },
+        key_prefix=options['key_prefix'] or f'session_suite:{namespace}:',
+        serialize=serialize,
+        deserialize=deserialize,
+        **cookie,
+    )
+
+
+def check_unlisted(settings, listed):
+    """Settings for a namespace missing from ``session_suite.namespaces``
+    are a mistake: say so."""
+    for key in settings:
+        if key.startswith(NAMESPACE_PREFIX):
+            name = key[len(NAMESPACE_PREFIX) :].rpartition('.')[0]
+            if name not in listed:
+                raise ConfigurationError(
+                    f'{key}: namespace {name!r} is not listed in '
+                    f'{PREFIX}namespaces'
+                )

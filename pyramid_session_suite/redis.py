@@ -1,0 +1,460 @@
+"""Redis-backed session namespaces, built on ``pyramid_session_redis``.
+
+Compared with ``pyramid_session_redis.RedisSessionFactory``:
+
+- each factory owns one Redis client, created once;
+- loading a session is one ``GETEX`` (read and refresh the TTL together), so
+  a read-only request costs one round trip;
+- a new session is written with one ``SET ... NX`` at the end of the
+  request; ids are made locally, never inserted as empty placeholders;
+- an existing session is written with ``SET ... XX``, so a session deleted
+  while a request was in flight (revoked, expired) is never resurrected;
+- a cookie whose session is gone is cleared;
+- payloads are JSON by default, not pickle.
+"""
+
+import json
+import logging
+import re
+import secrets
+from pyramid.httpexceptions import HTTPServiceUnavailable
+from pyramid_session_redis import _cookie_callback, _delete_cookie, _set_cookie
+from pyramid_session_redis.exceptions import (
+    InvalidSession,
+    InvalidSession_DeserializationError,
+    InvalidSession_Lazycreate,
+    InvalidSession_NoSessionCookie,
+    InvalidSession_NotInBackend,
+    RawDeserializationError,
+)
+from pyramid_session_redis.session import (
+    RedisSession as _BaseRedisSession,
+    hashed_value,
+)
+from pyramid_session_redis.util import (
+    LazyCreateSession,
+    _StringSerializer,
+    empty_session_payload,
+)
+import redis
+from webob.cookies import SignedSerializer
+
+from .settings import check_secret
+
+log = logging.getLogger(__name__)
+
+#: environ key listing the Redis sessions loaded during a request; the
+#: persist tween writes them before the response leaves the tween chain.
+LOADED_SESSIONS_KEY = 'session_suite.redis_sessions'
+
+#: defaults for the Redis client of a factory, in seconds
+DEFAULT_REDIS_OPTIONS = {
+    'socket_timeout': 2.0,
+    'socket_connect_timeout': 1.0,
+}
+
+_ID_RE = re.compile(r'^[A-Za-z0-9_-]{43}$')
+
+
+def json_dumps(payload):
+    return json.dumps(payload, separators=(',', ':')).encode('utf-8')
+
+
+def json_loads(data):
+    return json.loads(data)
+
+
+class RedisSession(_BaseRedisSession):
+    """A ``pyramid_session_redis`` session with guarded reads and writes.
+
+    Everything documented for ``pyramid_session_redis.RedisSession`` holds,
+    with these differences: ``ensure_id()`` reserves an id without writing
+    to Redis (the key is written at the end of the request, and only if the
+    session holds data), and a write never recreates a key that was deleted
+    after the session was loaded.
+    """
+
+    #: ``True`` when the load already refreshed the key's TTL (GETEX).
+    _ttl_refreshed = False
+
+    def from_redis(self, session_id=None, persisted_hash=None):
+        session_id = session_id or self.session_id
+        if session_id is LazyCreateSession:
+            raise InvalidSession_Lazycreate(
+                '`session_id` is LazyCreateSession'
+            )
+        if self._timeout and self._set_redis_ttl:
+            persisted = self.redis.getex(session_id, ex=self._timeout)
+            self._ttl_refreshed = True
+        else:
+            persisted = self.redis.get(session_id)
+        if persisted is None:
+            raise InvalidSession_NotInBackend('session not in Redis')
+        try:
+            deserialized = self.deserialize(persisted)
+            # a payload of another shape is as unreadable as a broken one
+            deserialized['m'], deserialized['c']  # noqa: B018
+        except Exception as exc:
+            if self._deserialized_fails_new:
+                raise InvalidSession_DeserializationError(
+                    'session payload did not deserialize'
+                ) from exc
+            raise RawDeserializationError(exc) from exc
+        if deserialized.get('t', self._timeout) != self._timeout:
+            # adjust_session_timeout() gave this session its own timeout:
+            # the GETEX used the factory's, so refresh again at the end.
+            self._ttl_refreshed = False
+        if persisted_hash is True:
+            return deserialized, hashed_value(persisted)
+        if persisted_hash is False:
+            return deserialized, None
+        return deserialized
+
+    def ensure_id(self):
+        state = self._session_state
+        if state.session_id is LazyCreateSession:
+            state.session_id = self.new_session()
+            state.insert_pending = True
+        return state.session_id
+
+    def do_persist(self, serialized_session=None):
+        self.ensure_id()
+        state = self._session_state
+        if serialized_session is None:
+            serialized_session = self.to_redis()
+        ttl = None
+        if self.timeout is not None and self._set_redis_ttl:
+            ttl = self.timeout
+        if getattr(state, 'insert_pending', False):
+            if not self.redis.set(
+                state.session_id, serialized_session, ex=ttl, nx=True
+            ):
+                raise RuntimeError('session id collision')
+            state.insert_pending = False
+            state.persisted_hash = hashed_value(serialized_session)
+        elif not self.redis.set(
+            state.session_id, serialized_session, ex=ttl, xx=True
+        ):
+            # deleted (revoked, expired) since it was loaded: stay deleted
+            log.info('session was deleted during the request; not saved')
+            state.dont_persist = True
+        else:
+            state.persisted_hash = hashed_value(serialized_session)
+        state.please_persist = False
+        state.dont_refresh = True
+
+    def do_refresh(self, force_redis_ttl=None):
+        if force_redis_ttl is None and self._ttl_refreshed:
+            self._session_state.please_refresh = False
+            return
+        super().do_refresh(force_redis_ttl=force_redis_ttl)
+
+    def invalidate(self):
+        state = self.__dict__.get('_session_state')
+        if (
+            state is not None
+            and state.session_id is not LazyCreateSession
+            and not getattr(state, 'insert_pending', False)
+        ):
+            self.redis.delete(state.session_id)
+        self.__dict__.pop('_session_state', None)
+        self._ttl_refreshed = False
+
+    def flush(self):
+        """Write pending changes now; called by the persist tween.
+
+        Sessions that end the request empty are left to the cookie
+        callback, which deletes them instead.
+        """
+        state = self.__dict__.get('_session_state')
+        if state is None or state.dont_persist or not state.managed_dict:
+            return
+        if state.please_persist:
+            self.do_persist()
+            return
+        serialized = state.should_persist(self)
+        if serialized:
+            self.do_persist(serialized_session=serialized)
+
+    def _deferred_callback(self, request):
+        try:
+            super()._deferred_callback(request)
+        except redis.RedisError:
+            log.exception('could not save a session at the end of a request')
+
+
+class RedisSessionFactory:
+    """A Pyramid session factory that stores sessions in Redis.
+
+    The result is an :class:`pyramid.interfaces.ISessionFactory` usable with
+    ``config.set_session_factory`` or as a ``request.session_multi``
+    namespace. Options follow ``pyramid_session_redis.RedisSessionFactory``;
+    the Redis connection is given as ``redis_url`` (with ``redis_options``
+    passed to :meth:`redis.Redis.from_url`) or as a ready ``redis_client``.
+    """
+
+    backend = 'redis'
+
+    def __init__(
+        self,
+        secret=None,
+        *,
+        cookie_signer=None,
+        timeout=1200,
+        cookie_name='session',
+        cookie_max_age=None,
+        cookie_path='/',
+        cookie_domain=None,
+        cookie_secure=False,
+        cookie_httponly=True,
+        cookie_samesite='Lax',
+        cookie_on_exception=True,
+        redis_url=None,
+        redis_client=None,
+        redis_options=None,
+        key_prefix='session:',
+        serialize=json_dumps,
+        deserialize=json_loads,
+        set_redis_ttl=True,
+        detect_changes=True,
+        deserialized_fails_new=True,
+        invalidate_empty_session=True,
+        func_check_response_allow_cookies=None,
+        func_invalid_logger=None,
+    ):
+        if (secret is None) == (cookie_signer is None):
+            raise ValueError('give one of `secret` and `cookie_signer`')
+        if secret is not None:
+            check_secret(secret)
+            cookie_signer = SignedSerializer(
+                secret,
+                'pyramid_session_suite.redis.' + cookie_name,
+                'sha512',
+                serializer=_StringSerializer(),
+            )
+        if (redis_url is None) == (redis_client is None):
+            raise ValueError('give one of `redis_url` and `redis_client`')
+        if redis_client is None:
+            options = dict(DEFAULT_REDIS_OPTIONS, **(redis_options or {}))
+            redis_client = redis.Redis.from_url(redis_url, **options)
+        self.redis = redis_client
+        self.redis_url = redis_url
+        self.timeout = timeout or None
+        self.key_prefix = key_prefix
+        self.cookie_name = self._cookie_name = cookie_name
+        self.cookie_signer = cookie_signer
+        self.serialize = serialize
+        self.deserialize = deserialize
+        self.set_redis_ttl = set_redis_ttl
+        self.detect_changes = detect_changes
+        self.deserialized_fails_new = deserialized_fails_new
+        self.invalidate_empty_session = invalidate_empty_session
+        self.cookie_on_exception = cookie_on_exception
+        self.func_check_response_allow_cookies = (
+            func_check_response_allow_cookies
+        )
+        self.func_invalid_logger = func_invalid_logger
+        self.cookie_options = {
+            'max_age': cookie_max_age,
+            'path': cookie_path,
+            'domain': cookie_domain,
+            'secure': cookie_secure,
+            'httponly': cookie_httponly,
+        }
+        if cookie_samesite is not None:
+            self.cookie_options['samesite'] = cookie_samesite
+
+    def __repr__(self):
+        return (
+            f'<{type(self).__name__} cookie={self.cookie_name!r} '
+            f'prefix={self.key_prefix!r}>'
+        )
+
+    def new_session_id(self):
+        """Return a new session id: the key prefix and 256 random bits."""
+        return self.key_prefix + secrets.token_urlsafe(32)
+
+    def new_payload(self):
+        return empty_session_payload(timeout=self.timeout or 0)
+
+    def session_id_from_cookie(self, value):
+        """Return the session id in a cookie value, or ``None``."""
+        try:
+            session_id = self.cookie_signer.loads(value.encode('utf-8'))
+        except (ValueError, TypeError, UnicodeError):
+            return None
+        prefix = self.key_prefix
+        if not (
+            isinstance(session_id, str)
+            and session_id.startswith(prefix)
+            and _ID_RE.match(session_id[len(prefix) :])
+        ):
+            return None
+        return session_id
+
+    def _session(self, session_id, new):
+        return RedisSession(
+            redis=self.redis,
+            session_id=session_id,
+            new=new,
+            new_session=self.new_session_id,
+            new_payload_func=self.new_payload,
+            serialize=self.serialize,
+            deserialize=self.deserialize,
+            set_redis_ttl=self.set_redis_ttl,
+            detect_changes=self.detect_changes,
+            deserialized_fails_new=self.deserialized_fails_new,
+            timeout=self.timeout,
+            python_expires=False,
+        )
+
+    def __call__(self, request):
+        session_id = None
+        cookie = request.cookies.get(self.cookie_name)
+        if cookie is not None:
+            session_id = self.session_id_from_cookie(cookie)
+        stale = False
+        try:
+            if session_id is None:
+                raise InvalidSession_NoSessionCookie('no session cookie')
+            session = self._session(session_id, new=False)
+            cookie_was_valid = True
+        except InvalidSession as exc:
+            if self.func_invalid_logger is not None:
+                self.func_invalid_logger(request, exc)
+            stale = session_id is not None
+            cookie_was_valid = False
+            session = self._session(LazyCreateSession, new=True)
+        request.add_response_callback(
+            _CookieCallback(self, session, cookie_was_valid, stale)
+        )
+        request.add_finished_callback(session._deferred_callback)
+        loaded = request.environ.get(LOADED_SESSIONS_KEY)
+        if loaded is None:
+            request.environ[LOADED_SESSIONS_KEY] = [session]
+        else:
+            loaded.append(session)
+        return session
+
+
+#: the spelling used by function-style factories
+redis_session_factory = RedisSessionFactory
+
+
+class _CookieCallback:
+    """The response callback of one session: sets or deletes its cookie."""
+
+    __slots__ = ('factory', 'session', 'cookie_was_valid', 'stale')
+
+    def __init__(self, factory, session, cookie_was_valid, stale):
+        self.factory = factory
+        self.session = session
+        self.cookie_was_valid = cookie_was_valid
+        self.stale = stale
+
+    def __call__(self, request, response):
+        factory = self.factory
+        session = self.session
+        if isinstance(request.exception, redis.RedisError):
+            # the store failed: change nothing, neither cookie nor data
+            discard_sessions(request)
+            return
+        check = factory.func_check_response_allow_cookies
+        if check is not None and not check(response):
+            return
+        _cookie_callback(
+            session,
+            request,
+            response,
+            session_cookie_was_valid=self.cookie_was_valid,
+            cookie_on_exception=factory.cookie_on_exception,
+            set_cookie_func=self._set_cookie,
+            delete_cookie_func=self._delete_cookie,
+            func_check_response_allow_cookies=None,
+            invalidate_empty_session=factory.invalidate_empty_session,
+        )
+        if self.stale:
+            state = session.__dict__.get('_session_state')
+            if state is None or (state.new and not state.managed_dict):
+                # the cookie names a session that no longer exists
+                self._delete_cookie(response=response)
+
+    def _set_cookie(self, request, response, **overrides):
+        options = dict(self.factory.cookie_options, **overrides)
+        _set_cookie(
+            self.session,
+            request,
+            response,
+            cookie_signer=self.factory.cookie_signer,
+            cookie_name=self.factory.cookie_name,
+            **options,
+        )
+
+    def _delete_cookie(self, response):
+        options = self.factory.cookie_options
+        _delete_cookie(
+            response,
+            cookie_name=self.factory.cookie_name,
+            cookie_path=options['path'],
+            cookie_domain=options['domain'],
+        )
+
+
+#: Redis errors that mean "the session store is unavailable right now"
+UNAVAILABLE_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+
+
+def persist_tween_factory(handler, registry):
+    """Write the request's changed Redis sessions before the response leaves
+    the tween chain, so that a failed write becomes an error response
+    instead of a lost write."""
+
+    def persist_tween(request):
+        try:
+            response = handler(request)
+        except redis.RedisError:
+            discard_sessions(request)
+            raise
+        except Exception:
+            flush_sessions(request)
+            raise
+        flush_sessions(request)
+        return response
+
+    return persist_tween
+
+
+def flush_sessions(request):
+    """Write the changed Redis sessions of ``request``: all or, when Redis
+    fails, none of those not yet written."""
+    sessions = request.environ.get(LOADED_SESSIONS_KEY)
+    if sessions:
+        try:
+            for session in sessions:
+                session.flush()
+        except redis.RedisError:
+            discard_sessions(request)
+            raise
+
+
+def discard_sessions(request):
+    """Drop the pending changes of the request's Redis sessions."""
+    for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
+        state = session.__dict__.get('_session_state')
+        if state is not None:
+            state.dont_persist = state.dont_refresh = True
+
+
+def session_store_unavailable(exc, request):
+    """Exception view: the session store is down or too slow."""
+    log.warning('session store unavailable: %r', exc)
+    return HTTPServiceUnavailable(
+        'The session store is unavailable; please retry shortly.',
+        headers={'Retry-After': '1'},
+    )

@@ -1,0 +1,110 @@
+"""Settings under ``session_suite.``: the tables and their parser.
+
+Every feature declares a table of ``(name, converter, default)`` and calls
+:func:`parse_settings` once, at configuration time. Converters raise
+``ValueError``; the parser turns that into a ``ConfigurationError`` naming
+the setting, and writes the coerced values back into the settings.
+"""
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.settings import asbool, aslist
+
+from .exceptions import WeakSecret
+
+PREFIX = 'session_suite.'
+
+REQUIRED = object()
+
+MIN_SECRET_BYTES = 32
+
+
+def check_secret(secret, name='secret'):
+    """Raise :class:`WeakSecret` naming ``name`` unless ``secret`` has 32
+    bytes or more."""
+    if not secret:
+        raise WeakSecret(f'{name} is required')
+    size = len(secret.encode('utf-8') if isinstance(secret, str) else secret)
+    if size < MIN_SECRET_BYTES:
+        raise WeakSecret(
+            f'{name} is too short ({size} bytes); use at least '
+            f'{MIN_SECRET_BYTES} random bytes, e.g. the output of '
+            '"python -c \'import secrets; print(secrets.token_urlsafe(48))\'"'
+        )
+
+
+def as_str(value):
+    value = str(value).strip()
+    return value or None
+
+
+def as_seconds(value):
+    """Whole seconds; empty or ``0`` means off (``None``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    seconds = int(value)
+    if seconds < 0:
+        raise ValueError(f'must be 0 or more seconds, not {value!r}')
+    return seconds or None
+
+
+def as_float(value):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return float(value)
+
+
+def as_bool(value):
+    return asbool(value)
+
+
+def as_list(value):
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return aslist(value)
+
+
+def one_of(*choices):
+    def convert(value):
+        value = as_str(value)
+        for choice in choices:
+            if value is not None and value.lower() == str(choice).lower():
+                return choice
+        if value is None and None in choices:
+            return None
+        raise ValueError(
+            f'must be one of {", ".join(repr(c) for c in choices)}, '
+            f'not {value!r}'
+        )
+
+    return convert
+
+
+def parse_settings(settings, table, prefix=PREFIX, strict=False):
+    """Return ``{name: value}`` for each row of ``table``, read from
+    ``settings[prefix + name]`` and coerced; write the results back.
+
+    With ``strict``, any other key under ``prefix`` is an error (a typo).
+    """
+    result = {}
+    for name, convert, default in table:
+        key = prefix + name
+        if key in settings:
+            raw = settings[key]
+            try:
+                value = convert(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f'{key}: {exc}') from None
+        elif default is REQUIRED:
+            raise ConfigurationError(f'{key} is required')
+        else:
+            value = default
+        if value is None and default is REQUIRED:
+            raise ConfigurationError(f'{key} is required')
+        result[name] = value
+        settings[key] = value
+    if strict:
+        known = {prefix + name for name, _, _ in table}
+        for key in settings:
+            if key.startswith(prefix) and key not in known:
+                raise ConfigurationError(f'unknown setting {key}')
+    return result
