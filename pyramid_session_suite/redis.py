@@ -77,6 +77,10 @@ class RedisSession(_BaseRedisSession):
     #: ``True`` when the load already refreshed the key's TTL (GETEX).
     _ttl_refreshed = False
 
+    #: ``True`` once :meth:`invalidate` was called in this request, even if
+    #: the session was used again afterwards.
+    invalidated = False
+
     def from_redis(self, session_id=None, persisted_hash=None):
         session_id = session_id or self.session_id
         if session_id is LazyCreateSession:
@@ -159,6 +163,7 @@ class RedisSession(_BaseRedisSession):
             self.redis.delete(state.session_id)
         self.__dict__.pop('_session_state', None)
         self._ttl_refreshed = False
+        self.invalidated = True
 
     def flush(self):
         """Write pending changes now; called by the persist tween.
@@ -373,10 +378,15 @@ class _CookieCallback:
             func_check_response_allow_cookies=None,
             invalidate_empty_session=factory.invalidate_empty_session,
         )
-        if self.stale:
-            state = session.__dict__.get('_session_state')
-            if state is None or (state.new and not state.managed_dict):
-                # the cookie names a session that no longer exists
+        # The request's cookie names a session that no longer exists, and
+        # no new session replaces it: delete the cookie. (The callback above
+        # covers a valid cookie whose session is still invalidated.)
+        state = session.__dict__.get('_session_state')
+        if state is None:
+            if self.stale:
+                self._delete_cookie(response=response)
+        elif state.new and not state.managed_dict:
+            if self.stale or (self.cookie_was_valid and session.invalidated):
                 self._delete_cookie(response=response)
 
     def _set_cookie(self, request, response, **overrides):

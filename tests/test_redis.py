@@ -1,0 +1,378 @@
+"""Redis namespaces, against a real Redis server."""
+
+import json
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.httpexceptions import HTTPFound
+import pytest
+import redis
+from webtest import TestApp
+
+from pyramid_session_suite import RedisSessionFactory, WeakSecret
+from pyramid_session_suite.testing import RedisServer, free_port
+
+from .conftest import SECRET
+
+
+def counter_view(request):
+    session = request.session_multi['r']
+    if request.params.get('write'):
+        session['n'] = session.get('n', 0) + 1
+    if request.params.get('invalidate'):
+        session.invalidate()
+    if request.params.get('login'):
+        session.invalidate()
+        session['user'] = request.params['login']
+    return {'n': session.get('n'), 'user': session.get('user')}
+
+
+def make_app(factory, views=None):
+    config = Configurator()
+    config.include('pyramid_session_suite')
+    config.register_session_factory('r', factory)
+    config.add_route('counter', '/')
+    config.add_view(counter_view, route_name='counter', renderer='json')
+    config.add_route('idle', '/idle')
+    config.add_view(lambda request: {}, route_name='idle', renderer='json')
+    for name, view in (views or {}).items():
+        config.add_route(name, '/' + name)
+        config.add_view(view, route_name=name, renderer='json')
+    return TestApp(config.make_wsgi_app())
+
+
+@pytest.fixture
+def counted(round_trips, redis_url):
+    client = round_trips.client(redis_url)
+    client.ping()
+    round_trips.reset()
+    return client
+
+
+@pytest.fixture
+def app(counted):
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    return make_app(factory)
+
+
+def session_keys(client):
+    return sorted(k.decode() for k in client.keys('session:*'))
+
+
+def test_a_new_session_costs_one_round_trip(app, round_trips, redis_client):
+    res = app.get('/?write=1')
+    assert res.json == {'n': 1, 'user': None}
+    assert round_trips.trips == [['SET']]
+    [key] = session_keys(redis_client)
+    assert 1190 < redis_client.ttl(key) <= 1200
+    assert json.loads(redis_client.get(key))['m'] == {'n': 1}
+
+
+def test_a_read_costs_one_round_trip_and_refreshes_the_ttl(
+    app, round_trips, redis_client
+):
+    app.get('/?write=1')
+    [key] = session_keys(redis_client)
+    redis_client.expire(key, 100)
+    round_trips.reset()
+    assert app.get('/').json['n'] == 1
+    assert round_trips.trips == [['GETEX']]
+    assert redis_client.ttl(key) > 1100
+
+
+def test_a_write_costs_two_round_trips(app, round_trips):
+    app.get('/?write=1')
+    round_trips.reset()
+    assert app.get('/?write=1').json['n'] == 2
+    assert round_trips.trips == [['GETEX'], ['SET']]
+
+
+def test_untouched_namespaces_cost_nothing(app, round_trips):
+    app.get('/?write=1')
+    round_trips.reset()
+    res = app.get('/idle')
+    assert round_trips.trips == []
+    assert 'Set-Cookie' not in res.headers
+
+
+def test_reading_without_a_session_writes_nothing(app, round_trips):
+    res = app.get('/')
+    assert res.json == {'n': None, 'user': None}
+    assert round_trips.trips == []
+    assert 'Set-Cookie' not in res.headers
+
+
+def test_login_rotates_the_session_id(app, round_trips, redis_client):
+    app.get('/?write=1')
+    [old] = session_keys(redis_client)
+    old_cookie = app.cookies['r']
+    round_trips.reset()
+    res = app.get('/?login=alice')
+    assert res.json == {'n': None, 'user': 'alice'}
+    assert round_trips.trips == [['GETEX'], ['DEL'], ['SET']]
+    [new] = session_keys(redis_client)
+    assert new != old and app.cookies['r'] != old_cookie
+
+
+def test_invalidate_deletes_the_key_and_the_cookie(app, redis_client):
+    app.get('/?write=1')
+    res = app.get('/?invalidate=1')
+    assert session_keys(redis_client) == []
+    assert 'r=;' in res.headers['Set-Cookie']
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+
+
+def test_cookie_attributes(counted):
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r', cookie_secure=True
+    )
+    res = make_app(factory).get('/?write=1')
+    cookie = res.headers['Set-Cookie']
+    assert '; HttpOnly' in cookie
+    assert '; secure' in cookie.lower()
+    assert '; SameSite=Lax' in cookie
+    assert res.headers['Vary'] == 'Cookie'
+
+
+def test_a_session_deleted_in_flight_is_not_resurrected(counted, redis_client):
+    def revoke_then_write(request):
+        session = request.session_multi['r']
+        session.get('n')  # loaded
+        redis_client.delete(session.session_id)  # revoked meanwhile
+        session['n'] = 99
+        return {}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'race': revoke_then_write})
+    app.get('/?write=1')
+    app.get('/race')
+    assert session_keys(redis_client) == []
+    # the revoked browser is anonymous from its next request on
+    res = app.get('/')
+    assert res.json == {'n': None, 'user': None}
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+    assert 'r' not in app.cookies
+
+
+def test_a_revoked_session_read_in_flight_is_not_resurrected(
+    counted, redis_client
+):
+    def revoke_then_read(request):
+        session = request.session_multi['r']
+        redis_client.delete(session.session_id)
+        return {'n': session.get('n')}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'race': revoke_then_read})
+    app.get('/?write=1')
+    assert app.get('/race').json == {'n': 1}
+    assert session_keys(redis_client) == []
+
+
+def test_tampered_cookies_change_nothing(app, round_trips, redis_client):
+    app.get('/?write=1')
+    [key] = session_keys(redis_client)
+    stored = redis_client.get(key)
+    good = app.cookies['r']
+    for bad in (good[:-2] + 'xx', 'garbage', good + good, ''):
+        app.set_cookie('r', bad)
+        round_trips.reset()
+        res = app.get('/')
+        assert res.json == {'n': None, 'user': None}
+        assert 'Set-Cookie' not in res.headers
+        assert round_trips.trips == []
+    assert session_keys(redis_client) == [key]
+    assert redis_client.get(key) == stored
+
+
+def test_a_signed_id_outside_the_key_prefix_is_refused(counted, redis_client):
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    redis_client.set('other:data', json.dumps({'m': {'n': 7}, 'c': 1, 'v': 1}))
+    app = make_app(factory)
+    app.set_cookie('r', factory.cookie_signer.dumps('other:data').decode())
+    assert app.get('/').json['n'] is None
+
+
+def test_a_cookie_of_another_namespace_is_refused(counted):
+    one = RedisSessionFactory(SECRET, redis_client=counted, cookie_name='r')
+    two = RedisSessionFactory(SECRET, redis_client=counted, cookie_name='s')
+    app = make_app(one)
+    app.get('/?write=1')
+    assert two.session_id_from_cookie(app.cookies['r']) is None
+    assert one.session_id_from_cookie(app.cookies['r']) is not None
+
+
+def test_each_factory_has_its_own_client(redis_server):
+    base = redis_server.url.rsplit('/', 1)[0]
+    one = RedisSessionFactory(SECRET, redis_url=base + '/1', cookie_name='a')
+    two = RedisSessionFactory(SECRET, redis_url=base + '/2', cookie_name='b')
+    assert one.redis is not two.redis
+
+    def write_both(request):
+        request.session_multi['a']['x'] = 1
+        request.session_multi['b']['x'] = 2
+        return {}
+
+    config = Configurator()
+    config.include('pyramid_session_suite')
+    config.register_session_factory('a', one)
+    config.register_session_factory('b', two)
+    config.add_route('w', '/')
+    config.add_view(write_both, route_name='w', renderer='json')
+    TestApp(config.make_wsgi_app()).get('/')
+    db1 = redis.Redis.from_url(base + '/1')
+    db2 = redis.Redis.from_url(base + '/2')
+    [k1] = db1.keys()
+    [k2] = db2.keys()
+    assert json.loads(db1.get(k1))['m'] == {'x': 1}
+    assert json.loads(db2.get(k2))['m'] == {'x': 2}
+
+
+def test_an_emptied_session_is_deleted(counted, redis_client):
+    def empty(request):
+        request.session_multi['r'].clear()
+        return {}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'empty': empty})
+    app.get('/?write=1')
+    res = app.get('/empty')
+    assert session_keys(redis_client) == []
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+
+
+def test_writes_before_a_raised_redirect_are_kept(counted, redis_client):
+    def login(request):
+        request.session_multi['r']['user'] = 'bob'
+        raise HTTPFound('/')
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'login': login})
+    assert app.get('/login').status_int == 302
+    assert app.get('/').json['user'] == 'bob'
+
+
+def test_a_custom_session_timeout_is_kept_on_read(counted, redis_client):
+    def remember(request):
+        session = request.session_multi['r']
+        session['user'] = 'carol'
+        session.adjust_session_timeout(86400)
+        return {}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'remember': remember})
+    app.get('/remember')
+    [key] = session_keys(redis_client)
+    assert redis_client.ttl(key) > 86000
+    app.get('/')
+    assert redis_client.ttl(key) > 86000
+
+
+def test_payloads_are_json_by_default_and_pickle_on_request(
+    counted, redis_client
+):
+    import pickle
+
+    factory = RedisSessionFactory(
+        SECRET,
+        redis_client=counted,
+        cookie_name='r',
+        serialize=pickle.dumps,
+        deserialize=pickle.loads,
+    )
+    app = make_app(factory)
+    app.get('/?write=1')
+    assert app.get('/?write=1').json['n'] == 2
+    [key] = session_keys(redis_client)
+    assert pickle.loads(redis_client.get(key))['m'] == {'n': 2}
+
+
+def test_an_unreadable_payload_gives_a_new_session(app, redis_client):
+    app.get('/?write=1')
+    [key] = session_keys(redis_client)
+    redis_client.set(key, b'\x80not json')
+    res = app.get('/')
+    assert res.json['n'] is None
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+
+
+@pytest.mark.parametrize(
+    'kwargs, error',
+    [
+        ({'secret': 'short'}, WeakSecret),
+        ({'secret': None}, ValueError),
+        ({'secret': SECRET, 'cookie_signer': object()}, ValueError),
+        ({'secret': SECRET, 'redis_url': None}, ValueError),
+    ],
+)
+def test_factory_arguments_are_checked(kwargs, error):
+    kwargs.setdefault('redis_url', 'redis://127.0.0.1:1/0')
+    secret = kwargs.pop('secret')
+    with pytest.raises(error):
+        RedisSessionFactory(secret, **kwargs)
+
+
+def test_a_weak_secret_is_a_configuration_error():
+    with pytest.raises(ConfigurationError, match='too short'):
+        RedisSessionFactory('x' * 31, redis_url='redis://127.0.0.1:1/0')
+
+
+# --- Redis unavailable ----------------------------------------------------
+
+
+def test_redis_down_gives_503_and_changes_nothing():
+    factory = RedisSessionFactory(
+        SECRET,
+        redis_url=f'redis://127.0.0.1:{free_port()}/0',
+        cookie_name='r',
+    )
+    app = make_app(factory)
+    app.set_cookie('r', factory.cookie_signer.dumps(
+        'session:' + 'a' * 43
+    ).decode())  # fmt: skip
+    res = app.get('/', status=503)
+    assert res.headers['Retry-After'] == '1'
+    assert 'Traceback' not in res.text
+    assert 'session store is unavailable' in res.text
+    assert 'Set-Cookie' not in res.headers
+    assert app.get('/idle').status_int == 200
+
+
+def test_a_failed_write_is_a_503_and_recovery_is_automatic():
+    with RedisServer(url='') as server:
+        factory = RedisSessionFactory(
+            SECRET, redis_url=server.url, cookie_name='r'
+        )
+
+        def stop_then_write(request):
+            session = request.session_multi['r']
+            session.get('n')
+            server.stop(keep_port=True)
+            session['n'] = 42
+            return {}
+
+        app = make_app(factory, {'crash': stop_then_write})
+        app.get('/?write=1')
+        cookie = app.cookies['r']
+        res = app.get('/crash', status=503)
+        assert 'Set-Cookie' not in res.headers
+        assert app.get('/', status=503)
+        server.start()
+        # the store is empty after the restart: the session is gone, and
+        # the app works again without a restart of its own
+        assert app.cookies['r'] == cookie
+        res = app.get('/?write=1')
+        assert res.json['n'] == 1
