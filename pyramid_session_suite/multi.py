@@ -8,6 +8,10 @@ from zope.interface import implementer
 from .exceptions import SessionSuiteNotIncluded, UnregisteredSession
 from .interfaces import ISessionMultiManagerConfig
 
+#: environ key of an observer told about namespace loads and invalidations
+#: (the debug toolbar panel); nothing is told when it is absent
+OBSERVER_KEY = 'session_suite.observer'
+
 
 @implementer(ISessionMultiManagerConfig)
 class SessionMultiManagerConfig:
@@ -128,12 +132,16 @@ class SessionMultiManager(dict):
         factory = config._session_factories.get(namespace)
         if factory is None:
             raise UnregisteredSession(namespace)
+        request = self.request
         discriminator = config._discriminators.get(namespace)
-        if discriminator is not None and not discriminator(self.request):
-            session = None
-        else:
-            session = factory(self.request)
+        discriminated_out = discriminator is not None and not discriminator(
+            request
+        )
+        session = None if discriminated_out else factory(request)
         dict.__setitem__(self, namespace, session)
+        observer = request.environ.get(OBSERVER_KEY)
+        if observer is not None:
+            observer.loaded(namespace, session, discriminated_out)
         return session
 
     __setitem__ = __delitem__ = _readonly
@@ -156,6 +164,9 @@ class SessionMultiManager(dict):
                 continue
             if session is not None:
                 session.invalidate()
+                observer = self.request.environ.get(OBSERVER_KEY)
+                if observer is not None:
+                    observer.invalidated(namespace)
 
     @property
     def namespaces(self):

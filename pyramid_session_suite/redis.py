@@ -39,6 +39,7 @@ from pyramid_session_redis.util import (
 import redis
 from webob.cookies import SignedSerializer
 
+from .activity import record
 from .settings import check_secret
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,17 @@ class RedisSession(_BaseRedisSession):
     #: ``True`` once :meth:`invalidate` was called in this request, even if
     #: the session was used again afterwards.
     invalidated = False
+
+    #: the WSGI environ of the request, for :func:`.activity.record`
+    environ = None
+
+    #: the namespace's cookie name, for :func:`.activity.record`
+    cookie_name = None
+
+    def _record(self, action, **details):
+        if self.environ is not None:
+            record(self.environ, 'redis', action, cookie=self.cookie_name,
+                   **details)  # fmt: skip
 
     def from_redis(self, session_id=None, persisted_hash=None):
         session_id = session_id or self.session_id
@@ -134,6 +146,7 @@ class RedisSession(_BaseRedisSession):
                 state.session_id, serialized_session, ex=ttl, nx=True
             ):
                 raise RuntimeError('session id collision')
+            self._record('created', ttl=ttl)
             state.insert_pending = False
             state.persisted_hash = hashed_value(serialized_session)
         elif not self.redis.set(
@@ -141,8 +154,10 @@ class RedisSession(_BaseRedisSession):
         ):
             # deleted (revoked, expired) since it was loaded: stay deleted
             log.info('session was deleted during the request; not saved')
+            self._record('not saved: deleted during the request')
             state.dont_persist = True
         else:
+            self._record('saved', ttl=ttl)
             state.persisted_hash = hashed_value(serialized_session)
         state.please_persist = False
         state.dont_refresh = True
@@ -161,6 +176,7 @@ class RedisSession(_BaseRedisSession):
             and not getattr(state, 'insert_pending', False)
         ):
             self.redis.delete(state.session_id)
+            self._record('deleted')
         self.__dict__.pop('_session_state', None)
         self._ttl_refreshed = False
         self.invalidated = True
@@ -279,6 +295,24 @@ class RedisSessionFactory:
         """Return a new session id: the key prefix and 256 random bits."""
         return self.key_prefix + secrets.token_urlsafe(32)
 
+    def peek(self, request):
+        """Return a copy of the data of ``request``'s session, or ``None``.
+
+        A plain ``GET``: no TTL refresh, no callback, no cookie; for
+        observers such as the debug toolbar panel.
+        """
+        cookie = request.cookies.get(self.cookie_name)
+        session_id = cookie and self.session_id_from_cookie(cookie)
+        if not session_id:
+            return None
+        data = self.redis.get(session_id)
+        if data is None:
+            return None
+        try:
+            return dict(self.deserialize(data)['m'])
+        except Exception:
+            return None
+
     def new_payload(self):
         return empty_session_payload(timeout=self.timeout or 0)
 
@@ -330,6 +364,8 @@ class RedisSessionFactory:
             stale = session_id is not None
             cookie_was_valid = False
             session = self._session(LazyCreateSession, new=True)
+        session.environ = request.environ
+        session.cookie_name = self.cookie_name
         request.add_response_callback(
             _CookieCallback(self, session, cookie_was_valid, stale)
         )
@@ -385,9 +421,12 @@ class _CookieCallback:
         if state is None:
             if self.stale:
                 self._delete_cookie(response=response)
+                session._record('stale cookie cleared')
         elif state.new and not state.managed_dict:
             if self.stale or (self.cookie_was_valid and session.invalidated):
                 self._delete_cookie(response=response)
+                if self.stale:
+                    session._record('stale cookie cleared')
 
     def _set_cookie(self, request, response, **overrides):
         options = dict(self.factory.cookie_options, **overrides)

@@ -2,12 +2,12 @@
 against pyramid_session_suite.
 
 The upstream sdist is downloaded once with pip and kept in pytest's cache
-directory. Its ``tests/test_config.py`` and ``tests/test_session_multi.py``
-run in a separate pytest process where ``tests/upstream_shim`` comes first
-on ``PYTHONPATH``, so ``import pyramid_session_multi`` finds the shim that
-re-exports our objects, even when the real package is installed. The
-upstream debugtoolbar panel tests are not extracted: our panel does not
-exist yet.
+directory. Its ``tests/test_config.py``, ``tests/test_session_multi.py`` and
+``tests/test_debugtoolbar_panel.py`` run in a separate pytest process where
+``tests/upstream_shim`` comes first on ``PYTHONPATH``, so
+``import pyramid_session_multi`` finds the shim that re-exports our objects
+(and ``pyramid_session_multi.debugtoolbar`` our panel), even when the real
+package is installed.
 """
 
 import hashlib
@@ -28,11 +28,15 @@ SDIST_SHA256 = (
     '4bdbd55a4c941e48dfb89143b300c397dcee09c364fb3f83e895f2037a60a91a'
 )
 SDIST_TESTS = 'pyramid_session_multi-0.4.0/tests/'
-#: upstream test modules we run: 9 tests in the first, 6 in the second
-UPSTREAM_TEST_MODULES = ('test_config.py', 'test_session_multi.py')
-EXPECTED_PASSED = 15
+#: upstream test modules we run: 9, 6 and 17 tests
+UPSTREAM_TEST_MODULES = (
+    'test_config.py',
+    'test_session_multi.py',
+    'test_debugtoolbar_panel.py',
+)
+EXPECTED_PASSED = 32
 #: never extracted, so never run
-LEFT_OUT = frozenset({'test_debugtoolbar_panel.py'})
+LEFT_OUT = frozenset()
 
 #: what pyramid_session_multi 0.4.0 exports and its tests import
 UPSTREAM_API = (

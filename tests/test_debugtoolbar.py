@@ -1,0 +1,208 @@
+"""The SessionMulti debug toolbar panel: it shows every namespace and
+changes nothing about the application."""
+
+import re
+from pyramid.config import Configurator
+from pyramid.response import Response
+from pyramid.session import SignedCookieSessionFactory
+import pytest
+from webtest import TestApp
+
+from pyramid_session_suite import RedisSessionFactory
+
+from .conftest import SECRET
+
+TOOLBAR_LINK = re.compile(r'/_debug_toolbar/[0-9a-f]+')
+LOCAL = {'REMOTE_ADDR': '127.0.0.1'}
+
+
+def view(request):
+    multi = request.session_multi
+    action = request.params.get('do')
+    if action == 'write':
+        multi['r']['greeting'] = request.params.get('value', 'hello')
+        multi['r']['count'] = multi['r'].get('count', 0) + 1
+        multi['c']['theme'] = 'dark'
+    elif action == 'drop':
+        multi['r'].pop('greeting', None)
+        multi['d']  # discriminated out
+    elif action == 'invalidate':
+        multi.invalidate()
+    body = f'<html><body>{sorted(multi)}</body></html>'
+    return Response(body, content_type='text/html')
+
+
+def make_app(redis_client, toolbar=True, active=False):
+    settings = {}
+    if toolbar:
+        settings = {
+            'debugtoolbar.includes': 'pyramid_session_suite.debugtoolbar',
+            'debugtoolbar.hosts': '127.0.0.1',
+            'debugtoolbar.intercept_redirects': 'false',
+        }
+        if active:
+            settings['debugtoolbar.active_panels'] = 'session_multi'
+    config = Configurator(settings=settings)
+    if toolbar:
+        config.include('pyramid_debugtoolbar')
+    config.include('pyramid_session_suite')
+    config.register_session_factory(
+        'r',
+        RedisSessionFactory(
+            SECRET, redis_client=redis_client, cookie_name='r'
+        ),
+    )
+    config.register_session_factory(
+        'c', SignedCookieSessionFactory(SECRET, cookie_name='c')
+    )
+    config.register_session_factory(
+        'd',
+        SignedCookieSessionFactory(SECRET, cookie_name='d'),
+        discriminator=lambda request: False,
+    )
+    config.register_session_factory(
+        'u', SignedCookieSessionFactory(SECRET, cookie_name='u')
+    )
+    config.add_route('view', '/')
+    config.add_view(view, route_name='view')
+    return TestApp(config.make_wsgi_app(), extra_environ=LOCAL)
+
+
+def panel(app, response):
+    [link] = set(TOOLBAR_LINK.findall(response.text))
+    page = app.get(link).text
+    start = page.index('id="pDebugPanel-session_multi-content"')
+    return page[start:]
+
+
+def labels(html, namespace):
+    """The labels shown for a namespace in the "Session Accessed" table."""
+    start = html.index(f'<code>request.session_multi["{namespace}"]</code>')
+    end = html.index('</td>', start)
+    return re.findall(r'<span class="label [^"]+">([^<]+)</span>',
+                      html[start:end])  # fmt: skip
+
+
+@pytest.fixture
+def counted(round_trips, redis_url):
+    client = round_trips.client(redis_url)
+    client.ping()
+    round_trips.reset()
+    return client
+
+
+def test_panel_shows_accessed_untouched_discriminated_and_invalidated(
+    counted,
+):
+    app = make_app(counted)
+    html = panel(app, app.get('/?do=write'))
+    assert '<h3>SessionMulti</h3>' in html
+    assert labels(html, 'r') == ['accessed during the main `Request` handler']
+    assert labels(html, 'u') == [
+        'not accessed during the main `Request` handler'
+    ]
+    assert "<code>'hello'</code>" in html  # egress of r
+    assert 'RedisSessionFactory' in html and '>redis<' in html
+
+    html = panel(app, app.get('/?do=drop'))
+    assert labels(html, 'd') == [
+        'accessed during the main `Request` handler',
+        'Session Discriminator Fail',
+    ]
+    # "greeting" was removed: ingress only, marked as removed
+    assert 'title="removed">-</span>' in html
+    assert html.count("<code>'hello'</code>") == 1
+
+    html = panel(app, app.get('/?do=invalidate'))
+    assert 'invalidated' in labels(html, 'r')
+    assert 'invalidated' in labels(html, 'c')
+    assert labels(html, 'u') == [
+        'not accessed during the main `Request` handler'
+    ]
+
+
+def test_values_are_escaped(counted):
+    app = make_app(counted)
+    res = app.get('/', params={'do': 'write', 'value': '<script>x</script>'})
+    html = panel(app, res)
+    assert '<script>x' not in html
+    assert '&lt;script&gt;x&lt;/script&gt;' in html
+
+
+def test_suite_activity_is_shown(counted):
+    app = make_app(counted)
+    html = panel(app, app.get('/?do=write'))
+    assert '<h5>Suite activity</h5>' in html
+    assert '<td>redis</td><td>created</td>' in html
+
+
+def exchange(app, round_trips):
+    """Run a scenario; return what the application did."""
+    seen = []
+    for query in ('do=write', '', 'do=write', 'do=drop', '', 'do=invalidate'):
+        round_trips.reset()
+        res = app.get('/?' + query)
+        headers = sorted(
+            (k, re.sub(r'^([^=]+)=[^;]+', r'\1=<value>', v))
+            for k, v in res.headerlist
+            if k in ('Set-Cookie', 'Vary', 'Content-Type')
+        )
+        body = re.search(r'<body>([^<]*)', res.text).group(1)
+        seen.append((headers, body, list(round_trips.trips)))
+    return seen
+
+
+@pytest.mark.parametrize('active', [False, True])
+def test_the_app_behaves_the_same_with_and_without_the_toolbar(
+    redis_url, round_trips, active
+):
+    client = round_trips.client(redis_url)
+    client.ping()
+    without = exchange(make_app(client, toolbar=False), round_trips)
+    with_toolbar = exchange(make_app(client, active=active), round_trips)
+    if not active:
+        assert with_toolbar == without
+        return
+    # an active panel reads untouched namespaces after the view: the app's
+    # headers and bodies are the same, Redis sees extra plain GETs only
+    for (h1, b1, trips1), (h2, b2, trips2) in zip(
+        without, with_toolbar, strict=True
+    ):
+        assert (h1, b1) == (h2, b2)
+        assert [t for t in trips2 if t != ['GET']] == trips1
+
+
+def test_an_active_panel_shows_untouched_namespaces_without_touching_them(
+    counted, round_trips, redis_client
+):
+    app = make_app(counted, active=True)
+    app.get('/?do=write')
+    [key] = redis_client.keys('session:*')
+    redis_client.expire(key, 100)
+    round_trips.reset()
+    res = app.get('/?do=none')  # touches nothing
+    assert round_trips.commands == ['GET']
+    assert redis_client.ttl(key) <= 100  # not refreshed
+    assert 'Set-Cookie' not in res.headers
+    html = panel(app, res)
+    assert 'read by the panel' in labels(html, 'r')
+    assert html.count("<code>'hello'</code>") == 2  # ingress and egress
+    assert "<code>'dark'</code>" in html  # the cookie namespace
+
+
+def test_without_the_core_the_panel_says_so():
+    config = Configurator(
+        settings={
+            'debugtoolbar.includes': 'pyramid_session_suite.debugtoolbar',
+            'debugtoolbar.hosts': '127.0.0.1',
+        }
+    )
+    config.include('pyramid_debugtoolbar')
+    config.add_route('view', '/')
+    config.add_view(
+        lambda request: Response('<html><body>hi</body></html>'),
+        route_name='view',
+    )
+    app = TestApp(config.make_wsgi_app(), extra_environ=LOCAL)
+    html = panel(app, app.get('/'))
+    assert 'No `ISessionMultiConfiguration` Configured' in html
