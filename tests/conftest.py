@@ -1,6 +1,10 @@
 """Fixtures: a private Redis server for the run, a clean database per test,
 and clients that count the round trips they make."""
 
+import contextlib
+import os
+import pathlib
+import threading
 from pyramid import testing
 import pytest
 import redis
@@ -97,3 +101,57 @@ class RoundTrips:
 @pytest.fixture
 def round_trips():
     return RoundTrips()
+
+
+# --- real servers and a real browser ---------------------------------------
+
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+]
+ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / 'test-artifacts'
+
+
+@contextlib.contextmanager
+def serve(app, host='127.0.0.1'):
+    """Serve a WSGI app with waitress on a free loopback port; yield its
+    base URL."""
+    import waitress
+
+    server = waitress.create_server(app, host=host, port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f'http://{host}:{server.effective_port}'
+    finally:
+        server.close()
+        thread.join(5)
+
+
+@pytest.fixture(scope='session')
+def browser():
+    """Headless Chromium driven by Playwright; skipped only when no
+    Chromium is installed."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f'no Chromium installed at {CHROMIUM}')
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def artifacts():
+    """A folder for files a test leaves for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

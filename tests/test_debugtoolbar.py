@@ -102,7 +102,8 @@ def test_panel_shows_accessed_untouched_discriminated_and_invalidated(
         'not accessed during the main `Request` handler'
     ]
     assert "<code>'hello'</code>" in html  # egress of r
-    assert 'RedisSessionFactory' in html and '>redis<' in html
+    assert 'RedisSessionFactory' in html and '<td>redis</td>' in html
+    assert '<td>cookie</td>' in html
 
     html = panel(app, app.get('/?do=drop'))
     assert labels(html, 'd') == [
@@ -206,3 +207,29 @@ def test_without_the_core_the_panel_says_so():
     app = TestApp(config.make_wsgi_app(), extra_environ=LOCAL)
     html = panel(app, app.get('/'))
     assert 'No `ISessionMultiConfiguration` Configured' in html
+
+
+def test_the_panel_in_a_real_browser(counted, browser, artifacts):
+    from .conftest import serve
+
+    app = make_app(counted).app
+    with serve(app) as url:
+        page = browser.new_page()
+        page.goto(url + '/?do=write&value=hello%20browser')
+        page.goto(url + '/?do=drop')
+        link = page.locator(
+            '#pDebugToolbarHandle a, a[href*="_debug_toolbar"]'
+        )
+        toolbar_url = link.first.get_attribute('href')
+        page.goto(toolbar_url)
+        page.click('#pDebugPanel-session_multi a')
+        content = page.locator('#pDebugPanel-session_multi-content')
+        content.wait_for(state='visible')
+        text = content.inner_text()
+        assert 'Session Discriminator Fail' in text
+        assert "'hello browser'" in text
+        page.screenshot(
+            path=str(artifacts / 'session_multi_panel.png'), full_page=True
+        )
+        page.close()
+    assert (artifacts / 'session_multi_panel.png').stat().st_size > 10_000

@@ -54,6 +54,17 @@ def describe(obj):
     return escape(_repr.repr(obj)) if obj is not None else ''
 
 
+def backend_of(factory):
+    """``redis``, ``cookie`` (Pyramid's signed cookies) or ``custom``."""
+    backend = getattr(factory, 'backend', None)
+    if backend:
+        return backend
+    if isinstance(factory, type) and issubclass(factory, dict):
+        if getattr(factory, '_cookie_name', None):
+            return 'cookie'
+    return 'custom'
+
+
 class SessionMultiDebugPanel(DebugPanel):
     """Configuration, access and ingress/egress data of every namespace."""
 
@@ -173,7 +184,7 @@ class SessionMultiDebugPanel(DebugPanel):
                     'namespace': namespace,
                     'cookie_name': config.get_namespace_cookiename(namespace),
                     'factory': describe(factory),
-                    'backend': getattr(factory, 'backend', None) or 'custom',
+                    'backend': backend_of(factory),
                     'discriminator': describe(
                         config.get_namespace_discriminator(namespace)
                     ),
