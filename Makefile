@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pserve development.ini
+	PYTHONPATH=. $(BIN)/pserve development.ini
 
 test: $(STAMP)
 	$(BIN)/ruff check .
