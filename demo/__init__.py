@@ -7,9 +7,6 @@ provides a Redis server for them and wires the views.
 
 import atexit
 import logging
-import signal
-import sys
-import threading
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 
@@ -57,25 +54,10 @@ def start_embedded_redis():
     server = RedisServer().start()
     if server.started:
         atexit.register(server.stop)
-        exit_on_sigterm()
         log.info('embedded Redis server at %s', server.url)
     else:
         log.info('using REDIS_URL %s', server.url)
     return server
-
-
-def exit_on_sigterm():
-    """Make SIGTERM (sent by ``pserve --reload`` to restart) exit through
-    ``sys.exit``, so that atexit functions run and the embedded Redis server
-    stops; unless something else already handles SIGTERM."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _exit)
-
-
-def _exit(signum, frame):
-    sys.exit(128 + signum)
 
 
 def add_routes(config):

@@ -34,7 +34,6 @@ def set_theme(request):
 @view_config(route_name='forget', request_method='POST')
 def forget(request):
     request.session_multi.invalidate()
-    request.add_response_callback(delete_cookie_sessions)
     return HTTPSeeOther(request.route_url('home'))
 
 
@@ -42,27 +41,3 @@ def forget(request):
 def about(request):
     # request.session_multi costs nothing until a namespace is read
     return Response(templates.about(request, sorted(request.session_multi)))
-
-
-def delete_cookie_sessions(request, response):
-    """Delete the cookies of the invalidated cookie-backed namespaces.
-
-    Redis namespaces delete their cookie on ``invalidate()``; Pyramid's
-    cookie sessions instead send an empty session cookie, replaced here by
-    a deletion. Registered after ``invalidate()``, this callback runs after
-    theirs.
-    """
-    multi = request.session_multi
-    for namespace, session in multi.items():
-        if session is None:  # discriminated out
-            continue
-        factory = multi.get_namespace_config(namespace)
-        if getattr(factory, 'backend', None) == 'redis':
-            continue
-        name = multi.get_namespace_cookiename(namespace)
-        response.unset_cookie(name, strict=False)
-        response.delete_cookie(
-            name,
-            path=getattr(factory, '_cookie_path', '/'),
-            domain=getattr(factory, '_cookie_domain', None),
-        )

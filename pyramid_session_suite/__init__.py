@@ -6,6 +6,7 @@ directive.
 """
 
 from .config import includeme, register_session_factory
+from .cookie import CookieSessionFactory
 from .exceptions import (
     SessionSuiteNotIncluded,
     UnregisteredSession,
@@ -19,6 +20,7 @@ from .multi import (
 )
 
 __all__ = [
+    'CookieSessionFactory',
     'ISessionMultiManagerConfig',
     'RedisSessionFactory',
     'SessionMultiManager',

@@ -13,6 +13,7 @@ from .multi import (
     SessionMultiManager,
     SessionMultiManagerConfig,
     SessionMultiProperty,
+    backend_of,
     derive_cookie_name,
 )
 from .settings import as_list, as_str, parse_settings
@@ -99,7 +100,7 @@ def register_session_factory(
     intr['factory'] = session_factory
     intr['cookie_name'] = cookie_name
     intr['discriminator'] = discriminator
-    intr['backend'] = getattr(session_factory, 'backend', None)
+    intr['backend'] = backend_of(session_factory)
 
     def register():
         manager_config.register_session_factory(

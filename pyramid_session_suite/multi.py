@@ -94,6 +94,19 @@ def derive_cookie_name(session_factory, cookie_name=None):
     return cookie_name
 
 
+def backend_of(factory):
+    """Name the kind of a session factory: its ``backend`` attribute
+    (``redis``, ``cookie``), ``cookie`` for Pyramid's cookie sessions, or
+    ``custom``."""
+    backend = getattr(factory, 'backend', None)
+    if backend:
+        return backend
+    if isinstance(factory, type) and issubclass(factory, dict):
+        if getattr(factory, '_cookie_name', None):
+            return 'cookie'
+    return 'custom'
+
+
 def _readonly(self, *args, **kwargs):
     raise ValueError('request.session_multi is read-only')
 

@@ -8,8 +8,8 @@ session_suite.namespace.prefs.secret = ...
 
 import pickle
 from pyramid.exceptions import ConfigurationError
-from pyramid.session import SignedCookieSessionFactory
 
+from .cookie import CookieSessionFactory
 from .settings import (
     PREFIX,
     REQUIRED,
@@ -29,6 +29,7 @@ NAMESPACE_SETTINGS = (
     ('secret', as_str, REQUIRED),
     ('cookie_name', as_str, None),
     ('timeout', as_seconds, 1200),
+    ('reissue_time', as_seconds, None),
     ('cookie_max_age', as_seconds, None),
     ('cookie_path', as_str, '/'),
     ('cookie_domain', as_str, None),
@@ -64,20 +65,17 @@ def factory_from_settings(settings, namespace, core):
 
 
 def cookie_session_factory(secret, options, cookie):
-    """Pyramid's signed-cookie session, salted per cookie name."""
-    return SignedCookieSessionFactory(
+    return CookieSessionFactory(
         secret,
-        salt='pyramid_session_suite.cookie.' + cookie['cookie_name'],
-        timeout=options['timeout'],
-        reissue_time=0,
         cookie_name=cookie['cookie_name'],
+        timeout=options['timeout'],
+        reissue_time=options['reissue_time'],
         max_age=cookie['cookie_max_age'],
         path=cookie['cookie_path'],
         domain=cookie['cookie_domain'],
         secure=cookie['cookie_secure'],
         httponly=cookie['cookie_httponly'],
         samesite=cookie['cookie_samesite'],
-        hashalg='sha512',
     )
 
 

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import secrets
-from pyramid.httpexceptions import HTTPServiceUnavailable
+from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 from pyramid_session_redis import _cookie_callback, _delete_cookie, _set_cookie
 from pyramid_session_redis.exceptions import (
     InvalidSession,
@@ -181,14 +181,19 @@ class RedisSession(_BaseRedisSession):
         self._ttl_refreshed = False
         self.invalidated = True
 
-    def flush(self):
+    def flush(self, create=True):
         """Write pending changes now; called by the persist tween.
 
-        Sessions that end the request empty are left to the cookie
-        callback, which deletes them instead.
+        With ``create`` false (an error response), a new session is not
+        created: no key, no cookie. Sessions that end the request empty are
+        left to the cookie callback, which deletes them instead.
         """
         state = self.__dict__.get('_session_state')
         if state is None or state.dont_persist or not state.managed_dict:
+            return
+        if state.new and not create:
+            state.dont_persist = state.dont_refresh = True
+            self._record('not created: error response')
             return
         if state.please_persist:
             self.do_persist()
@@ -400,6 +405,13 @@ class _CookieCallback:
             # the store failed: change nothing, neither cookie nor data
             discard_sessions(request)
             return
+        state = session.__dict__.get('_session_state')
+        if state is not None and state.new and state.dont_persist:
+            if state.managed_dict:
+                # a new session that was not created: no cookie for it
+                if self.stale:
+                    self._delete_cookie(response=response)
+                return
         check = factory.func_check_response_allow_cookies
         if check is not None and not check(response):
             return
@@ -470,23 +482,25 @@ def persist_tween_factory(handler, registry):
         except redis.RedisError:
             discard_sessions(request)
             raise
-        except Exception:
-            flush_sessions(request)
+        except Exception as exc:
+            status = exc.code if isinstance(exc, HTTPException) else 500
+            flush_sessions(request, create=status < 400)
             raise
-        flush_sessions(request)
+        flush_sessions(request, create=response.status_code < 400)
         return response
 
     return persist_tween
 
 
-def flush_sessions(request):
+def flush_sessions(request, create=True):
     """Write the changed Redis sessions of ``request``: all or, when Redis
-    fails, none of those not yet written."""
+    fails, none of those not yet written. New sessions are created only
+    when ``create`` is true: an error response creates no session."""
     sessions = request.environ.get(LOADED_SESSIONS_KEY)
     if sessions:
         try:
             for session in sessions:
-                session.flush()
+                session.flush(create)
         except redis.RedisError:
             discard_sessions(request)
             raise

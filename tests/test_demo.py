@@ -4,7 +4,6 @@ import atexit
 import json
 import os
 import re
-import signal
 from pyramid.exceptions import ConfigurationError
 from pyramid.paster import get_app, get_appsettings
 import pytest
@@ -154,11 +153,7 @@ def test_embedded_redis_is_started_and_stopped_at_exit(
 
     atexit_register = atexit.register
     monkeypatch.setattr(atexit, 'register', register)
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        wsgi_app = get_app(INI)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
+    wsgi_app = get_app(INI)
     server = wsgi_app.registry['demo.redis_server']
     try:
         assert server.started

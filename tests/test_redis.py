@@ -376,3 +376,52 @@ def test_a_failed_write_is_a_503_and_recovery_is_automatic():
         assert app.cookies['r'] == cookie
         res = app.get('/?write=1')
         assert res.json['n'] == 1
+
+
+def test_an_error_response_creates_no_session(counted, redis_client):
+    from pyramid.httpexceptions import HTTPBadRequest
+
+    def refuse(request):
+        request.session_multi['r']['junk'] = 'from a bot'
+        raise HTTPBadRequest()
+
+    def broken(request):
+        request.session_multi['r']['junk'] = 'half done'
+        raise RuntimeError('bug')
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'refuse': refuse, 'broken': broken})
+    res = app.get('/refuse', status=400)
+    assert 'Set-Cookie' not in res.headers
+    with pytest.raises(RuntimeError):
+        app.get('/broken')
+    assert session_keys(redis_client) == []
+    # an existing session is still saved on an error response
+    app.get('/?write=1')
+    app.get('/refuse', status=400)
+    [key] = session_keys(redis_client)
+    assert json.loads(redis_client.get(key))['m']['junk'] == 'from a bot'
+
+
+def test_a_csrf_failure_of_an_anonymous_post_stores_nothing(
+    redis_url, redis_client
+):
+    config = Configurator(
+        settings={
+            'session_suite.namespaces': 'main',
+            'session_suite.request_session': 'main',
+            'session_suite.redis_url': redis_url,
+            'session_suite.namespace.main.backend': 'redis',
+            'session_suite.namespace.main.secret': SECRET,
+        }
+    )
+    config.include('pyramid_session_suite')
+    config.set_default_csrf_options(require_csrf=True)
+    config.add_route('post', '/')
+    config.add_view(lambda request: {}, route_name='post', renderer='json')
+    app = TestApp(config.make_wsgi_app())
+    res = app.post('/', {'x': '1'}, status=400)
+    assert 'Set-Cookie' not in res.headers
+    assert redis_client.keys('*') == []

@@ -13,7 +13,7 @@ from pyramid_debugtoolbar.panels import DebugPanel
 
 from ..activity import recorded
 from ..interfaces import ISessionMultiManagerConfig
-from ..multi import OBSERVER_KEY
+from ..multi import OBSERVER_KEY, backend_of
 
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 2000
@@ -52,17 +52,6 @@ def sort_keys(keys):
 
 def describe(obj):
     return escape(_repr.repr(obj)) if obj is not None else ''
-
-
-def backend_of(factory):
-    """``redis``, ``cookie`` (Pyramid's signed cookies) or ``custom``."""
-    backend = getattr(factory, 'backend', None)
-    if backend:
-        return backend
-    if isinstance(factory, type) and issubclass(factory, dict):
-        if getattr(factory, '_cookie_name', None):
-            return 'cookie'
-    return 'custom'
 
 
 class SessionMultiDebugPanel(DebugPanel):
