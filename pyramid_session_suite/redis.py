@@ -195,6 +195,7 @@ class RedisSession(_BaseRedisSession):
             state.dont_persist = state.dont_refresh = True
             self._record('not created: error response')
             return
+        state.flushed = True
         if state.please_persist:
             self.do_persist()
             return
@@ -203,7 +204,18 @@ class RedisSession(_BaseRedisSession):
             self.do_persist(serialized_session=serialized)
 
     def _deferred_callback(self, request):
+        state = self.__dict__.get('_session_state')
         try:
+            if (
+                state is not None
+                and getattr(state, 'flushed', False)
+                and not state.please_persist
+            ):
+                # the tween already compared and wrote; only a refresh may
+                # be left (changes after it must call session.changed())
+                if state.please_refresh and not state.dont_refresh:
+                    self.do_refresh()
+                return
             super()._deferred_callback(request)
         except redis.RedisError:
             log.exception('could not save a session at the end of a request')

@@ -1,4 +1,5 @@
-"""A private Redis server for tests, demos and benchmarks.
+"""A private Redis server, and Redis clients that count their round trips,
+for tests, demos and benchmarks.
 
 ::
 
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import redis
 
 
 def find_redis_server():
@@ -148,3 +150,98 @@ class RedisServer:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+def decode_commands(packed):
+    """The commands, as lists of arguments (bytes), in one packed RESP
+    write."""
+    if isinstance(packed, (list, tuple)):
+        packed = b''.join(bytes(chunk) for chunk in packed)
+    elif isinstance(packed, str):
+        packed = packed.encode()
+    commands = []
+    pos = 0
+    while pos < len(packed):
+        if packed[pos : pos + 1] != b'*':
+            raise ValueError(f'not a RESP array: {packed[pos : pos + 20]!r}')
+        end = packed.index(b'\r\n', pos)
+        count = int(packed[pos + 1 : end])
+        pos = end + 2
+        args = []
+        for _ in range(count):
+            end = packed.index(b'\r\n', pos)
+            size = int(packed[pos + 1 : end])
+            args.append(packed[end + 2 : end + 2 + size])
+            pos = end + 2 + size + 2
+        commands.append(args)
+    return commands
+
+
+def command_names(trip):
+    """The upper-case command names in one round trip."""
+    return [args[0].decode().upper() for args in trip]
+
+
+class RoundTrips:
+    """Counts the round trips (socket writes: one command, or a whole
+    pipeline) of the Redis clients it makes::
+
+        round_trips = RoundTrips()
+        client = round_trips.client(url)
+        client.ping()            # the connection handshake is counted too
+        round_trips.reset()
+        ...
+        assert round_trips.trips == [['GETEX']]
+
+    Recording can be switched off (``active=False``, :meth:`start`,
+    :meth:`stop`) so that timed runs pay one attribute check per write.
+    """
+
+    def __init__(self, active=True):
+        self.active = active
+        #: per round trip, its commands as lists of arguments (bytes)
+        self.raw = []
+
+    def reset(self):
+        self.raw.clear()
+
+    def start(self):
+        self.raw.clear()
+        self.active = True
+
+    def stop(self):
+        """Stop recording; return the raw round trips recorded."""
+        self.active = False
+        raw = list(self.raw)
+        self.raw.clear()
+        return raw
+
+    @property
+    def trips(self):
+        """Per round trip, the names of its commands."""
+        return [command_names(trip) for trip in self.raw]
+
+    @property
+    def commands(self):
+        return [name for trip in self.trips for name in trip]
+
+    @property
+    def count(self):
+        return len(self.raw)
+
+    def client(self, url):
+        """A ``redis.Redis`` for ``url`` whose round trips are counted."""
+        recorder = self
+        kwargs = redis.connection.parse_url(url)
+        base = kwargs.pop('connection_class', redis.Connection)
+
+        class CountingConnection(base):
+            def send_packed_command(self, command, check_health=True):
+                if recorder.active:
+                    recorder.raw.append(decode_commands(command))
+                return super().send_packed_command(command, check_health)
+
+        pool = redis.ConnectionPool(
+            connection_class=CountingConnection, **kwargs
+        )
+        return redis.Redis(connection_pool=pool)

@@ -9,7 +9,7 @@ from pyramid import testing
 import pytest
 import redis
 
-from pyramid_session_suite.testing import RedisServer
+from pyramid_session_suite.testing import RedisServer, RoundTrips
 
 SECRET = 'test-only secret, never used outside the tests'
 
@@ -40,62 +40,6 @@ def config():
     config = testing.setUp(autocommit=False, settings={})
     yield config
     testing.tearDown()
-
-
-def decode_commands(packed):
-    """The command names in one packed RESP write."""
-    if isinstance(packed, (list, tuple)):
-        packed = b''.join(bytes(chunk) for chunk in packed)
-    names = []
-    pos = 0
-    while pos < len(packed):
-        assert packed[pos : pos + 1] == b'*', packed[pos:]
-        end = packed.index(b'\r\n', pos)
-        count = int(packed[pos + 1 : end])
-        pos = end + 2
-        args = []
-        for _ in range(count):
-            end = packed.index(b'\r\n', pos)
-            size = int(packed[pos + 1 : end])
-            args.append(packed[end + 2 : end + 2 + size])
-            pos = end + 2 + size + 2
-        names.append(args[0].decode().upper())
-    return names
-
-
-class RoundTrips:
-    """Counts socket writes (round trips) and the commands in each."""
-
-    def __init__(self):
-        self.trips = []
-
-    def reset(self):
-        self.trips.clear()
-
-    @property
-    def count(self):
-        return len(self.trips)
-
-    @property
-    def commands(self):
-        return [name for trip in self.trips for name in trip]
-
-    def client(self, url):
-        trips = self.trips
-
-        class CountingConnection(redis.Connection):
-            def send_packed_command(self, command, check_health=True):
-                trips.append(decode_commands(command))
-                return super().send_packed_command(command, check_health)
-
-        kwargs = redis.connection.parse_url(url)
-        pool = redis.ConnectionPool(
-            connection_class=CountingConnection,
-            host=kwargs.get('host', '127.0.0.1'),
-            port=kwargs.get('port', 6379),
-            db=kwargs.get('db', 0),
-        )
-        return redis.Redis(connection_pool=pool)
 
 
 @pytest.fixture

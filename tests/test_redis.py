@@ -4,6 +4,7 @@ import json
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPFound
+from pyramid.testing import DummyRequest
 import pytest
 import redis
 from webtest import TestApp
@@ -425,3 +426,26 @@ def test_a_csrf_failure_of_an_anonymous_post_stores_nothing(
     res = app.post('/', {'x': '1'}, status=400)
     assert 'Set-Cookie' not in res.headers
     assert redis_client.keys('*') == []
+
+
+def test_a_write_after_the_view_is_still_saved(counted, round_trips):
+    def late(request):
+        session = request.session_multi['r']
+        session['n'] = 1
+
+        def callback(request, response):
+            session['late'] = True
+
+        request.add_response_callback(callback)
+        return {}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'late': late})
+    app.get('/late')
+    round_trips.reset()
+    assert app.get('/?write=1').json['n'] == 2
+    assert round_trips.trips == [['GETEX'], ['SET']]
+    request = DummyRequest(cookies={'r': app.cookies['r']})
+    assert factory.peek(request) == {'n': 2, 'late': True}

@@ -1,0 +1,77 @@
+"""``python -m bench``: run the benchmark, print the table, write it to
+``bench/results/``."""
+
+import argparse
+import pathlib
+import shlex
+import sys
+
+from .report import rst_report, text_report
+from .runner import DEFAULT_ITERATIONS, DEFAULT_REPEAT, run
+
+RESULTS = pathlib.Path(__file__).resolve().parent / 'results'
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog='python -m bench',
+        description=(
+            'Compare bare Pyramid (floor), pyramid_session_multi with '
+            'pyramid_session_redis (anchor) and pyramid_session_suite '
+            '(suite) through in-process WSGI calls.'
+        ),
+    )
+    parser.add_argument(
+        '--iterations',
+        type=int,
+        metavar='N',
+        help=f'requests per timed batch (default {DEFAULT_ITERATIONS})',
+    )
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        metavar='R',
+        help=f'timed batches per cell (default {DEFAULT_REPEAT})',
+    )
+    parser.add_argument(
+        '--smoke',
+        action='store_true',
+        help='a few hundred requests in all, to check that it runs',
+    )
+    parser.add_argument(
+        '--redis-url',
+        metavar='URL',
+        help='use this Redis server (default: REDIS_URL, else a private one)',
+    )
+    parser.add_argument(
+        '--output',
+        type=pathlib.Path,
+        metavar='PATH',
+        help=(
+            'where to write the reStructuredText report (default '
+            'bench/results/latest.rst, or smoke.rst with --smoke)'
+        ),
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None, redis_url=None):
+    """Run the benchmark from the command line; return the exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    args = parse_args(argv)
+    results = run(
+        iterations=args.iterations,
+        repeat=args.repeat,
+        smoke=args.smoke,
+        redis_url=args.redis_url or redis_url,
+    )
+    command = shlex.join([sys.executable, '-m', 'bench', *argv])
+    print(text_report(results, command), end='')
+    output = args.output
+    if output is None:
+        output = RESULTS / ('smoke.rst' if args.smoke else 'latest.rst')
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(rst_report(results, command), encoding='utf-8')
+    print(f'\nwritten to {output}', file=sys.stderr)
+    return 0
