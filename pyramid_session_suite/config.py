@@ -180,7 +180,7 @@ def persist_tween_factory(handler, registry):
     otherwise add nothing."""
     if not _uses_redis_sessions(registry):
         return handler
-    from .redis import persist_tween_factory
+    from .persist import persist_tween_factory
 
     return persist_tween_factory(handler, registry)
 
@@ -198,7 +198,7 @@ def _uses_redis_sessions(registry):
 
 def _add_redis_error_views(config):
     try:
-        from .redis import UNAVAILABLE_ERRORS, session_store_unavailable
+        from .persist import UNAVAILABLE_ERRORS, session_store_unavailable
     except ImportError:
         return
     for error in UNAVAILABLE_ERRORS:

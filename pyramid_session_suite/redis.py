@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import secrets
-from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 from pyramid_session_redis import _cookie_callback, _delete_cookie, _set_cookie
 from pyramid_session_redis.exceptions import (
     InvalidSession,
@@ -40,13 +39,10 @@ import redis
 from webob.cookies import SignedSerializer
 
 from .activity import record
+from .persist import LOADED_SESSIONS_KEY, Command, discard_sessions
 from .settings import check_secret
 
 log = logging.getLogger(__name__)
-
-#: environ key listing the Redis sessions loaded during a request; the
-#: persist tween writes them before the response leaves the tween chain.
-LOADED_SESSIONS_KEY = 'session_suite.redis_sessions'
 
 #: defaults for the Redis client of a factory, in seconds
 DEFAULT_REDIS_OPTIONS = {
@@ -54,7 +50,10 @@ DEFAULT_REDIS_OPTIONS = {
     'socket_connect_timeout': 1.0,
 }
 
-_ID_RE = re.compile(r'^[A-Za-z0-9_-]{43}$')
+#: the part of a session id after the key prefix: an optional Redis hash
+#: tag (``{tag}:``, the user's, so one user's keys share a slot) and 256
+#: random bits
+_ID_RE = re.compile(r'^(?:\{[A-Za-z0-9_-]{1,200}\}:)?[A-Za-z0-9_-]{43}$')
 
 
 def json_dumps(payload):
@@ -133,34 +132,49 @@ class RedisSession(_BaseRedisSession):
             state.insert_pending = True
         return state.session_id
 
-    def do_persist(self, serialized_session=None):
+    def _ttl(self):
+        if self.timeout is not None and self._set_redis_ttl:
+            return self.timeout
+        return None
+
+    def persist_command(self, serialized_session=None):
+        """Return the :class:`Command` that writes this session: ``SET NX``
+        for a new key, ``SET XX`` for an existing one."""
         self.ensure_id()
         state = self._session_state
         if serialized_session is None:
             serialized_session = self.to_redis()
-        ttl = None
-        if self.timeout is not None and self._set_redis_ttl:
-            ttl = self.timeout
-        if getattr(state, 'insert_pending', False):
-            if not self.redis.set(
-                state.session_id, serialized_session, ex=ttl, nx=True
-            ):
-                raise RuntimeError('session id collision')
-            self._record('created', ttl=ttl)
-            state.insert_pending = False
-            state.persisted_hash = hashed_value(serialized_session)
-        elif not self.redis.set(
-            state.session_id, serialized_session, ex=ttl, xx=True
-        ):
-            # deleted (revoked, expired) since it was loaded: stay deleted
-            log.info('session was deleted during the request; not saved')
-            self._record('not saved: deleted during the request')
-            state.dont_persist = True
-        else:
-            self._record('saved', ttl=ttl)
-            state.persisted_hash = hashed_value(serialized_session)
+        ttl = self._ttl()
+        create = getattr(state, 'insert_pending', False)
         state.please_persist = False
         state.dont_refresh = True
+
+        def written(ok):
+            if create:
+                if not ok:
+                    raise RuntimeError('session id collision')
+                self._record('created', ttl=ttl)
+                state.insert_pending = False
+            elif not ok:
+                # deleted (revoked, expired) since it was loaded: stays so
+                log.info('session was deleted during the request; not saved')
+                self._record('not saved: deleted during the request')
+                state.dont_persist = True
+                return
+            else:
+                self._record('saved', ttl=ttl)
+            state.persisted_hash = hashed_value(serialized_session)
+
+        options = (
+            {'ex': ttl, 'nx': True} if create else {'ex': ttl, 'xx': True}
+        )
+        return Command(
+            'set', (state.session_id, serialized_session), options, written
+        )
+
+    def do_persist(self, serialized_session=None):
+        """Write the session to Redis now."""
+        self.persist_command(serialized_session).run(self.redis)
 
     def do_refresh(self, force_redis_ttl=None):
         if force_redis_ttl is None and self._ttl_refreshed:
@@ -181,31 +195,58 @@ class RedisSession(_BaseRedisSession):
         self._ttl_refreshed = False
         self.invalidated = True
 
-    def flush(self, create=True):
-        """Write pending changes now; called by the persist tween.
+    def rotate(self, tag=None):
+        """Give the session a new id (under hash tag ``tag``), keeping its
+        data: the new key is written and the old one deleted at the end of
+        the request, in one round trip. Call it at login, against session
+        fixation."""
+        state = self._session_state
+        old = state.session_id
+        if old is not LazyCreateSession and not getattr(
+            state, 'insert_pending', False
+        ):
+            self.__dict__.setdefault('pending_deletes', []).append(old)
+        state.session_id = self.new_session(tag)
+        state.insert_pending = True
+        state.new = True
+        state.please_persist = True
+        state.persisted_hash = None
+        self._ttl_refreshed = False
+        return state.session_id
+
+    def flush_commands(self, create=True):
+        """Return the commands that write the pending changes; used by the
+        persist tween, which sends them in one round trip per client.
 
         With ``create`` false (an error response), a new session is not
         created: no key, no cookie. Sessions that end the request empty are
         left to the cookie callback, which deletes them instead.
         """
+        commands = [
+            Command('delete', (key,), {}, None)
+            for key in self.__dict__.pop('pending_deletes', ())
+        ]
         state = self.__dict__.get('_session_state')
         if state is None or state.dont_persist or not state.managed_dict:
-            return
+            return commands
         if state.new and not create:
             state.dont_persist = state.dont_refresh = True
             self._record('not created: error response')
-            return
+            return commands
         state.flushed = True
         if state.please_persist:
-            self.do_persist()
-            return
-        serialized = state.should_persist(self)
-        if serialized:
-            self.do_persist(serialized_session=serialized)
+            commands.append(self.persist_command())
+        else:
+            serialized = state.should_persist(self)
+            if serialized:
+                commands.append(self.persist_command(serialized))
+        return commands
 
     def _deferred_callback(self, request):
         state = self.__dict__.get('_session_state')
         try:
+            for key in self.__dict__.pop('pending_deletes', ()):
+                self.redis.delete(key)
             if (
                 state is not None
                 and getattr(state, 'flushed', False)
@@ -308,8 +349,11 @@ class RedisSessionFactory:
             f'prefix={self.key_prefix!r}>'
         )
 
-    def new_session_id(self):
-        """Return a new session id: the key prefix and 256 random bits."""
+    def new_session_id(self, tag=None):
+        """Return a new session id: the key prefix, ``{tag}:`` when a hash
+        tag is given, and 256 random bits."""
+        if tag:
+            return f'{self.key_prefix}{{{tag}}}:{secrets.token_urlsafe(32)}'
         return self.key_prefix + secrets.token_urlsafe(32)
 
     def peek(self, request):
@@ -471,65 +515,3 @@ class _CookieCallback:
             cookie_path=options['path'],
             cookie_domain=options['domain'],
         )
-
-
-#: Redis errors that mean "the session store is unavailable right now"
-UNAVAILABLE_ERRORS = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-)
-
-
-def persist_tween_factory(handler, registry):
-    """Write the request's changed Redis sessions before the response leaves
-    the tween chain, so that a failed write becomes an error response
-    instead of a lost write."""
-
-    def persist_tween(request):
-        try:
-            response = handler(request)
-        except redis.RedisError:
-            discard_sessions(request)
-            raise
-        except Exception as exc:
-            status = exc.code if isinstance(exc, HTTPException) else 500
-            flush_sessions(request, create=status < 400)
-            raise
-        flush_sessions(request, create=response.status_code < 400)
-        return response
-
-    return persist_tween
-
-
-def flush_sessions(request, create=True):
-    """Write the changed Redis sessions of ``request``: all or, when Redis
-    fails, none of those not yet written. New sessions are created only
-    when ``create`` is true: an error response creates no session."""
-    sessions = request.environ.get(LOADED_SESSIONS_KEY)
-    if sessions:
-        try:
-            for session in sessions:
-                session.flush(create)
-        except redis.RedisError:
-            discard_sessions(request)
-            raise
-
-
-def discard_sessions(request):
-    """Drop the pending changes of the request's Redis sessions."""
-    for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
-        state = session.__dict__.get('_session_state')
-        if state is not None:
-            state.dont_persist = state.dont_refresh = True
-
-
-def session_store_unavailable(exc, request):
-    """Exception view: the session store is down or too slow."""
-    log.warning('session store unavailable: %r', exc)
-    return HTTPServiceUnavailable(
-        'The session store is unavailable; please retry shortly.',
-        headers={'Retry-After': '1'},
-    )

@@ -449,3 +449,53 @@ def test_a_write_after_the_view_is_still_saved(counted, round_trips):
     assert round_trips.trips == [['GETEX'], ['SET']]
     request = DummyRequest(cookies={'r': app.cookies['r']})
     assert factory.peek(request) == {'n': 2, 'late': True}
+
+
+def test_rotate_keeps_the_data_under_a_new_id_in_one_round_trip(
+    counted, round_trips, redis_client
+):
+    def login(request):
+        session = request.session_multi['r']
+        session['user'] = 'alice'
+        session.rotate(tag='YWxpY2U')
+        return {}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'login': login})
+    app.get('/?write=1')
+    [old] = session_keys(redis_client)
+    round_trips.reset()
+    app.get('/login')
+    assert round_trips.trips == [['GETEX'], ['DEL', 'SET']]
+    [new] = session_keys(redis_client)
+    assert new.startswith('session:{YWxpY2U}:') and new != old
+    assert app.get('/').json == {'n': 1, 'user': 'alice'}
+
+
+def test_writes_to_namespaces_on_one_client_share_a_round_trip(
+    counted, round_trips
+):
+    def both(request):
+        request.session_multi['r']['a'] = 1
+        request.session_multi['s']['b'] = 2
+        return {}
+
+    config = Configurator()
+    config.include('pyramid_session_suite')
+    for name in 'rs':
+        config.register_session_factory(
+            name,
+            RedisSessionFactory(
+                SECRET, redis_client=counted, cookie_name=name
+            ),
+        )
+    config.add_route('both', '/')
+    config.add_view(both, route_name='both', renderer='json')
+    app = TestApp(config.make_wsgi_app())
+    app.get('/')
+    assert round_trips.trips == [['SET', 'SET']]
+    round_trips.reset()
+    app.get('/')
+    assert round_trips.trips == [['GETEX'], ['GETEX'], ['SET', 'SET']]

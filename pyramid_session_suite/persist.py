@@ -1,0 +1,149 @@
+"""Writing the Redis sessions of a request: at the end of the tween chain,
+in one round trip per Redis client, or not at all.
+
+The persist tween sits under Pyramid's exception view tween. When the view
+returns (or raises), features get a last look (``before_flush`` hooks, e.g.
+the user index), then every changed session and every queued command is
+sent, one pipeline per client. A Redis failure raises, so the exception
+view answers 503 and no cookie is set: nothing is half-written, nothing
+silently lost.
+"""
+
+import logging
+from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
+import redis
+
+log = logging.getLogger(__name__)
+
+#: environ key: the Redis sessions loaded during the request
+LOADED_SESSIONS_KEY = 'session_suite.redis_sessions'
+
+#: environ key: extra ``(client, Command)`` pairs to send with the sessions
+QUEUED_KEY = 'session_suite.redis_queued'
+
+#: registry key: ``hook(request, create)`` callables run before the flush
+BEFORE_FLUSH_KEY = 'session_suite.before_flush'
+
+#: Redis errors that mean "the session store is unavailable right now"
+UNAVAILABLE_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+
+
+class Command:
+    """One Redis command and what to do with its reply."""
+
+    __slots__ = ('name', 'args', 'options', 'on_reply')
+
+    def __init__(self, name, args=(), options=None, on_reply=None):
+        self.name = name
+        self.args = args
+        self.options = options or {}
+        self.on_reply = on_reply
+
+    def send(self, target):
+        return getattr(target, self.name)(*self.args, **self.options)
+
+    def reply(self, value):
+        if isinstance(value, Exception):
+            raise value
+        if self.on_reply is not None:
+            self.on_reply(value)
+
+    def run(self, client):
+        """Send the command now and handle its reply."""
+        self.reply(self.send(client))
+
+
+def run_commands(client, commands):
+    """Send ``commands`` to ``client`` in one round trip; handle replies."""
+    if len(commands) == 1:
+        commands[0].run(client)
+        return
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        command.send(pipe)
+    replies = pipe.execute(raise_on_error=False)
+    for command, value in zip(commands, replies, strict=True):
+        command.reply(value)
+
+
+def queue_command(request, client, command):
+    """Send ``command`` to ``client`` with the request's session writes."""
+    request.environ.setdefault(QUEUED_KEY, []).append((client, command))
+
+
+def add_before_flush(config, hook):
+    """Run ``hook(request, create)`` before each flush (configuration
+    time)."""
+    config.registry.setdefault(BEFORE_FLUSH_KEY, []).append(hook)
+
+
+def persist_tween_factory(handler, registry):
+    """Write the request's changed Redis sessions before the response leaves
+    the tween chain, so that a failed write becomes an error response
+    instead of a lost write."""
+    hooks = tuple(registry.get(BEFORE_FLUSH_KEY, ()))
+
+    def persist_tween(request):
+        try:
+            response = handler(request)
+        except redis.RedisError:
+            discard_sessions(request)
+            raise
+        except Exception as exc:
+            status = exc.code if isinstance(exc, HTTPException) else 500
+            flush_sessions(request, status < 400, hooks)
+            raise
+        flush_sessions(request, response.status_code < 400, hooks)
+        return response
+
+    return persist_tween
+
+
+def flush_sessions(request, create=True, hooks=()):
+    """Write the changed Redis sessions and queued commands of ``request``,
+    one round trip per client. New sessions are created only when
+    ``create`` is true: an error response creates no session."""
+    environ = request.environ
+    try:
+        for hook in hooks:
+            hook(request, create)
+        batches = {}
+        for session in environ.get(LOADED_SESSIONS_KEY, ()):
+            commands = session.flush_commands(create)
+            if commands:
+                batch = batches.setdefault(
+                    id(session.redis), (session.redis, [])
+                )
+                batch[1].extend(commands)
+        for client, command in environ.pop(QUEUED_KEY, ()):
+            batches.setdefault(id(client), (client, []))[1].append(command)
+        for client, commands in batches.values():
+            run_commands(client, commands)
+    except redis.RedisError:
+        discard_sessions(request)
+        raise
+
+
+def discard_sessions(request):
+    """Drop the pending changes of the request's Redis sessions."""
+    request.environ.pop(QUEUED_KEY, None)
+    for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
+        session.__dict__.pop('pending_deletes', None)
+        state = session.__dict__.get('_session_state')
+        if state is not None:
+            state.dont_persist = state.dont_refresh = True
+
+
+def session_store_unavailable(exc, request):
+    """Exception view: the session store is down or too slow."""
+    log.warning('session store unavailable: %r', exc)
+    return HTTPServiceUnavailable(
+        'The session store is unavailable; please retry shortly.',
+        headers={'Retry-After': '1'},
+    )
