@@ -27,3 +27,42 @@ class ISessionMultiManagerConfig(Interface):
 
     def get_namespace_discriminator(namespace):
         """Return the discriminator of ``namespace``, or ``None``."""
+
+
+class ISessionEnded(Interface):
+    """A browser came back with the cookie of an ended session."""
+
+    request = Attribute('the request')
+    reason = Attribute('why the session ended')
+
+
+class ISessionRegistered(Interface):
+    """A session entered the user index."""
+
+    userid = Attribute('the user id')
+    handle = Attribute('the handle of the new session')
+
+
+class ISessionRevoked(Interface):
+    """Sessions of a user were ended."""
+
+    userid = Attribute('the user id')
+    reason = Attribute('revoked, logout, displaced, expired …')
+
+
+class ILoginRefused(Interface):
+    """A login was refused by the unique-session policy."""
+
+    userid = Attribute('the user id')
+    retry_after = Attribute('seconds until a login may succeed')
+
+
+class ISessionExpired(Interface):
+    """A session reached its absolute or idle timeout."""
+
+    userid = Attribute('the user id')
+    kind = Attribute('"absolute" or "idle"')
+
+
+class IUserIndex(Interface):
+    """The per-user session index (:class:`.index.UserIndex`)."""

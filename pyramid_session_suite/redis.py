@@ -39,10 +39,27 @@ import redis
 from webob.cookies import SignedSerializer
 
 from .activity import record
+from .events import SessionEnded
 from .persist import LOADED_SESSIONS_KEY, Command, discard_sessions
 from .settings import check_secret
 
 log = logging.getLogger(__name__)
+
+#: environ key: why the session named by the request's cookie ended
+#: (``displaced``, ``revoked``, ``expired`` …), when it says so
+ENDED_KEY = 'session_suite.ended'
+
+#: suffix of the key that says why a session ended
+ENDED_SUFFIX = ':ended'
+
+#: KEYS sid, sid:ended; ARGV payload, ttl -> OK | nil (id taken) | 0 (ended)
+CREATE_UNLESS_ENDED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX')
+"""
 
 #: defaults for the Redis client of a factory, in seconds
 DEFAULT_REDIS_OPTIONS = {
@@ -151,6 +168,10 @@ class RedisSession(_BaseRedisSession):
 
         def written(ok):
             if create:
+                if ok == 0:  # ended (displaced, revoked) before it began
+                    self._record('not created: ended during the request')
+                    state.dont_persist = True
+                    return
                 if not ok:
                     raise RuntimeError('session id collision')
                 self._record('created', ttl=ttl)
@@ -165,12 +186,16 @@ class RedisSession(_BaseRedisSession):
                 self._record('saved', ttl=ttl)
             state.persisted_hash = hashed_value(serialized_session)
 
+        sid = state.session_id
+        if create and '{' in sid:
+            # a user's session (see rotate()): not if it ended meanwhile
+            args = (CREATE_UNLESS_ENDED, 2, sid, sid + ENDED_SUFFIX,
+                    serialized_session, ttl or 0)  # fmt: skip
+            return Command('eval', args, None, written)
         options = (
             {'ex': ttl, 'nx': True} if create else {'ex': ttl, 'xx': True}
         )
-        return Command(
-            'set', (state.session_id, serialized_session), options, written
-        )
+        return Command('set', (sid, serialized_session), options, written)
 
     def do_persist(self, serialized_session=None):
         """Write the session to Redis now."""
@@ -425,6 +450,8 @@ class RedisSessionFactory:
             stale = session_id is not None
             cookie_was_valid = False
             session = self._session(LazyCreateSession, new=True)
+            if stale and '{' in session_id:
+                self._why_ended(request, session_id)
         session.environ = request.environ
         session.cookie_name = self.cookie_name
         request.add_response_callback(
@@ -437,6 +464,16 @@ class RedisSessionFactory:
         else:
             loaded.append(session)
         return session
+
+    def _why_ended(self, request, session_id):
+        """A user's session is gone: find out why, once, for the app."""
+        reason = self.redis.get(session_id + ENDED_SUFFIX)
+        if reason is not None:
+            reason = reason.decode('utf-8', 'replace')
+            request.environ[ENDED_KEY] = reason
+            record(request.environ, 'redis', 'ended session came back',
+                   cookie=self.cookie_name, reason=reason)  # fmt: skip
+            request.registry.notify(SessionEnded(request, self, reason))
 
 
 #: the spelling used by function-style factories

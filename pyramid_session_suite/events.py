@@ -1,0 +1,75 @@
+"""Events for the rare transitions of a session's life, sent with
+``registry.notify``. Subscribe with ``config.add_subscriber(f, Event)``."""
+
+from zope.interface import implementer
+
+from .interfaces import (
+    ILoginRefused,
+    ISessionEnded,
+    ISessionExpired,
+    ISessionRegistered,
+    ISessionRevoked,
+)
+
+
+@implementer(ISessionEnded)
+class SessionEnded:
+    """A browser came back with the cookie of a session that was ended
+    (``reason``: ``displaced``, ``revoked``, ``expired``, ``logout`` …);
+    the request goes on without it."""
+
+    def __init__(self, request, factory, reason):
+        self.request = request
+        self.factory = factory
+        self.reason = reason
+
+
+@implementer(ISessionRegistered)
+class SessionRegistered:
+    """A session of ``userid`` entered the user index (at login)."""
+
+    def __init__(self, request, userid, handle, evicted=()):
+        self.request = request
+        self.userid = userid
+        self.handle = handle
+        #: handles of the sessions ended to make room for it
+        self.evicted = tuple(evicted)
+
+
+@implementer(ISessionRevoked)
+class SessionRevoked:
+    """Sessions of ``userid`` were ended: by their user, an administrator,
+    an operator, a newer login (``displaced``) or a timeout."""
+
+    def __init__(self, request, userid, handles, reason, count):
+        self.request = request
+        self.userid = userid
+        #: the handles asked for; empty for "all"
+        self.handles = tuple(handles)
+        self.reason = reason
+        #: how many sessions actually ended
+        self.count = count
+
+
+@implementer(ILoginRefused)
+class LoginRefused:
+    """A login was refused: ``userid`` has ``max_sessions`` sessions and
+    one was active within ``lock_seconds``; retry after ``retry_after``
+    seconds."""
+
+    def __init__(self, request, userid, retry_after):
+        self.request = request
+        self.userid = userid
+        self.retry_after = retry_after
+
+
+@implementer(ISessionExpired)
+class SessionExpired:
+    """A session reached its ``absolute`` or ``idle`` timeout and was ended
+    on its next request."""
+
+    def __init__(self, request, userid, handle, kind):
+        self.request = request
+        self.userid = userid
+        self.handle = handle
+        self.kind = kind
