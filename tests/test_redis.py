@@ -468,7 +468,7 @@ def test_rotate_keeps_the_data_under_a_new_id_in_one_round_trip(
     [old] = session_keys(redis_client)
     round_trips.reset()
     app.get('/login')
-    assert round_trips.trips == [['GETEX'], ['DEL', 'SET']]
+    assert round_trips.trips == [['GETEX'], ['DEL', 'EVAL']]
     [new] = session_keys(redis_client)
     assert new.startswith('session:{YWxpY2U}:') and new != old
     assert app.get('/').json == {'n': 1, 'user': 'alice'}
