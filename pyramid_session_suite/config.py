@@ -10,9 +10,9 @@ from . import namespaces
 from .exceptions import SessionSuiteNotIncluded
 from .interfaces import ISessionMultiManagerConfig
 from .multi import (
+    LazyAttribute,
     SessionMultiManager,
     SessionMultiManagerConfig,
-    SessionMultiProperty,
     backend_of,
     derive_cookie_name,
 )
@@ -39,9 +39,14 @@ def includeme(config):
         manager_config = SessionMultiManagerConfig(config)
         registry.registerUtility(manager_config, ISessionMultiManagerConfig)
     config.add_directive('register_session_factory', register_session_factory)
+    add_request_attribute(
+        config,
+        'session_multi',
+        lambda request: SessionMultiManager(request, manager_config),
+    )
     config.action(
-        ('session_suite', 'request.session_multi'),
-        lambda: install_session_multi(registry),
+        ('session_suite', 'request attributes'),
+        lambda: install_request_attributes(registry),
         order=LATE,
     )
     config.add_tween(
@@ -140,34 +145,47 @@ def use_as_request_session(config, namespace):
     config.action(('session_suite', 'request_session'), check, order=LATE)
 
 
-def install_session_multi(registry):
-    """Give the application's request class a ``session_multi`` attribute.
+#: registry key: ``{name: factory(request)}`` of the lazy request attributes
+REQUEST_ATTRIBUTES_KEY = 'session_suite.request_attributes'
 
-    A subclass of the registered request factory carries it as a cached
-    property, so a request that never touches it pays nothing. A request
-    factory that is not a class is wrapped instead.
+
+def add_request_attribute(config, name, factory):
+    """Give requests a lazy ``name`` attribute made by ``factory(request)``
+    (configuration time; installed with ``request.session_multi``)."""
+    config.registry.setdefault(REQUEST_ATTRIBUTES_KEY, {})[name] = factory
+
+
+def install_request_attributes(registry):
+    """Give the application's request class its lazy attributes
+    (``session_multi`` and those of the included features).
+
+    A subclass of the registered request factory carries them as cached
+    properties, so a request that never touches them pays nothing. A
+    request factory that is not a class is wrapped instead.
     """
-    manager_config = registry.getUtility(ISessionMultiManagerConfig)
+    attributes = registry.get(REQUEST_ATTRIBUTES_KEY, {})
     factory = registry.queryUtility(IRequestFactory, default=Request)
     if getattr(factory, 'session_suite_installed', False):
         return
     if isinstance(factory, type):
-        request_class = type(
-            factory.__name__,
-            (factory,),
-            {
-                'session_multi': SessionMultiProperty(manager_config),
-                'session_suite_installed': True,
-                '__module__': factory.__module__,
-                '__qualname__': factory.__qualname__,
-            },
+        namespace = {
+            name: LazyAttribute(name, make)
+            for name, make in attributes.items()
+        }
+        namespace.update(
+            session_suite_installed=True,
+            __module__=factory.__module__,
+            __qualname__=factory.__qualname__,
         )
+        request_class = type(factory.__name__, (factory,), namespace)
         registry.registerUtility(request_class, IRequestFactory)
         return
+    descriptors = [LazyAttribute(n, m) for n, m in attributes.items()]
 
     def request_factory(environ):
         request = factory(environ)
-        request.session_multi = SessionMultiManager(request, manager_config)
+        for descriptor in descriptors:
+            setattr(request, descriptor.name, descriptor.factory(request))
         return request
 
     request_factory.session_suite_installed = True

@@ -211,16 +211,16 @@ def new_session_multi(request):
     return SessionMultiManager(request)
 
 
-class SessionMultiProperty:
-    """``request.session_multi`` as a class attribute: made on first access,
+class LazyAttribute:
+    """A request attribute made by ``factory(request)`` on first access,
     then cached on the request like :class:`pyramid.decorator.reify`."""
 
-    def __init__(self, config):
-        self.config = config
+    def __init__(self, name, factory):
+        self.name = name
+        self.factory = factory
 
     def __get__(self, request, cls=None):
         if request is None:
             return self
-        manager = SessionMultiManager(request, self.config)
-        request.__dict__['session_multi'] = manager
-        return manager
+        value = request.__dict__[self.name] = self.factory(request)
+        return value
