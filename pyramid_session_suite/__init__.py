@@ -28,6 +28,9 @@ __all__ = [
     'SessionSuiteNotIncluded',
     'UnregisteredSession',
     'WeakSecret',
+    'LoginRefusedError',
+    'login',
+    'logout',
     'includeme',
     'new_session_multi',
     'redis_session_factory',
@@ -41,4 +44,8 @@ def __getattr__(name):
         from . import redis
 
         return getattr(redis, name)
+    if name in ('login', 'logout', 'LoginRefusedError'):
+        from . import auth
+
+        return getattr(auth, name)
     raise AttributeError(name)

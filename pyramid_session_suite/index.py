@@ -24,6 +24,7 @@ import hmac
 import json
 import time
 
+from .persist import Command
 from .settings import check_secret
 
 #: an entry whose session key does not exist yet is a login still in flight
@@ -275,21 +276,19 @@ class UserIndex:
         return False, max(1, -(-int(reply[1]) // 1000))
 
     def touch_command(self, userid, handle, changes=None):
-        """Return ``(name, args)`` of the command that records activity
-        (and changed metadata) of a session, to be pipelined with the
-        request's session writes."""
-        return (
-            'eval',
-            (
-                TOUCH,
-                2,
-                *self.keys(userid),
-                handle,
-                self.clock(),
-                self.ttl_ms,
-                json.dumps(changes, separators=(',', ':')) if changes else '',
-            ),
+        """Return the :class:`.persist.Command` that records activity (and
+        changed metadata) of a session, to be pipelined with the request's
+        session writes."""
+        args = (
+            TOUCH,
+            2,
+            *self.keys(userid),
+            handle,
+            self.clock(),
+            self.ttl_ms,
+            json.dumps(changes, separators=(',', ':')) if changes else '',
         )
+        return Command('eval', args)
 
     def revoke(self, userid, *handles, reason='revoked'):
         """End the given sessions of ``userid``; return how many ended."""

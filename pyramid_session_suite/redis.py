@@ -220,18 +220,27 @@ class RedisSession(_BaseRedisSession):
         self._ttl_refreshed = False
         self.invalidated = True
 
-    def rotate(self, tag=None):
-        """Give the session a new id (under hash tag ``tag``), keeping its
-        data: the new key is written and the old one deleted at the end of
-        the request, in one round trip. Call it at login, against session
-        fixation."""
+    def discard(self):
+        """Forget the session in this request without touching Redis (its
+        key was deleted elsewhere, e.g. revoked): its cookie is deleted and
+        nothing is written."""
+        self.__dict__.pop('pending_deletes', None)
+        self.__dict__.pop('_session_state', None)
+        self._ttl_refreshed = False
+        self.invalidated = True
+
+    def rotate(self, tag=None, session_id=None):
+        """Give the session a new id (``session_id``, or a new one under
+        hash tag ``tag``), keeping its data: the new key is written and the
+        old one deleted at the end of the request, in one round trip. Call
+        it at login, against session fixation."""
         state = self._session_state
         old = state.session_id
         if old is not LazyCreateSession and not getattr(
             state, 'insert_pending', False
         ):
             self.__dict__.setdefault('pending_deletes', []).append(old)
-        state.session_id = self.new_session(tag)
+        state.session_id = session_id or self.new_session(tag)
         state.insert_pending = True
         state.new = True
         state.please_persist = True

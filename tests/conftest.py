@@ -99,3 +99,33 @@ def artifacts():
     """A folder for files a test leaves for people to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope='session')
+def city_db(tmp_path_factory):
+    """A real GeoIP2 City database, written for the test run: London for
+    81.2.69.0/24, Ukraine (no city) for 2a02:d300::/32."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(
+        ip_version=6,
+        ipv4_compatible=True,
+        database_type='GeoIP2-City',
+        languages=['en'],
+        description={'en': 'pyramid_session_suite test database'},
+    )
+    writer.insert_network(
+        IPSet(['81.2.69.0/24']),
+        {
+            'city': {'names': {'en': 'London'}},
+            'country': {'iso_code': 'GB', 'names': {'en': 'United Kingdom'}},
+        },
+    )
+    writer.insert_network(
+        IPSet(['2a02:d300::/32']),
+        {'country': {'iso_code': 'UA', 'names': {'en': 'Ukraine'}}},
+    )
+    path = tmp_path_factory.mktemp('geoip') / 'City-Test.mmdb'
+    writer.to_db_file(str(path))
+    return path

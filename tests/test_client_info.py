@@ -2,7 +2,6 @@
 the session user index, with the real ua-parser and a real .mmdb file."""
 
 import sys
-from netaddr import IPSet
 from pyramid.exceptions import ConfigurationError
 from pyramid.testing import DummyRequest
 import pytest
@@ -241,33 +240,6 @@ def test_ua_parser_is_required(monkeypatch):
 
 
 # Location, from a real database written for the test
-
-
-@pytest.fixture(scope='module')
-def city_db(tmp_path_factory):
-    from mmdb_writer import MMDBWriter
-
-    writer = MMDBWriter(
-        ip_version=6,
-        ipv4_compatible=True,
-        database_type='GeoIP2-City',
-        languages=['en'],
-        description={'en': 'pyramid_session_suite test database'},
-    )
-    writer.insert_network(
-        IPSet(['81.2.69.0/24']),
-        {
-            'city': {'names': {'en': 'London'}},
-            'country': {'iso_code': 'GB', 'names': {'en': 'United Kingdom'}},
-        },
-    )
-    writer.insert_network(
-        IPSet(['2a02:d300::/32']),
-        {'country': {'iso_code': 'UA', 'names': {'en': 'Ukraine'}}},
-    )
-    path = tmp_path_factory.mktemp('geoip') / 'City-Test.mmdb'
-    writer.to_db_file(str(path))
-    return path
 
 
 @pytest.fixture

@@ -1,0 +1,86 @@
+"""Logging in and out: call these where you call ``remember()`` and
+``forget()``.
+
+::
+
+    from pyramid_session_suite import login, logout
+
+    headers = login(request, user.id)      # instead of remember()
+    return HTTPSeeOther(next_url, headers=headers)
+
+    headers = logout(request)              # instead of forget()
+
+``login`` rotates the session id (no session fixation), records the session
+in the user index and applies the unique-session policy when they are
+included; a refusal raises :class:`LoginRefusedError` (409) and changes
+nothing. ``logout`` ends the session everywhere it is recorded.
+"""
+
+from pyramid.httpexceptions import HTTPConflict
+from pyramid.security import forget, remember
+
+from .events import LoginRefused
+from .interfaces import IUserIndex
+from .user_index import marker_of
+
+
+class LoginRefusedError(HTTPConflict):
+    """409 Conflict: the account has its maximum of sessions, one of them
+    active within the lock period. ``Retry-After`` says when to retry."""
+
+    explanation = (
+        'This account is already signed in elsewhere and was active '
+        'recently; you can sign in here once that session has been idle '
+        'for a while, or sign out there.'
+    )
+
+    def __init__(self, retry_after, **kw):
+        super().__init__(headers={'Retry-After': str(retry_after)}, **kw)
+        self.retry_after = retry_after
+
+
+def login(request, userid, **kw):
+    """Log ``userid`` in on this request's session; return the headers of
+    :func:`pyramid.security.remember` (``kw`` is passed to it)."""
+    tracker = request.registry.queryUtility(IUserIndex)
+    if tracker is None:
+        _rotate(request.session)
+        return remember(request, userid, **kw)
+    session = tracker.session(request)
+    previous = marker_of(session)
+    admitted, detail = tracker.register(request, session, userid)
+    if not admitted:
+        request.registry.notify(LoginRefused(request, userid, detail))
+        raise LoginRefusedError(detail)
+    if previous is not None:
+        # the session was someone's (or this user's) before: that entry ends
+        tracker.index.revoke(previous['u'], previous['h'], reason='')
+    return remember(request, userid, **kw)
+
+
+def logout(request, **kw):
+    """End this request's session (and its index entry); return the
+    headers of :func:`pyramid.security.forget`."""
+    tracker = request.registry.queryUtility(IUserIndex)
+    if tracker is None:
+        request.session.invalidate()
+        return forget(request, **kw)
+    session = tracker.session(request)
+    marker = marker_of(session)
+    if marker is not None:
+        tracker.revoke(request, marker['u'], [marker['h']], reason='logout')
+        session.discard()
+    else:
+        session.invalidate()
+    return forget(request, **kw)
+
+
+def _rotate(session):
+    """A new session id for ``session``, keeping its data."""
+    rotate = getattr(session, 'rotate', None)
+    if rotate is not None:
+        rotate()
+        return
+    data = dict(session)
+    session.invalidate()
+    session.update(data)

@@ -1,0 +1,327 @@
+"""Per-user session management: ``config.include(
+'pyramid_session_suite.user_index')``.
+
+Every session of a logged-in user on the indexed Redis namespace is known
+(created, last activity, IP, user agent, location) and can be listed and
+revoked: by its user through ``request.user_sessions``, by anyone with the
+:class:`SessionTracker` utility (``request.registry.getUtility(IUserIndex)``).
+"""
+
+import time
+import zlib
+from pyramid.exceptions import ConfigurationError
+
+from . import activity
+from .config import add_request_attribute
+from .events import SessionRegistered, SessionRevoked
+from .index import UserIndex, user_tag
+from .interfaces import ISessionMultiManagerConfig, IUserIndex
+from .persist import BEFORE_FLUSH_KEY, LOADED_SESSIONS_KEY, queue_command
+from .settings import (
+    PREFIX,
+    REQUIRED,
+    as_bool,
+    as_seconds,
+    as_str,
+    one_of,
+    parse_settings,
+)
+
+SETTINGS_PREFIX = PREFIX + 'user_index.'
+
+#: the key of the index's bookkeeping in the session data
+MARKER = '_session_suite'
+
+#: how long an index lives without activity, when the namespace has no
+#: timeout (seconds)
+DEFAULT_INDEX_TTL = 30 * 86400
+
+
+def as_proxies(value):
+    """``''``: none; a number: that many trusted hops; else CIDR blocks."""
+    value = as_str(value)
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    return value.split()
+
+
+USER_INDEX_SETTINGS = (
+    ('namespace', as_str, None),
+    ('secret', as_str, REQUIRED),
+    ('key_prefix', as_str, 'session_suite:users:'),
+    ('touch_interval', as_seconds, 60),
+    ('trusted_proxies', as_proxies, None),
+    ('store_ip', one_of('full', 'truncated', 'none'), 'full'),
+    ('geoip_db', as_str, None),
+    ('geo', one_of('city', 'country', 'off'), 'city'),
+    ('auto_register', as_bool, True),
+    ('end_ttl', as_seconds, 86400),
+    ('views', as_bool, False),
+    ('route_prefix', as_str, '/sessions'),
+    ('admin_permission', as_str, 'session_suite.admin'),
+)
+
+
+def includeme(config):
+    config.include('pyramid_session_suite')
+    registry = config.registry
+    settings = parse_settings(
+        registry.settings, USER_INDEX_SETTINGS, SETTINGS_PREFIX, strict=True
+    )
+    namespace = settings['namespace'] or registry.settings.get(
+        PREFIX + 'request_session'
+    )
+    if not namespace:
+        raise ConfigurationError(
+            f'{SETTINGS_PREFIX}namespace is required (or set '
+            f'{PREFIX}request_session)'
+        )
+    from .client_info import ClientInfo
+
+    client_info = ClientInfo(
+        trusted_proxies=settings['trusted_proxies'],
+        store_ip=settings['store_ip'],
+        geoip_db=settings['geoip_db'],
+        geo=settings['geo'],
+    )
+
+    def register():
+        manager_config = registry.getUtility(ISessionMultiManagerConfig)
+        tracker = SessionTracker.from_namespace(
+            manager_config, namespace, settings, client_info
+        )
+        registry.registerUtility(tracker, IUserIndex)
+
+    config.action(('session_suite', 'user_index'), register, order=1)
+    add_request_attribute(config, 'user_sessions', UserSessions)
+    registry.setdefault(BEFORE_FLUSH_KEY, []).append(bookkeeping)
+    if settings['views']:
+        config.include('pyramid_session_suite.user_index_views')
+
+
+class SessionTracker:
+    """The user index of one Redis namespace, with what the requests of
+    that namespace need: client description, limits, events."""
+
+    #: set by ``pyramid_session_suite.policy``: login limits and deadlines
+    max_sessions = 0
+    lock_seconds = 0
+    absolute_timeout = None
+
+    def __init__(self, factory, namespace, index, client_info, settings):
+        self.factory = factory
+        self.namespace = namespace
+        self.cookie_name = factory.cookie_name
+        self.index = index
+        self.client_info = client_info
+        self.touch_interval = settings['touch_interval'] or 0
+        self.auto_register = settings['auto_register']
+
+    @classmethod
+    def from_namespace(cls, manager_config, namespace, settings, client_info):
+        key = SETTINGS_PREFIX + 'namespace'
+        if not manager_config.has_namespace(namespace):
+            raise ConfigurationError(f'{key}: no namespace {namespace!r}')
+        factory = manager_config.get_namespace_config(namespace)
+        if getattr(factory, 'backend', None) != 'redis':
+            raise ConfigurationError(
+                f'{key}: namespace {namespace!r} is not a Redis namespace'
+            )
+        timeout = factory.timeout or DEFAULT_INDEX_TTL
+        index = UserIndex(
+            factory.redis,
+            settings['secret'],
+            key_prefix=settings['key_prefix'],
+            ttl=timeout + (settings['touch_interval'] or 0) + 60,
+            end_ttl=max(settings['end_ttl'] or 0, timeout),
+        )
+        return cls(factory, namespace, index, client_info, settings)
+
+    # -- the tracked session of a request -----------------------------------
+
+    def session(self, request):
+        """The request's session of the indexed namespace (loaded)."""
+        return request.session_multi[self.namespace]
+
+    def loaded_session(self, request):
+        """The request's session of the indexed namespace if the request
+        loaded it, else ``None``."""
+        for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
+            if session.cookie_name == self.cookie_name:
+                return session
+        return None
+
+    # -- transitions ---------------------------------------------------------
+
+    def register(self, request, session, userid, limits=True):
+        """Give ``session`` a new id in ``userid``'s slot and record it in
+        the index (enforcing the login limits when ``limits``). Return
+        ``(True, evicted_handles)`` or ``(False, retry_after)``; a refusal
+        changes nothing."""
+        session_id = self.factory.new_session_id(user_tag(userid))
+        meta = dict(self.client_info.describe(request), ns=self.namespace)
+        admitted, detail = self.index.register(
+            userid,
+            session_id,
+            meta,
+            max_sessions=self.max_sessions if limits else 0,
+            lock_seconds=self.lock_seconds if limits else 0,
+        )
+        if not admitted:
+            return admitted, detail
+        session.rotate(session_id=session_id)
+        now = int(time.time())
+        handle = self.index.handle(session_id)
+        session[MARKER] = {
+            'u': userid,
+            'h': handle,
+            'l': now,
+            't': now,
+            'ip': meta['ip'],
+            'ua': ua_digest(meta['ua']),
+            'a': now + self.absolute_timeout if self.absolute_timeout else 0,
+        }
+        activity.record(request.environ, 'user_index', 'registered',
+                        handle=handle, evicted=len(detail))  # fmt: skip
+        request.registry.notify(
+            SessionRegistered(request, userid, handle, detail)
+        )
+        if detail:
+            self.notify_revoked(
+                request, userid, detail, 'displaced', len(detail)
+            )
+        return admitted, detail
+
+    def revoke(self, request, userid, handles, reason='revoked'):
+        """End sessions of ``userid`` by handle; return how many ended."""
+        count = self.index.revoke(userid, *handles, reason=reason)
+        self.notify_revoked(request, userid, handles, reason, count)
+        return count
+
+    def revoke_all(
+        self, request, userid, except_handle=None, reason='revoked'
+    ):
+        """End every session of ``userid`` (but ``except_handle``)."""
+        count = self.index.revoke_all(
+            userid, except_handle=except_handle, reason=reason
+        )
+        self.notify_revoked(request, userid, (), reason, count)
+        return count
+
+    def notify_revoked(self, request, userid, handles, reason, count):
+        if request is None:
+            return
+        activity.record(request.environ, 'user_index', reason,
+                        handles=list(handles), count=count)  # fmt: skip
+        request.registry.notify(
+            SessionRevoked(request, userid, handles, reason, count)
+        )
+
+
+def ua_digest(user_agent):
+    """A short digest of a User-Agent, to notice when it changes."""
+    return format(zlib.crc32(user_agent.encode('utf-8')), '08x')
+
+
+def marker_of(session):
+    """The index bookkeeping of a loaded session, or ``None``."""
+    state = session.__dict__.get('_session_state')
+    if state is None:
+        return None
+    return state.managed_dict.get(MARKER)
+
+
+def bookkeeping(request, create):
+    """Before the request's sessions are written: note the activity, IP and
+    user agent of the indexed session, at most once per ``touch_interval``
+    unless they changed, in the same round trip as the session writes."""
+    tracker = request.registry.queryUtility(IUserIndex)
+    if tracker is None or not create:
+        return
+    session = tracker.loaded_session(request)
+    if session is None:
+        return
+    state = session.__dict__.get('_session_state')
+    if state is None or not state.managed_dict:
+        return
+    marker = state.managed_dict.get(MARKER)
+    if marker is None:
+        if tracker.auto_register:
+            userid = request.authenticated_userid
+            if userid is not None:
+                tracker.register(request, session, userid, limits=False)
+        return
+    now = int(time.time())
+    info = tracker.client_info
+    ip = info.ip(request)
+    ua = request.user_agent or ''
+    changes = None
+    if ip != marker.get('ip') or ua_digest(ua[:512]) != marker.get('ua'):
+        changes = info.describe(request)
+        marker['ip'] = changes['ip']
+        marker['ua'] = ua_digest(changes['ua'])
+    if changes is None and now - marker.get('t', 0) < tracker.touch_interval:
+        return
+    marker['t'] = now
+    session.changed()
+    queue_command(
+        request,
+        tracker.index.client,
+        tracker.index.touch_command(marker['u'], marker['h'], changes),
+    )
+    activity.record(request.environ, 'user_index', 'touched',
+                    changed=sorted(changes or ()))  # fmt: skip
+
+
+class UserSessions:
+    """``request.user_sessions``: the sessions of the current user.
+
+    ``userid`` and ``current`` (the handle of this request's session) are
+    ``None`` when the session is not a logged-in one.
+    """
+
+    def __init__(self, request):
+        self.request = request
+        self.tracker = request.registry.getUtility(IUserIndex)
+        session = self.tracker.session(request)
+        marker = marker_of(session) if session is not None else None
+        self.userid = marker['u'] if marker else None
+        self.current = marker['h'] if marker else None
+
+    def list(self):
+        """This user's sessions, most recently active first."""
+        if self.userid is None:
+            return []
+        return self.tracker.index.list(self.userid, current=self.current)
+
+    def revoke(self, handle):
+        """End one of this user's sessions (this one logs the user out)."""
+        if self.userid is None:
+            return 0
+        count = self.tracker.revoke(self.request, self.userid, [handle])
+        if handle == self.current:
+            self._end_current()
+        return count
+
+    def revoke_others(self):
+        """End every other session of this user."""
+        if self.userid is None:
+            return 0
+        return self.tracker.revoke_all(
+            self.request, self.userid, except_handle=self.current
+        )
+
+    def revoke_all(self):
+        """End every session of this user, this one included."""
+        if self.userid is None:
+            return 0
+        count = self.tracker.revoke_all(self.request, self.userid)
+        self._end_current()
+        return count
+
+    def _end_current(self):
+        session = self.tracker.session(self.request)
+        session.discard()
+        self.userid = self.current = None

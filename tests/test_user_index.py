@@ -1,0 +1,326 @@
+"""Per-user session management, against a real Redis server."""
+
+import time
+from pyramid.interfaces import IRequestFactory
+import pytest
+import redis
+from webtest import TestApp
+
+from pyramid_session_suite.events import (
+    SessionEnded,
+    SessionRegistered,
+    SessionRevoked,
+)
+from pyramid_session_suite.index import GRACE_MS, user_tag
+from pyramid_session_suite.interfaces import IUserIndex
+
+from .usersapp import make_config
+
+FIREFOX = (
+    'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
+)
+IPHONE = (
+    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) '
+    'AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 '
+    'Safari/604.1'
+)
+
+
+def browser(app, ua=FIREFOX, ip='198.51.100.7'):
+    return TestApp(
+        app, extra_environ={'HTTP_USER_AGENT': ua, 'REMOTE_ADDR': ip}
+    )
+
+
+@pytest.fixture
+def events():
+    return []
+
+
+@pytest.fixture
+def config(redis_url, events):
+    config = make_config(redis_url)
+    for event in (SessionRegistered, SessionRevoked, SessionEnded):
+        config.add_subscriber(events.append, event)
+    return config
+
+
+@pytest.fixture
+def app(config):
+    return config.make_wsgi_app()
+
+
+def test_a_login_is_listed_with_its_client(app, redis_client):
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    listing = firefox.get('/mine').json
+    [entry] = listing['sessions']
+    assert entry['current'] is True
+    assert entry['handle'] == listing['current']
+    assert entry['label'] == 'Firefox on Linux'
+    assert entry['ip'] == '198.51.100.7'
+    assert entry['mobile'] is False
+    assert entry['location'] is None
+    assert 1190 < entry['expires_in'] <= 1200
+    assert entry['created'] <= entry['last_seen']
+    assert 'sid' not in entry
+    # one user's keys share one hash slot, and all of them expire
+    tag = user_tag('alice')
+    keys = sorted(k.decode() for k in redis_client.keys('*'))
+    assert all('{' + tag + '}' in key for key in keys), keys
+    assert all(redis_client.pttl(key) > 0 for key in keys)
+    assert not any(entry['handle'] in key for key in keys)
+
+
+def test_each_browser_sees_all_and_revokes_the_others(app, events):
+    firefox, iphone = browser(app), browser(app, IPHONE, '198.51.100.9')
+    firefox.get('/login?user=alice')
+    iphone.get('/login?user=alice')
+    listing = firefox.get('/mine').json['sessions']
+    # most recently active first
+    assert [e['label'] for e in listing] == [
+        'Safari on iPhone',
+        'Firefox on Linux',
+    ]
+    assert [e['mobile'] for e in listing] == [True, False]
+    assert [e['current'] for e in listing].count(True) == 1
+    assert firefox.get('/mine?do=others').json == {'count': 1}
+    # the revoked browser is anonymous on its next request, and told why
+    res = iphone.get('/whoami')
+    assert res.json == {'user': None, 'n': None, 'ended': 'revoked'}
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+    assert 'main' not in iphone.cookies
+    assert len(firefox.get('/mine').json['sessions']) == 1
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        'SessionRegistered',
+        'SessionRegistered',
+        'SessionRevoked',
+        'SessionEnded',
+    ]
+    assert events[2].reason == 'revoked' and events[2].count == 1
+
+
+def test_revoking_the_current_session_logs_out(app):
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    handle = firefox.get('/mine').json['current']
+    res = firefox.get('/mine', {'do': 'revoke', 'handle': handle})
+    assert res.json == {'count': 1}
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+    assert firefox.get('/whoami').json['user'] is None
+
+
+def test_a_user_cannot_revoke_another_users_session(app):
+    alice, bob = browser(app), browser(app)
+    alice.get('/login?user=alice')
+    bob.get('/login?user=bob')
+    bobs = bob.get('/mine').json['current']
+    assert alice.get('/mine', {'do': 'revoke', 'handle': bobs}).json == {
+        'count': 0
+    }
+    assert bob.get('/whoami').json['user'] == 'bob'
+
+
+def test_revoke_all_ends_every_session(app):
+    one, two = browser(app), browser(app)
+    one.get('/login?user=alice')
+    two.get('/login?user=alice')
+    assert one.get('/mine?do=all').json == {'count': 2}
+    assert one.get('/whoami').json['user'] is None
+    assert two.get('/whoami').json['user'] is None
+
+
+def test_logout_removes_the_entry(app, config):
+    one, two = browser(app), browser(app)
+    one.get('/login?user=alice')
+    two.get('/login?user=alice')
+    res = one.get('/logout')
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+    tracker = config.registry.getUtility(IUserIndex)
+    assert tracker.index.count('alice') == 1
+
+
+def test_login_rotates_the_session_id(app, redis_client):
+    firefox = browser(app)
+    firefox.get('/whoami?write=1')
+    anonymous = firefox.cookies['main']
+    [before] = redis_client.keys('session_suite:main:*')
+    firefox.get('/login?user=alice')
+    assert firefox.cookies['main'] != anonymous
+    keys = redis_client.keys('session_suite:main:*')
+    assert before not in keys
+    # the data of the anonymous session came along
+    assert firefox.get('/whoami').json == {
+        'user': 'alice',
+        'n': 1,
+        'ended': None,
+    }
+
+
+def test_steady_state_costs_no_extra_round_trip(
+    config, round_trips, redis_url
+):
+    factory = _counted(config, round_trips, redis_url)
+    firefox = browser(config.make_wsgi_app())
+    firefox.get('/login?user=alice')
+    round_trips.reset()
+    firefox.get('/whoami')
+    assert round_trips.trips == [['GETEX']]
+    round_trips.reset()
+    firefox.get('/whoami?write=1')
+    assert round_trips.trips == [['GETEX'], ['SET']]
+    assert factory.redis is not None
+
+
+def test_a_touch_rides_along_with_the_session_write(redis_url, round_trips):
+    config = make_config(
+        redis_url, **{'session_suite.user_index.touch_interval': '0'}
+    )
+    _counted(config, round_trips, redis_url)
+    app = config.make_wsgi_app()
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    round_trips.reset()
+    firefox.get('/whoami')
+    assert round_trips.trips == [['GETEX'], ['SET', 'EVAL']]
+    # a new IP address is recorded with the touch
+    moved = browser(app, ip='198.51.100.99')
+    moved.set_cookie('main', firefox.cookies['main'])
+    moved.get('/whoami')
+    [entry] = moved.get('/mine').json['sessions']
+    assert entry['ip'] == '198.51.100.99'
+
+
+def test_login_costs(config, round_trips, redis_url):
+    _counted(config, round_trips, redis_url)
+    firefox = browser(config.make_wsgi_app())
+    firefox.get('/login?user=alice')
+    assert round_trips.trips == [['EVALSHA'], ['EVAL']]
+    firefox.get('/logout')
+    firefox.get('/whoami?write=1')
+    round_trips.reset()
+    firefox.get('/login?user=alice')
+    assert round_trips.trips == [['GETEX'], ['EVALSHA'], ['DEL', 'EVAL']]
+
+
+def test_a_session_revoked_in_flight_is_not_resurrected(
+    redis_url, redis_client
+):
+    config = make_config(redis_url)
+    tracker = {}
+
+    def race(request):
+        session = request.session
+        session.get('n')
+        tracker['t'].revoke_all(request, 'alice')  # from another browser
+        session['n'] = 99
+        return {}
+
+    config.add_route('race', '/race')
+    config.add_view(race, route_name='race', renderer='json')
+    app = config.make_wsgi_app()
+    tracker['t'] = config.registry.getUtility(IUserIndex)
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    firefox.get('/race')
+    keys = [k.decode() for k in redis_client.keys('session_suite:main:*')]
+    assert [k for k in keys if not k.endswith(':ended')] == []
+    assert tracker['t'].index.list('alice') == []
+    assert firefox.get('/whoami').json['user'] is None
+
+
+def test_expired_sessions_are_never_listed(config, app, redis_client):
+    one, two = browser(app), browser(app)
+    one.get('/login?user=alice')
+    two.get('/login?user=alice')
+    tracker = config.registry.getUtility(IUserIndex)
+    [gone, _] = redis_client.keys('session_suite:main:*')
+    redis_client.pexpire(gone, 1)  # Redis expires it, nobody is told
+    time.sleep(0.01)
+    assert redis_client.exists(gone) == 0
+    # an entry without its key is a login in flight for GRACE_MS; later on
+    # it is pruned by whatever reads the index
+    index_now = tracker.index.clock
+    tracker.index.clock = lambda: index_now() + GRACE_MS + 1
+    assert len(one.get('/mine').json['sessions']) == 1
+    assert tracker.index.count('alice') == 1
+    z, h = tracker.index.keys('alice')
+    assert redis_client.zcard(z) == 1 and redis_client.hlen(h) == 1
+
+
+def test_listing_a_thousand_sessions_is_one_round_trip(
+    config, redis_url, round_trips, redis_client
+):
+    _counted(config, round_trips, redis_url)
+    tracker = config.registry.getUtility(IUserIndex)
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(1000):
+        sid = tracker.factory.new_session_id(user_tag('bob'))
+        pipe.set(sid, b'{}', ex=600)
+        tracker.index.register('bob', sid, {'ip': f'10.0.{n // 250}.{n % 4}'})
+    pipe.execute()
+    round_trips.reset()
+    entries = tracker.index.list('bob')
+    assert len(entries) == 1000
+    assert round_trips.trips == [['EVALSHA']]
+    assert entries[0]['last_seen'] >= entries[-1]['last_seen']
+    assert len({entry['handle'] for entry in entries}) == 1000
+
+
+def test_location_from_a_geoip_database(redis_url, city_db):
+    config = make_config(
+        redis_url,
+        **{
+            'session_suite.user_index.geoip_db': str(city_db),
+            'session_suite.user_index.trusted_proxies': '1',
+        },
+    )
+    app = TestApp(
+        config.make_wsgi_app(),
+        extra_environ={
+            'REMOTE_ADDR': '10.0.0.1',
+            'HTTP_X_FORWARDED_FOR': '81.2.69.160',
+        },
+    )
+    app.get('/login?user=alice')
+    [entry] = app.get('/mine').json['sessions']
+    assert entry['location'] == 'London, United Kingdom'
+    assert entry['ip'] == '81.2.69.160'
+
+
+def test_the_request_attribute_is_on_the_request_class(config):
+    config.commit()
+    factory = config.registry.getUtility(IRequestFactory)
+    assert 'user_sessions' in vars(factory)
+    assert 'session_multi' in vars(factory)
+
+
+def test_the_index_needs_a_redis_namespace(redis_url):
+    from pyramid.exceptions import ConfigurationError
+
+    config = make_config(
+        redis_url, **{'session_suite.namespace.main.backend': 'cookie'}
+    )
+    with pytest.raises(ConfigurationError, match='not a Redis namespace'):
+        config.commit()
+
+
+def _counted(config, round_trips, redis_url):
+    """Make the indexed namespace and the index use a counting client."""
+    config.commit()
+    tracker = config.registry.getUtility(IUserIndex)
+    client = round_trips.client(redis_url)
+    client.ping()
+    tracker.factory.redis = client
+    tracker.index.client = client
+    for name in ('register', 'touch', 'list', 'revoke', 'count'):
+        script = getattr(tracker.index, name + '_script')
+        script.registered_client = client
+    round_trips.reset()
+    return tracker.factory
+
+
+def test_redis_is_real(redis_client):
+    assert isinstance(redis_client, redis.Redis)
+    assert redis_client.ping()
