@@ -188,6 +188,19 @@ def user_tag(userid):
     return base64.urlsafe_b64encode(raw).decode('ascii').rstrip('=')
 
 
+def userid_of_tag(tag):
+    """The user id of a hash tag made by :func:`user_tag` (as a string),
+    or ``None`` for the digest of a long id."""
+    if tag.startswith('H') and len(tag) == 65:
+        return None
+    try:
+        return base64.urlsafe_b64decode(tag + '=' * (-len(tag) % 4)).decode(
+            'utf-8'
+        )
+    except (ValueError, UnicodeError):
+        return None
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -354,11 +367,12 @@ class UserIndex:
     prune = count
 
     def users(self, count=500):
-        """Iterate over the user tags that have an index (``SCAN``)."""
+        """Iterate over the ids (strings) of the users that have an index,
+        with ``SCAN``; ``None`` stands for ids too long to be read back."""
         pattern = f'{self.key_prefix}{{*}}:z'
         start = len(self.key_prefix) + 1
         for key in self.client.scan_iter(match=pattern, count=count):
-            yield _text(key)[start:-3]
+            yield userid_of_tag(_text(key)[start:-3])
 
 
 def _text(value):
