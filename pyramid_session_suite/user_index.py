@@ -105,7 +105,9 @@ class SessionTracker:
     """The user index of one Redis namespace, with what the requests of
     that namespace need: client description, limits, events."""
 
-    #: set by ``pyramid_session_suite.policy``: login limits and deadlines
+    #: set by ``pyramid_session_suite.policy``: the rules, login limits and
+    #: deadlines
+    policy = None
     max_sessions = 0
     lock_seconds = 0
     absolute_timeout = None

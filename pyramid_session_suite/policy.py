@@ -1,0 +1,168 @@
+"""Unique and timed sessions:
+``config.include('pyramid_session_suite.policy')``.
+
+- **Unique / limited sessions**: at most ``max_sessions`` per account. A
+  login over the limit ends the least recently active session, unless one
+  of those sessions was active within ``lock_seconds``: then the login is
+  refused (409 with ``Retry-After``), atomically across processes (one Lua
+  script in Redis, see :mod:`.index`).
+- **Timed sessions**: ``absolute_timeout`` (from login) and
+  ``idle_timeout`` (from the last recorded activity). An expired session is
+  ended on its next request: 401, or a redirect to ``login_route``.
+- A browser whose session was ended by a newer login or a timeout is told
+  so on its next request, the same way.
+
+The deadlines live in the session itself, so checking them costs no Redis
+round trip; the tween reads settings once, when the application is made.
+"""
+
+import time
+from pyramid.exceptions import ConfigurationError
+from pyramid.httpexceptions import HTTPSeeOther, HTTPUnauthorized
+from pyramid.tweens import EXCVIEW
+
+from . import activity
+from .events import SessionExpired
+from .interfaces import IUserIndex
+from .redis import ENDED_KEY
+from .settings import PREFIX, as_seconds, one_of, parse_settings
+from .user_index import marker_of
+
+SETTINGS_PREFIX = PREFIX + 'policy.'
+
+
+def as_count(value):
+    count = int(value)
+    if count < 0:
+        raise ValueError(f'must be 0 or more, not {value!r}')
+    return count
+
+
+POLICY_SETTINGS = (
+    ('max_sessions', as_count, 1),
+    ('lock_seconds', as_seconds, 300),
+    ('absolute_timeout', as_seconds, None),
+    ('idle_timeout', as_seconds, None),
+    ('on_end', one_of('unauthorized', 'redirect'), 'unauthorized'),
+    ('login_route', lambda value: str(value).strip() or None, None),
+    ('clock_skew', as_seconds, 5),
+)
+
+#: what the browser of an ended session is told, by reason
+MESSAGES = {
+    'displaced': (
+        'You were signed out because your account signed in somewhere else.'
+    ),
+    'absolute': 'Your session has reached its time limit; please sign in.',
+    'idle': 'Your session ended after a period of inactivity; please sign in.',
+    'expired': 'Your session has expired; please sign in again.',
+}
+
+#: reasons for which the policy answers instead of going on anonymously
+ANSWERED = ('displaced', 'expired')
+
+
+class SessionPolicy:
+    """The rules, read once from the settings. ``clock`` returns epoch
+    seconds (``time.time``); replace it to simulate the passing of time."""
+
+    def __init__(self, settings, clock=time.time):
+        self.max_sessions = settings['max_sessions']
+        self.lock_seconds = settings['lock_seconds'] or 0
+        self.absolute_timeout = settings['absolute_timeout']
+        self.idle_timeout = settings['idle_timeout']
+        self.on_end = settings['on_end']
+        self.login_route = settings['login_route']
+        self.clock_skew = settings['clock_skew'] or 0
+        self.clock = clock
+
+    def expired(self, marker):
+        """``'absolute'``, ``'idle'`` or ``None`` for a session's
+        bookkeeping, allowing ``clock_skew`` between workers."""
+        now = self.clock() - self.clock_skew
+        deadline = marker.get('a') or 0
+        if deadline and now > deadline:
+            return 'absolute'
+        if (
+            self.idle_timeout
+            and now - marker.get('t', now) > self.idle_timeout
+        ):
+            return 'idle'
+        return None
+
+    def answer(self, request, reason):
+        """The response to a browser whose session ended for ``reason``."""
+        message = MESSAGES.get(reason, MESSAGES['expired'])
+        headers = {'X-Session-Ended': reason}
+        if self.on_end == 'redirect':
+            url = request.route_url(
+                self.login_route, _query={'session_ended': reason}
+            )
+            return HTTPSeeOther(url, headers=headers, detail=message)
+        return HTTPUnauthorized(detail=message, headers=headers)
+
+
+def includeme(config):
+    config.include('pyramid_session_suite.user_index')
+    registry = config.registry
+    settings = parse_settings(
+        registry.settings, POLICY_SETTINGS, SETTINGS_PREFIX, strict=True
+    )
+    if settings['on_end'] == 'redirect' and not settings['login_route']:
+        raise ConfigurationError(
+            f'{SETTINGS_PREFIX}login_route is required with on_end = redirect'
+        )
+    policy = SessionPolicy(settings)
+
+    def apply():
+        tracker = registry.getUtility(IUserIndex)
+        tracker.policy = policy
+        tracker.max_sessions = policy.max_sessions
+        tracker.lock_seconds = policy.lock_seconds
+        tracker.absolute_timeout = policy.absolute_timeout
+        if policy.idle_timeout:
+            # record activity often enough to measure idleness
+            tracker.touch_interval = min(
+                tracker.touch_interval, max(1, policy.idle_timeout // 10)
+            )
+
+    config.action(('session_suite', 'policy'), apply, order=2)
+    config.add_tween(
+        'pyramid_session_suite.policy.policy_tween_factory',
+        under=EXCVIEW,
+        over='pyramid_session_suite.config.persist_tween_factory',
+    )
+
+
+def policy_tween_factory(handler, registry):
+    """Before the view: end the request's session if its time is up, and
+    answer a browser whose session was ended by a newer login or a
+    timeout."""
+    tracker = registry.getUtility(IUserIndex)
+    policy = tracker.policy
+    cookie_name = tracker.cookie_name
+
+    def policy_tween(request):
+        if cookie_name not in request.cookies:
+            return handler(request)
+        session = tracker.session(request)
+        reason = request.environ.get(ENDED_KEY)
+        if reason in ANSWERED:
+            return policy.answer(request, reason)
+        marker = marker_of(session)
+        if marker is not None:
+            kind = policy.expired(marker)
+            if kind is not None:
+                tracker.revoke(
+                    request, marker['u'], [marker['h']], reason='expired'
+                )
+                session.discard()
+                activity.record(request.environ, 'policy', 'expired',
+                                kind=kind)  # fmt: skip
+                request.registry.notify(
+                    SessionExpired(request, marker['u'], marker['h'], kind)
+                )
+                return policy.answer(request, kind)
+        return handler(request)
+
+    return policy_tween
