@@ -19,6 +19,7 @@ nothing. ``logout`` ends the session everywhere it is recorded.
 from pyramid.httpexceptions import HTTPConflict
 from pyramid.security import forget, remember
 
+from . import activity
 from .events import LoginRefused
 from .interfaces import IUserIndex
 from .user_index import marker_of
@@ -50,6 +51,8 @@ def login(request, userid, **kw):
     previous = marker_of(session)
     admitted, detail = tracker.register(request, session, userid)
     if not admitted:
+        activity.record(request.environ, 'policy', 'login refused',
+                        retry_after=detail)  # fmt: skip
         request.registry.notify(LoginRefused(request, userid, detail))
         raise LoginRefusedError(detail)
     if previous is not None:

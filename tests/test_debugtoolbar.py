@@ -69,8 +69,10 @@ def make_app(redis_client, toolbar=True, active=False):
 
 
 def panel(app, response):
-    [link] = set(TOOLBAR_LINK.findall(response.text))
-    page = app.get(link).text
+    """The panel of the request of ``response`` (of the latest request, for
+    responses the toolbar does not inject itself into)."""
+    links = set(TOOLBAR_LINK.findall(response.text))
+    page = app.get(links.pop() if links else '/_debug_toolbar/').text
     start = page.index('id="pDebugPanel-session_multi-content"')
     return page[start:]
 
@@ -233,3 +235,35 @@ def test_the_panel_in_a_real_browser(counted, browser, artifacts):
         )
         page.close()
     assert (artifacts / 'session_multi_panel.png').stat().st_size > 10_000
+
+
+def test_the_panel_shows_what_the_index_and_policy_did(redis_url):
+    from .usersapp import make_config
+
+    config = make_config(
+        redis_url,
+        include='pyramid_session_suite.policy',
+        **{
+            'debugtoolbar.includes': 'pyramid_session_suite.debugtoolbar',
+            'debugtoolbar.hosts': '127.0.0.1',
+            'debugtoolbar.intercept_redirects': 'false',
+        },
+    )
+    config.include('pyramid_debugtoolbar')
+    config.add_route('page', '/page')
+    config.add_view(
+        lambda request: Response('<html><body>page</body></html>'),
+        route_name='page',
+    )
+    wsgi = config.make_wsgi_app()
+    first = TestApp(wsgi, extra_environ=LOCAL)
+    second = TestApp(wsgi, extra_environ=LOCAL)
+    first.get('/login?user=alice')
+    html = panel(first, first.get('/page'))
+    assert 'Suite activity' not in html  # steady state: nothing happened
+    res = second.get('/login?user=alice', status=409)
+    html = panel(second, res)
+    assert '<td>policy</td><td>login refused</td>' in html
+    html = panel(second, second.get('/login?user=bob'))
+    assert '<td>user_index</td><td>registered</td>' in html
+    assert 'Suite activity' not in panel(second, second.get('/page'))
