@@ -6,6 +6,8 @@ import docutils.utils
 
 from pyramid_session_suite.config import CORE_SETTINGS
 from pyramid_session_suite.namespaces import NAMESPACE_SETTINGS
+from pyramid_session_suite.policy import POLICY_SETTINGS
+from pyramid_session_suite.user_index import USER_INDEX_SETTINGS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = (ROOT / 'README.rst').read_text()
@@ -23,8 +25,9 @@ def test_readme_renders_without_warnings():
 def test_every_setting_is_documented():
     for name, _, _ in CORE_SETTINGS:
         assert f'``session_suite.{name}``' in README, name
-    for name, _, _ in NAMESPACE_SETTINGS:
-        assert f'``{name}``' in README, name
+    for table in (NAMESPACE_SETTINGS, USER_INDEX_SETTINGS, POLICY_SETTINGS):
+        for name, _, _ in table:
+            assert f'``{name}``' in README, name
 
 
 def test_readme_has_the_two_commands():
