@@ -8,7 +8,9 @@ from .interfaces import (
     ISessionEnded,
     ISessionExpired,
     ISessionRegistered,
+    ISessionReplaced,
     ISessionRevoked,
+    ITokenRejected,
 )
 
 
@@ -73,3 +75,29 @@ class SessionExpired:
         self.userid = userid
         self.handle = handle
         self.kind = kind
+
+
+@implementer(ISessionReplaced)
+class SessionReplaced:
+    """A site adopted the session of another site of its group
+    (cross-domain sharing); ``was_empty`` tells whether it had a session
+    of its own."""
+
+    def __init__(self, request, namespace, src, dst, was_empty):
+        self.request = request
+        self.namespace = namespace
+        self.src = src
+        self.dst = dst
+        self.was_empty = was_empty
+
+
+@implementer(ITokenRejected)
+class TokenRejected:
+    """A cross-domain token was refused; ``reason`` is a code such as
+    ``malformed``, ``bad-tag``, ``expired``, ``from-the-future``,
+    ``wrong-destination``, ``state-mismatch``, ``replayed``."""
+
+    def __init__(self, request, reason, flow):
+        self.request = request
+        self.reason = reason
+        self.flow = flow

@@ -66,3 +66,17 @@ class ISessionExpired(Interface):
 
 class IUserIndex(Interface):
     """The per-user session index (:class:`.index.UserIndex`)."""
+
+
+class ISessionReplaced(Interface):
+    """A site adopted another site's session (cross-domain sharing)."""
+
+    src = Attribute('origin of the site the session came from')
+    dst = Attribute('origin of the site that adopted it')
+    was_empty = Attribute('whether the site had no session of its own')
+
+
+class ITokenRejected(Interface):
+    """A cross-domain token was refused."""
+
+    reason = Attribute('a reason code')

@@ -408,6 +408,16 @@ class RedisSessionFactory:
         except Exception:
             return None
 
+    def set_cookie(self, response, session_id, **overrides):
+        """Set this namespace's cookie for ``session_id`` on ``response``,
+        with the factory's cookie attributes (``overrides`` win)."""
+        value = self.cookie_signer.dumps(session_id).decode('utf-8')
+        options = dict(self.cookie_options, **overrides)
+        response.set_cookie(self.cookie_name, value, **options)
+        vary = set(response.vary or ())
+        vary.add('Cookie')
+        response.vary = sorted(vary)
+
     def new_payload(self):
         return empty_session_payload(timeout=self.timeout or 0)
 

@@ -1,0 +1,170 @@
+"""Cross-domain session sharing: ``config.include(
+'pyramid_session_suite.crossdomain')``.
+
+One login across the sites of a group on different registrable domains,
+sharing one Redis session store. A browser without a session on site B is
+bounced once, by top-level redirects, to the *hub* (the site holding the
+login) and back; the hub hands B the session id in an encrypted,
+destination-bound, single-use token bound to the browser's state cookie.
+See :mod:`.tokens` for the token and :mod:`.views` for the flows.
+"""
+
+from urllib.parse import urlsplit
+from pyramid.exceptions import ConfigurationError
+from pyramid.tweens import EXCVIEW
+
+from ..interfaces import ISessionMultiManagerConfig
+from ..settings import (
+    PREFIX,
+    REQUIRED,
+    as_bool,
+    as_list,
+    as_seconds,
+    as_str,
+    check_secret,
+    parse_settings,
+)
+from .tokens import TokenCodec
+
+SETTINGS_PREFIX = PREFIX + 'crossdomain.'
+
+#: registry key of the :class:`CrossDomain` configuration
+CROSSDOMAIN_KEY = 'session_suite.crossdomain'
+FLOWS = ('redirect', 'push', 'script')
+
+CROSSDOMAIN_SETTINGS = (
+    ('sites', as_list, REQUIRED),
+    ('hub', as_str, None),
+    ('namespace', as_str, None),
+    ('secret', as_list, REQUIRED),
+    ('timeout', as_seconds, 30),
+    ('clock_skew', as_seconds, 5),
+    ('always_replace', as_bool, False),
+    ('flows', as_list, ['redirect']),
+    ('route_prefix', as_str, '/_session_suite'),
+    ('retry_after', as_seconds, 600),
+)
+
+
+def origin(url, key=SETTINGS_PREFIX + 'sites'):
+    """``scheme://host[:port]`` of ``url``, default ports left out (as
+    ``request.host_url`` has it)."""
+    parts = urlsplit(url if '://' in url else 'https://' + url)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise ConfigurationError(f'{key}: {url!r} is not a site origin')
+    if parts.path not in ('', '/') or parts.query or parts.fragment:
+        raise ConfigurationError(f'{key}: {url!r} is not a site origin')
+    default = {'http': 80, 'https': 443}[parts.scheme]
+    port = parts.port
+    host = parts.hostname.lower()
+    if port and port != default:
+        return f'{parts.scheme}://{host}:{port}'
+    return f'{parts.scheme}://{host}'
+
+
+class CrossDomain:
+    """The group's configuration, read once."""
+
+    def __init__(self, settings, factory, namespace):
+        self.sites = [origin(site) for site in settings['sites']]
+        if len(self.sites) < 2:
+            raise ConfigurationError(
+                f'{SETTINGS_PREFIX}sites: list at least two sites'
+            )
+        hub = settings['hub']
+        self.hub = origin(hub, SETTINGS_PREFIX + 'hub') if hub else None
+        self.hub = self.hub or self.sites[0]
+        if self.hub not in self.sites:
+            raise ConfigurationError(
+                f'{SETTINGS_PREFIX}hub: {self.hub} is not one of the sites'
+            )
+        for secret in settings['secret']:
+            check_secret(secret, SETTINGS_PREFIX + 'secret')
+        flows = settings['flows']
+        for flow in flows:
+            if flow not in FLOWS:
+                raise ConfigurationError(
+                    f'{SETTINGS_PREFIX}flows: unknown flow {flow!r} '
+                    f'(choose from {", ".join(FLOWS)})'
+                )
+        self.flows = frozenset(flows)
+        self.factory = factory
+        self.namespace = namespace
+        self.codec = TokenCodec(
+            settings['secret'],
+            self.sites,
+            timeout=settings['timeout'] or 30,
+            skew=settings['clock_skew'] or 0,
+        )
+        self.always_replace = settings['always_replace']
+        self.prefix = settings['route_prefix'].rstrip('/') + '/xd'
+        self.retry_after = settings['retry_after'] or 0
+        self.claim_prefix = 'session_suite:xd:jti:'
+
+    def other_sites(self, here):
+        return [site for site in self.sites if site != here]
+
+    def safe_next(self, url, default='/'):
+        """``url`` if it is a path on this site or a URL on a site of the
+        group; else ``default`` (no open redirect)."""
+        if not isinstance(url, str) or not url or len(url) > 2048:
+            return default
+        if any(c in url for c in '\r\n\t\\ ') or url.startswith('//'):
+            return default
+        if url.startswith('/'):
+            return url
+        parts = urlsplit(url)
+        if (
+            parts.scheme not in ('http', 'https')
+            or not parts.hostname
+            or parts.username is not None
+        ):
+            return default
+        try:
+            site = origin(f'{parts.scheme}://{parts.netloc}')
+        except (ConfigurationError, ValueError):
+            return default
+        return url if site in self.sites else default
+
+
+def includeme(config):
+    config.include('pyramid_session_suite')
+    registry = config.registry
+    settings = parse_settings(
+        registry.settings, CROSSDOMAIN_SETTINGS, SETTINGS_PREFIX, strict=True
+    )
+    namespace = settings['namespace'] or registry.settings.get(
+        PREFIX + 'request_session'
+    )
+    if not namespace:
+        raise ConfigurationError(
+            f'{SETTINGS_PREFIX}namespace is required (or set '
+            f'{PREFIX}request_session)'
+        )
+
+    def register():
+        manager_config = registry.getUtility(ISessionMultiManagerConfig)
+        key = SETTINGS_PREFIX + 'namespace'
+        if not manager_config.has_namespace(namespace):
+            raise ConfigurationError(f'{key}: no namespace {namespace!r}')
+        factory = manager_config.get_namespace_config(namespace)
+        if getattr(factory, 'backend', None) != 'redis':
+            raise ConfigurationError(
+                f'{key}: namespace {namespace!r} is not a Redis namespace; '
+                'sites share a session by sharing its store'
+            )
+        registry[CROSSDOMAIN_KEY] = CrossDomain(settings, factory, namespace)
+
+    config.action(('session_suite', 'crossdomain'), register, order=1)
+    prefix = settings['route_prefix'].rstrip('/') + '/xd'
+    config.add_route('session_suite.crossdomain.begin', prefix + '/begin')
+    config.add_route('session_suite.crossdomain.export', prefix + '/export')
+    config.add_route('session_suite.crossdomain.import', prefix + '/import')
+    config.add_route(
+        'session_suite.crossdomain.script', prefix + '/s/{token}.js'
+    )
+    config.scan('pyramid_session_suite.crossdomain.views')
+    config.add_tween(
+        'pyramid_session_suite.crossdomain.views.pull_tween_factory',
+        under=EXCVIEW,
+    )

@@ -1,0 +1,293 @@
+"""The hand-off flows.
+
+Redirect (pull), on a site B that is not the hub::
+
+    B/any-page  (GET, HTML, no session cookie, not tried lately)
+      302 -> HUB/_session_suite/xd/export?dst=B&state=S&next=/any-page
+             (B sets the state cookie S and a "tried" cookie)
+      302 -> B/_session_suite/xd/import?t=TOKEN&next=/any-page
+             (the hub mints a token for B bound to S; or ?none=1)
+      302 -> B/any-page  with B's session cookie set, first-party
+
+Push: a link on the hub to ``B/_session_suite/xd/begin?next=<hub URL>``
+runs the same flow and ends on ``next``.
+
+Script loader (opt-in): ``<script src="B/_session_suite/xd/s/TOKEN.js">``
+tags on the hub's pages; works only where third-party cookies are allowed.
+"""
+
+import logging
+import secrets
+from urllib.parse import urlencode
+from pyramid.httpexceptions import HTTPBadRequest, HTTPSeeOther
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from .. import activity
+from ..events import SessionReplaced, TokenRejected
+from . import CROSSDOMAIN_KEY
+from .tokens import ReplayedToken, TokenError
+
+log = logging.getLogger(__name__)
+
+STATE_COOKIE = 'session_suite_xd_state'
+TRIED_COOKIE = 'session_suite_xd_tried'
+NO_STORE = {'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'}
+
+
+def _crossdomain(request):
+    return request.registry[CROSSDOMAIN_KEY]
+
+
+def _redirect(url):
+    return HTTPSeeOther(location=url, headers=dict(NO_STORE))
+
+
+def _start(request, crossdomain, next_url):
+    """Send the browser to the hub for a token, remembering a state."""
+    state = secrets.token_urlsafe(24)
+    here = request.host_url
+    query = urlencode({'dst': here, 'state': state, 'next': next_url})
+    response = _redirect(
+        f'{crossdomain.hub}{crossdomain.prefix}/export?{query}'
+    )
+    secure = request.scheme == 'https'
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        max_age=crossdomain.codec.claim_ttl * 4,
+        path=crossdomain.prefix + '/',
+        secure=secure,
+        httponly=True,
+        samesite='Lax',
+    )
+    if crossdomain.retry_after:
+        response.set_cookie(
+            TRIED_COOKIE,
+            '1',
+            max_age=crossdomain.retry_after,
+            path='/',
+            secure=secure,
+            httponly=True,
+            samesite='Lax',
+        )
+    return response
+
+
+def pull_tween_factory(handler, registry):
+    """Bounce a browser without a session to the hub, once."""
+    crossdomain = registry.get(CROSSDOMAIN_KEY)
+    if crossdomain is None or 'redirect' not in crossdomain.flows:
+        return handler
+    cookie_name = crossdomain.factory.cookie_name
+    prefix = crossdomain.prefix + '/'
+
+    def pull_tween(request):
+        if (
+            request.method != 'GET'
+            or cookie_name in request.cookies
+            or TRIED_COOKIE in request.cookies
+            or request.host_url == crossdomain.hub
+            or request.host_url not in crossdomain.sites
+            or request.path_info.startswith(prefix)
+            or request.is_xhr
+            or request.headers.get('Sec-Fetch-Mode', 'navigate') != 'navigate'
+            or not request.accept.acceptable_offers(['text/html'])
+        ):
+            return handler(request)
+        return _start(request, crossdomain, request.path_qs)
+
+    return pull_tween
+
+
+@view_config(
+    route_name='session_suite.crossdomain.begin', request_method='GET'
+)
+def begin(request):
+    """Push: get the hub's session here, then go to ``next``."""
+    crossdomain = _crossdomain(request)
+    next_url = crossdomain.safe_next(request.params.get('next'))
+    if 'push' not in crossdomain.flows or request.host_url == crossdomain.hub:
+        return _redirect(next_url)
+    return _start(request, crossdomain, next_url)
+
+
+@view_config(
+    route_name='session_suite.crossdomain.export', request_method='GET'
+)
+def export(request):
+    """On the hub: hand the session to ``dst`` (a site of the group)."""
+    crossdomain = _crossdomain(request)
+    dst = request.params.get('dst', '')
+    state = request.params.get('state', '')
+    if (
+        dst not in crossdomain.sites
+        or dst == request.host_url
+        or request.host_url != crossdomain.hub
+        or not 16 <= len(state) <= 64
+    ):
+        raise HTTPBadRequest('Not a site of this group.', headers=NO_STORE)
+    next_url = request.params.get('next', '/')
+    query = {'next': next_url}
+    session_id = _current_session_id(request, crossdomain)
+    if session_id is None:
+        query['none'] = '1'
+    else:
+        query['t'] = crossdomain.codec.mint(
+            session_id, request.host_url, dst, state=state
+        )
+        activity.record(request.environ, 'crossdomain', 'token minted',
+                        dst=dst)  # fmt: skip
+    return _redirect(f'{dst}{crossdomain.prefix}/import?{urlencode(query)}')
+
+
+def _current_session_id(request, crossdomain):
+    session = request.session_multi[crossdomain.namespace]
+    state = session.__dict__.get('_session_state')
+    if state is None or state.new or not state.managed_dict:
+        return None
+    return state.session_id
+
+
+@view_config(
+    route_name='session_suite.crossdomain.import', request_method='GET'
+)
+def import_(request):
+    """On a destination: adopt the session a token hands over."""
+    crossdomain = _crossdomain(request)
+    next_url = crossdomain.safe_next(request.params.get('next'))
+    if request.params.get('none') == '1':
+        response = _redirect(next_url)
+        response.delete_cookie(STATE_COOKIE, path=crossdomain.prefix + '/')
+        return response
+    try:
+        payload = _redeem(
+            request,
+            crossdomain,
+            request.params.get('t'),
+            state=request.cookies.get(STATE_COOKIE),
+            flow='redirect',
+        )
+    except TokenError as exc:
+        raise HTTPBadRequest(
+            f'This sign-in link cannot be used ({exc.reason}).',
+            headers=dict(NO_STORE, **{'X-Session-Suite-Reason': exc.reason}),
+        ) from None
+    response = _redirect(next_url)
+    response.delete_cookie(STATE_COOKIE, path=crossdomain.prefix + '/')
+    _adopt(request, response, crossdomain, payload)
+    return response
+
+
+@view_config(
+    route_name='session_suite.crossdomain.script', request_method='GET'
+)
+def script(request):
+    """Script loader: adopt the session from a third-party ``<script>``;
+    needs HTTPS and a browser that allows third-party cookies."""
+    crossdomain = _crossdomain(request)
+    token = request.matchdict['token']
+    try:
+        if 'script' not in crossdomain.flows:
+            raise TokenError('the script flow is off')
+        if request.scheme != 'https':
+            raise TokenError('the script flow needs https')
+        dest = request.headers.get('Sec-Fetch-Dest', 'script')
+        if dest != 'script':
+            raise TokenError(f'loaded as {dest}, not as a script')
+        payload = _redeem(request, crossdomain, token, flow='script',
+                          referer=True)  # fmt: skip
+    except TokenError as exc:
+        response = Response('', status=404)
+        response.headers.update(NO_STORE)
+        response.headers['X-Session-Suite-Reason'] = exc.reason
+        response.content_type = 'text/javascript'
+        return response
+    response = Response('/* session shared */')
+    response.headers.update(NO_STORE)
+    response.content_type = 'text/javascript'
+    _adopt(request, response, crossdomain, payload, samesite='None',
+           secure=True)  # fmt: skip
+    return response
+
+
+def _redeem(request, crossdomain, token, flow, state=None, referer=False):
+    here = request.host_url
+    try:
+        payload = crossdomain.codec.open(token, here, state=state, flow=flow)
+        if referer:
+            source = (request.referer or '').split('/')[:3]
+            if '/'.join(source) != payload['src']:
+                raise TokenError('not loaded by a page of the source site')
+        client = crossdomain.factory.redis
+        pipe = client.pipeline(transaction=False)
+        pipe.set(
+            crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
+            here,
+            nx=True,
+            ex=crossdomain.codec.claim_ttl,
+        )
+        pipe.exists(payload['sid'])
+        claimed, exists = pipe.execute()
+        if not claimed:
+            raise ReplayedToken('already used')
+        if not exists:
+            raise TokenError('the session is gone')
+    except TokenError as exc:
+        reason = exc.reason if type(exc) is not TokenError else str(exc)
+        log.warning('cross-domain token refused at %s: %s', here, reason)
+        activity.record(request.environ, 'crossdomain', 'token refused',
+                        reason=reason)  # fmt: skip
+        request.registry.notify(TokenRejected(request, reason, flow))
+        raise
+    return payload
+
+
+def _adopt(request, response, crossdomain, payload, **cookie):
+    """Give this site the handed-over session, if it has none (or always
+    with ``always_replace``)."""
+    factory = crossdomain.factory
+    mine = factory.peek(request)
+    was_empty = not mine
+    if not was_empty and not crossdomain.always_replace:
+        activity.record(request.environ, 'crossdomain', 'token redeemed',
+                        replaced=False)  # fmt: skip
+        return
+    factory.set_cookie(response, payload['sid'], **cookie)
+    activity.record(request.environ, 'crossdomain', 'token redeemed',
+                    replaced=True, src=payload['src'])  # fmt: skip
+    request.registry.notify(
+        SessionReplaced(
+            request,
+            crossdomain.namespace,
+            payload['src'],
+            payload['dst'],
+            was_empty,
+        )
+    )
+
+
+def shared_session_loader(request):
+    """The ``<script>`` tags that share the current session with the other
+    sites of the group (like ``{% shared_session_loader %}``); empty when
+    there is no session or the script flow is off. The page is marked
+    ``Cache-Control: private, no-store``: its tokens are for this browser.
+    """
+    crossdomain = _crossdomain(request)
+    if 'script' not in crossdomain.flows:
+        return ''
+    session_id = _current_session_id(request, crossdomain)
+    if session_id is None:
+        return ''
+    here = request.host_url
+
+    def no_store(request, response):
+        response.cache_control = 'private, no-store'
+
+    request.add_response_callback(no_store)
+    tags = []
+    for site in crossdomain.other_sites(here):
+        token = crossdomain.codec.mint(session_id, here, site, flow='script')
+        url = f'{site}{crossdomain.prefix}/s/{token}.js'
+        tags.append(f'<script src="{url}" async></script>')
+    return '\n'.join(tags)

@@ -1,0 +1,72 @@
+"""Two sites on different registrable domains sharing one Redis session
+store, for the cross-domain tests (WebTest and a real browser)."""
+
+from pyramid.config import Configurator
+from pyramid.response import Response
+
+from .conftest import SECRET
+
+HUB = 'https://www.site-a.test'
+SITE = 'https://www.site-b.test'
+XD_SECRET = 'cross-domain-test-secret-of-32-bytes-or-more'
+
+
+def site_settings(redis_url, sites=(HUB, SITE), **extra):
+    settings = {
+        'session_suite.namespaces': 'main',
+        'session_suite.request_session': 'main',
+        'session_suite.redis_url': redis_url,
+        'session_suite.namespace.main.backend': 'redis',
+        'session_suite.namespace.main.secret': SECRET,
+        'session_suite.namespace.main.cookie_secure': 'true',
+        'session_suite.crossdomain.sites': ' '.join(sites),
+        'session_suite.crossdomain.secret': XD_SECRET,
+    }
+    settings.update(
+        {f'session_suite.crossdomain.{k}': v for k, v in extra.items()}
+    )
+    return settings
+
+
+def login(request):
+    request.session['user'] = request.params['user']
+    return Response(
+        f'<html><body>hello {request.params["user"]}</body></html>'
+    )
+
+
+def page(request):
+    from pyramid_session_suite.crossdomain.views import shared_session_loader
+
+    user = request.session.get('user')
+    loader = shared_session_loader(request)
+    return Response(
+        f'<html><body><p id="user">{user or "anonymous"}</p>'
+        f'<p id="host">{request.host.split(":")[0]}</p>{loader}</body></html>'
+    )
+
+
+def make_site(redis_url, sites=(HUB, SITE), **extra):
+    config = Configurator(settings=site_settings(redis_url, sites, **extra))
+    config.include('pyramid_session_suite.crossdomain')
+    config.add_route('login', '/login')
+    config.add_view(login, route_name='login')
+    config.add_route('page', '/page')
+    config.add_view(page, route_name='page')
+    config.add_route('home', '/')
+    config.add_view(page, route_name='home')
+    return config.make_wsgi_app()
+
+
+def by_host(apps):
+    """One WSGI app answering for several hosts (the Host header picks)."""
+
+    def dispatch(environ, start_response):
+        host = environ.get('HTTP_HOST', '').split(':')[0]
+        app = apps.get(host)
+        if app is None:
+            start_response('404 Not Found', [('Content-Type', 'text/plain')])
+            return [b'unknown host']
+        return app(environ, start_response)
+
+    return dispatch

@@ -1,0 +1,363 @@
+"""Cross-domain session sharing: the flows through WebTest, and every
+reason a token is refused."""
+
+import time
+from pyramid.exceptions import ConfigurationError
+import pytest
+from webtest import TestApp
+
+from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
+from pyramid_session_suite.crossdomain.tokens import (
+    BadPayload,
+    BadSignature,
+    BadSource,
+    ExpiredToken,
+    FutureToken,
+    MalformedToken,
+    StateMismatch,
+    TokenCodec,
+    TokenError,
+    UnknownVersion,
+    WrongDestination,
+    WrongFlow,
+    _b64decode,
+    _b64encode,
+)
+from pyramid_session_suite.events import SessionReplaced, TokenRejected
+
+from .crossdomainapp import HUB, SITE, XD_SECRET, by_host, make_site
+
+THIRD = 'https://www.site-c.test'
+
+
+@pytest.fixture
+def sites(redis_url):
+    hub = make_site(redis_url, flows='redirect push script')
+    site = make_site(redis_url, flows='redirect push script')
+    return hub, site
+
+
+@pytest.fixture
+def events(sites):
+    seen = []
+    for app in sites:
+        app.registry.registerHandler(seen.append, (SessionReplaced,))
+        app.registry.registerHandler(seen.append, (TokenRejected,))
+    return seen
+
+
+@pytest.fixture
+def browser(sites):
+    hub, site = sites
+    return TestApp(
+        by_host({'www.site-a.test': hub, 'www.site-b.test': site}),
+        extra_environ={'HTTP_ACCEPT': 'text/html'},
+    )
+
+
+def follow_all(res):
+    while res.status_int in (302, 303):
+        res = res.follow()
+    return res
+
+
+def test_the_redirect_flow_shares_the_login(browser, events):
+    browser.get(HUB + '/login?user=alice')
+    res = browser.get(SITE + '/page?x=1')
+    assert res.status_int == 303
+    assert res.location.startswith(HUB + '/_session_suite/xd/export?')
+    res = res.follow()
+    assert res.location.startswith(SITE + '/_session_suite/xd/import?')
+    assert '&t=' in res.location
+    res = res.follow()
+    assert res.location == SITE + '/page?x=1'
+    assert 'main=' in res.headers['Set-Cookie']
+    assert res.headers['Referrer-Policy'] == 'no-referrer'
+    res = res.follow()
+    assert '<p id="user">alice</p>' in res.text
+    [event] = [e for e in events if isinstance(e, SessionReplaced)]
+    assert (event.src, event.dst, event.was_empty) == (HUB, SITE, True)
+
+
+def test_no_session_at_the_hub_bounces_once(browser):
+    res = follow_all(browser.get(SITE + '/page'))
+    assert '<p id="user">anonymous</p>' in res.text
+    # the browser is not bounced again for a while
+    res = browser.get(SITE + '/page')
+    assert res.status_int == 200
+
+
+def test_requests_that_are_not_page_views_are_not_bounced(browser):
+    browser.get(HUB + '/login?user=alice')
+    assert browser.post(SITE + '/page', status=200)
+    assert browser.get(SITE + '/page', xhr=True).status_int == 200
+    res = browser.get(SITE + '/page', headers={'Accept': 'application/json'})
+    assert res.status_int == 200
+    res = browser.get(SITE + '/page', headers={'Sec-Fetch-Mode': 'cors'})
+    assert res.status_int == 200
+
+
+def test_the_push_flow(browser):
+    browser.get(HUB + '/login?user=alice')
+    start = SITE + '/_session_suite/xd/begin?next=' + HUB + '/page'
+    res = follow_all(browser.get(start))
+    assert '<p id="host">www.site-a.test</p>' in res.text
+    assert '<p id="user">alice</p>' in browser.get(SITE + '/page').text
+
+
+@pytest.mark.parametrize(
+    'next_url',
+    [
+        'https://evil.example/',
+        '//evil.example/x',
+        'https://www.site-a.test@evil.example/',
+        '/\\evil.example',
+        'javascript:alert(1)',
+        'https://www.site-a.test.evil.example/',
+    ],
+)
+def test_next_urls_never_leave_the_group(browser, next_url):
+    browser.get(HUB + '/login?user=alice')
+    res = browser.get(SITE + '/_session_suite/xd/begin', {'next': next_url})
+    while res.status_int in (302, 303):
+        assert 'evil' not in res.location.split('?')[0]
+        assert not res.location.startswith('javascript')
+        last = res.location
+        res = res.follow()
+    assert last.startswith((SITE + '/', HUB + '/'))
+
+
+def test_the_export_refuses_foreign_destinations(browser):
+    browser.get(HUB + '/login?user=alice')
+    for dst in ('https://evil.example', HUB, ''):
+        res = browser.get(
+            HUB + '/_session_suite/xd/export',
+            {'dst': dst, 'state': 'x' * 32},
+            status=400,
+        )
+        assert 'Set-Cookie' not in res.headers
+
+
+def hijack(browser, events):
+    """Take a token out of a redirect, as an eavesdropper would."""
+    browser.get(HUB + '/login?user=alice')
+    res = browser.get(SITE + '/page').follow()
+    return res.location
+
+
+def test_a_token_is_single_use(sites, browser, events, redis_client):
+    """Even in the browser it was made for (two tabs, a double click)."""
+    hub, site = sites
+    browser.get(HUB + '/login?user=alice')
+    [sid] = [k.decode() for k in redis_client.keys('session_suite:main:*')]
+    state = 's' * 32
+    token = hub.registry[CROSSDOMAIN_KEY].codec.mint(
+        sid, HUB, SITE, state=state
+    )
+    tab = TestApp(site, extra_environ={'HTTP_HOST': 'www.site-b.test'})
+    url = SITE + '/_session_suite/xd/import?next=/page&t=' + token
+    cookie = {'Cookie': 'session_suite_xd_state=' + state}
+    assert tab.get(url, headers=cookie).status_int == 303
+    res = tab.get(url, headers=cookie, status=400)
+    assert res.headers['X-Session-Suite-Reason'] == 'replayed'
+    assert 'Set-Cookie' not in res.headers
+    assert [e.reason for e in events if isinstance(e, TokenRejected)] == [
+        'replayed'
+    ]
+
+
+def test_a_token_for_another_browser_is_refused(sites, browser, events):
+    """Login CSRF: the attacker's token, redeemed in the victim's browser,
+    does not sign the victim in as the attacker."""
+    url = hijack(browser, events)  # the attacker's own browser
+    hub, site = sites
+    victim = TestApp(
+        by_host({'www.site-a.test': hub, 'www.site-b.test': site}),
+        extra_environ={'HTTP_ACCEPT': 'text/html'},
+    )
+    res = victim.get(url, status=400)
+    assert res.headers['X-Session-Suite-Reason'] == 'state-mismatch'
+    assert 'Set-Cookie' not in res.headers
+    assert 'main' not in victim.cookies
+
+
+def test_a_tampered_token_changes_nothing(browser, events, redis_client):
+    url = hijack(browser, events)
+    before = sorted(redis_client.keys('*'))
+    token = url.split('&t=')[1].split('&')[0]
+    raw = bytearray(_b64decode(token))
+    raw[20] ^= 1
+    bad = url.replace(token, _b64encode(bytes(raw)))
+    res = browser.get(bad, status=400)
+    assert res.headers['X-Session-Suite-Reason'] == 'bad-tag'
+    assert 'Set-Cookie' not in res.headers
+    assert sorted(redis_client.keys('*')) == before
+    assert 'Traceback' not in res.text
+
+
+def test_an_existing_session_is_kept_unless_always_replace(redis_url):
+    for always, expected in (('false', 'bob'), ('true', 'alice')):
+        hub = make_site(redis_url)
+        site = make_site(redis_url, always_replace=always, flows='push')
+        browser = TestApp(
+            by_host({'www.site-a.test': hub, 'www.site-b.test': site}),
+            extra_environ={'HTTP_ACCEPT': 'text/html'},
+        )
+        browser.get(HUB + '/login?user=alice')
+        browser.get(SITE + '/login?user=bob')
+        start = SITE + '/_session_suite/xd/begin?next=/page'
+        res = follow_all(browser.get(start))
+        assert f'<p id="user">{expected}</p>' in res.text
+
+
+def test_the_script_loader(browser, sites):
+    browser.get(HUB + '/login?user=alice')
+    page = browser.get(HUB + '/page')
+    assert page.headers['Cache-Control'] == 'private, no-store'
+    [src] = [
+        part.split('"')[0]
+        for part in page.text.split('<script src="')[1:]
+        if part.startswith(SITE)
+    ]
+    res = browser.get(src, headers={'Referer': HUB + '/page',
+                                     'Sec-Fetch-Dest': 'script'})  # fmt: skip
+    assert res.content_type == 'text/javascript'
+    cookie = res.headers['Set-Cookie']
+    assert 'SameSite=None' in cookie and '; secure' in cookie.lower()
+    assert '<p id="user">alice</p>' in browser.get(SITE + '/page').text
+
+
+def test_the_script_loader_refuses_images_and_strangers(browser):
+    browser.get(HUB + '/login?user=alice')
+    page = browser.get(HUB + '/page')
+    src = page.text.split('<script src="')[1].split('"')[0]
+    res = browser.get(src, headers={'Referer': HUB + '/',
+                                     'Sec-Fetch-Dest': 'image'},
+                      status=404)  # fmt: skip
+    assert 'Set-Cookie' not in res.headers
+    res = browser.get(src, headers={'Referer': 'https://evil.example/'},
+                      status=404)  # fmt: skip
+    assert res.headers['X-Session-Suite-Reason'] == 'invalid'
+    res = browser.get(src.replace('https://', 'http://'), status=404)
+    assert 'Set-Cookie' not in res.headers
+
+
+def test_the_script_loader_is_off_by_default(redis_url):
+    hub = make_site(redis_url)
+    browser = TestApp(by_host({'www.site-a.test': hub}))
+    browser.get(HUB + '/login?user=alice')
+    assert '<script' not in browser.get(HUB + '/page').text
+
+
+# --- the token itself -----------------------------------------------------
+
+SITES = (HUB, SITE, THIRD)
+
+
+def codec(**kw):
+    return TokenCodec([XD_SECRET], SITES, **kw)
+
+
+def test_a_token_opens_at_its_destination_only():
+    token = codec().mint('sid', HUB, SITE, state='s' * 20)
+    payload = codec().open(token, SITE, state='s' * 20)
+    assert payload['sid'] == 'sid' and payload['src'] == HUB
+    with pytest.raises(BadSignature):
+        codec().open(token, THIRD, state='s' * 20)
+
+
+@pytest.mark.parametrize(
+    'mutate, error',
+    [
+        (lambda t: '', MalformedToken),
+        (lambda t: t + '!', MalformedToken),
+        (lambda t: 'A' * 3000, MalformedToken),
+        (lambda t: t[:10], MalformedToken),
+        (lambda t: _b64encode(b'\x02' + _b64decode(t)[1:]), UnknownVersion),
+        (
+            lambda t: t[:-4] + ('AAAA' if t[-4:] != 'AAAA' else 'BBBB'),
+            BadSignature,
+        ),  # fmt: skip
+    ],
+)
+def test_malformed_and_tampered_tokens(mutate, error):
+    token = codec().mint('sid', HUB, SITE, state='s' * 20)
+    with pytest.raises(error) as info:
+        codec().open(mutate(token), SITE, state='s' * 20)
+    assert isinstance(info.value, TokenError)
+    assert info.value.reason == error.reason
+
+
+def test_another_secret_cannot_open_it_and_rotation_can():
+    token = TokenCodec(['o' * 40], SITES).mint('sid', HUB, SITE, state='s')
+    with pytest.raises(BadSignature):
+        codec().open(token, SITE, state='s')
+    rotated = TokenCodec([XD_SECRET, 'o' * 40], SITES)
+    assert rotated.open(token, SITE, state='s')['sid'] == 'sid'
+
+
+def test_expired_and_future_tokens():
+    now = time.time()
+    token = codec(clock=lambda: now).mint('sid', HUB, SITE, state='s')
+    assert codec(clock=lambda: now + 34).open(token, SITE, state='s')
+    with pytest.raises(ExpiredToken):
+        codec(clock=lambda: now + 36).open(token, SITE, state='s')
+    assert codec(clock=lambda: now - 4).open(token, SITE, state='s')
+    with pytest.raises(FutureToken):
+        codec(clock=lambda: now - 6).open(token, SITE, state='s')
+
+
+def test_state_flow_source_and_destination_checks():
+    c = codec()
+    with pytest.raises(StateMismatch):
+        c.open(c.mint('sid', HUB, SITE, state='a'), SITE, state='b')
+    with pytest.raises(StateMismatch):
+        c.open(c.mint('sid', HUB, SITE, state='a'), SITE, state=None)
+    with pytest.raises(WrongFlow):
+        c.open(c.mint('sid', HUB, SITE, flow='script'), SITE, state='a')
+    with pytest.raises(WrongFlow):
+        c.open(c.mint('sid', HUB, SITE, state='a'), SITE, flow='script')
+    with pytest.raises(BadSource):
+        c.open(c.mint('sid', 'https://evil.example', SITE, state='a'),
+               SITE, state='a')  # fmt: skip
+    with pytest.raises(BadSource):
+        c.open(c.mint('sid', SITE, SITE, state='a'), SITE, state='a')
+    evil = TokenCodec([XD_SECRET], SITES + ('https://evil.example',))
+    with pytest.raises(WrongDestination):
+        codec().open(
+            evil.mint('sid', HUB, 'https://evil.example', state='a'),
+            'https://evil.example',
+            state='a',
+        )
+
+
+def test_an_unreadable_payload():
+    import os
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from pyramid_session_suite.crossdomain.tokens import _AAD, derive_key
+
+    nonce = os.urandom(12)
+    sealed = AESGCM(derive_key(XD_SECRET)).encrypt(
+        nonce, b'{"sid": 1}', _AAD + SITE.encode()
+    )
+    token = _b64encode(b'\x01' + nonce + sealed)
+    with pytest.raises(BadPayload):
+        codec().open(token, SITE, state='s')
+
+
+@pytest.mark.parametrize(
+    'change, message',
+    [
+        ({'sites': HUB}, 'list at least two sites'),
+        ({'sites': 'ftp://x.test https://y.test'}, 'is not a site origin'),
+        ({'secret': 'short'}, 'crossdomain.secret is too short'),
+        ({'hub': 'https://elsewhere.test'}, 'is not one of the sites'),
+        ({'flows': 'redirect teleport'}, "unknown flow 'teleport'"),
+    ],
+)
+def test_bad_settings_name_the_key(redis_url, change, message):
+    sites = change.pop('sites', None)
+    args = (sites.split(),) if sites else ()
+    with pytest.raises(ConfigurationError, match=message):
+        make_site(redis_url, *args, **change)
