@@ -5,6 +5,7 @@ import docutils.core
 import docutils.utils
 
 from pyramid_session_suite.config import CORE_SETTINGS
+from pyramid_session_suite.crossdomain import CROSSDOMAIN_SETTINGS
 from pyramid_session_suite.namespaces import NAMESPACE_SETTINGS
 from pyramid_session_suite.policy import POLICY_SETTINGS
 from pyramid_session_suite.user_index import USER_INDEX_SETTINGS
@@ -25,7 +26,12 @@ def test_readme_renders_without_warnings():
 def test_every_setting_is_documented():
     for name, _, _ in CORE_SETTINGS:
         assert f'``session_suite.{name}``' in README, name
-    for table in (NAMESPACE_SETTINGS, USER_INDEX_SETTINGS, POLICY_SETTINGS):
+    for table in (
+        NAMESPACE_SETTINGS,
+        USER_INDEX_SETTINGS,
+        POLICY_SETTINGS,
+        CROSSDOMAIN_SETTINGS,
+    ):
         for name, _, _ in table:
             assert f'``{name}``' in README, name
 
