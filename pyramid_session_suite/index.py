@@ -170,11 +170,13 @@ return n
 """
 )
 
-#: KEYS z h; ARGV now grace -> number of live sessions
+#: KEYS z h; ARGV now grace -> {live sessions, entries pruned}
 COUNT = (
     _PRUNE
     + """
-return #prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+local before = redis.call('ZCARD', KEYS[1])
+local live = #prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return {live, before - live}
 """
 )
 
@@ -208,8 +210,8 @@ def now_ms():
 class SessionEntry(dict):
     """One session of a user, as listed: ``handle``, ``last_seen`` and
     ``created`` (epoch seconds), ``ip``, ``ua``, ``label``, ``mobile``,
-    ``location``, ``namespace``, ``expires_in`` (seconds, ``None`` for no
-    expiry) and ``current``; the session id is never included."""
+    ``location``, ``ns`` (the namespace), ``expires_in`` (seconds, ``None``
+    for no expiry) and ``current``; the session id is never included."""
 
     __getattr__ = dict.get
 
@@ -249,6 +251,8 @@ class UserIndex:
     # -- names --------------------------------------------------------------
 
     def keys(self, userid):
+        if userid is None:
+            raise ValueError('no user id')
         base = f'{self.key_prefix}{{{user_tag(userid)}}}:'
         return [base + 'z', base + 'h']
 
@@ -358,13 +362,18 @@ class UserIndex:
 
     def count(self, userid):
         """How many live sessions ``userid`` has (pruning the dead)."""
-        return int(
-            self.count_script(
-                keys=self.keys(userid), args=[self.clock(), GRACE_MS]
-            )
-        )
+        return self._count(userid)[0]
 
-    prune = count
+    def prune(self, userid):
+        """Drop the entries of ``userid`` whose session is gone; return
+        how many were dropped."""
+        return self._count(userid)[1]
+
+    def _count(self, userid):
+        live, pruned = self.count_script(
+            keys=self.keys(userid), args=[self.clock(), GRACE_MS]
+        )
+        return int(live), int(pruned)
 
     def users(self, count=500):
         """Iterate over the ids (strings) of the users that have an index,

@@ -213,7 +213,7 @@ class SessionTracker:
         return count
 
     def notify_revoked(self, request, userid, handles, reason, count):
-        if request is None:
+        if request is None or not count:
             return
         activity.record(request.environ, 'user_index', reason,
                         handles=list(handles), count=count)  # fmt: skip

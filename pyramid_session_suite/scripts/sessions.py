@@ -1,0 +1,556 @@
+"""``session-suite``: the sessions of users, from the command line.
+
+::
+
+    session-suite development.ini list alice [--json]
+    session-suite development.ini revoke alice HANDLE [HANDLE ...]
+    session-suite development.ini revoke-all alice
+    session-suite development.ini prune [alice]
+    session-suite development.ini counts [--json]
+
+Like Pyramid's own scripts (``pshell``, ``proutes``), it loads the
+application of ``CONFIG_URI`` (``file.ini`` or ``file.ini#name``) with
+:func:`pyramid.paster.bootstrap` and works with its registry: the per-user
+session index of ``pyramid_session_suite.user_index``, which the
+application must include. Sessions are ended through the application's
+:class:`~pyramid_session_suite.user_index.SessionTracker` with the
+bootstrap request, so ``SessionRevoked`` subscribers hear of them (reason
+``operator``) and their browsers are told why on their next request.
+
+Exit codes: 0 done, 1 nothing matched (``revoke``), 2 usage or
+configuration error, 3 Redis unreachable or failing.
+"""
+
+import argparse
+from contextlib import redirect_stderr, redirect_stdout
+import datetime
+import json
+import os
+import sys
+from paste.deploy.loadwsgi import APP, loadcontext
+import plaster
+from plaster import PlasterError
+from pyramid.exceptions import ConfigurationError
+from pyramid.paster import bootstrap, setup_logging
+from pyramid.scripting import prepare
+import redis
+
+from ..interfaces import IUserIndex
+
+EXIT_OK = 0
+EXIT_NO_MATCH = 1
+EXIT_CONFIG = 2
+EXIT_REDIS = 3
+
+#: how the ids that ``UserIndex.users()`` cannot read back are shown
+UNREADABLE = '(unreadable id)'
+
+#: the reason recorded for the sessions this script ends
+REASON = 'operator'
+
+INCLUDE = 'pyramid_session_suite.user_index'
+
+DESCRIPTION = f"""\
+List, end and count the sessions of users, through the per-user session
+index of a Pyramid application that includes {INCLUDE}.
+CONFIG_URI is the application's ini file, optionally with a #name
+(development.ini#main), as for pshell and proutes.
+"""
+
+EPILOG = """\
+exit codes: 0 done, 1 nothing matched (revoke), 2 usage or configuration
+error, 3 Redis unreachable or failing.
+"""
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out (exit code 2)."""
+
+
+def main(argv=None, out=None, err=None):
+    """Run ``session-suite`` with ``argv`` (default: ``sys.argv[1:]``);
+    write results to ``out`` and errors to ``err`` (default: standard
+    output and error). Return the exit code."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = make_parser()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error (already shown)
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+    settings = dict(args.settings or ()) | dict(args.sub_settings or ())
+    try:
+        setup_logging(args.config_uri)
+        env = load(args.config_uri, settings)
+    except UsageError as exc:
+        return fail(err, str(exc), EXIT_CONFIG)
+    except (PlasterError, OSError, LookupError, ConfigurationError) as exc:
+        if isinstance(exc, (KeyError, IndexError)):
+            raise  # a bug in the application factory: keep its traceback
+        return fail(err, f'cannot load {args.config_uri}: {exc}', EXIT_CONFIG)
+    except redis.RedisError as exc:  # an application that uses Redis early
+        message = f'Redis failed while loading {args.config_uri}: '
+        return fail(err, message + one_line(exc), EXIT_REDIS)
+    try:
+        tracker = env['registry'].queryUtility(IUserIndex)
+        if tracker is None:
+            return fail(
+                err,
+                f'the application of {args.config_uri} does not include '
+                f'{INCLUDE}: there is no session index to work with (add '
+                f'config.include({INCLUDE!r}) to the application, or '
+                f'{INCLUDE} to its pyramid.includes setting)',
+                EXIT_CONFIG,
+            )
+        console = Console(tracker, env['request'], out)
+        try:
+            return args.command(console, args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            where = redis_address(tracker.index.client)
+            message = f'cannot reach Redis at {where}: {one_line(exc)}'
+            return fail(err, message, EXIT_REDIS)
+        except redis.RedisError as exc:
+            where = redis_address(tracker.index.client)
+            message = f'Redis error at {where}: {one_line(exc)}'
+            return fail(err, message, EXIT_REDIS)
+    finally:
+        env['closer']()
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(
+        prog='session-suite',
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_setting_option(parser, 'settings')
+    parser.add_argument(
+        'config_uri',
+        metavar='CONFIG_URI',
+        help='the application: development.ini or development.ini#name',
+    )
+    commands = parser.add_subparsers(
+        title='commands', metavar='COMMAND', required=True
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    add_setting_option(common, 'sub_settings')
+
+    def command(name, function, help, description):
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=EPILOG,
+            parents=[common],
+        )
+        sub.set_defaults(command=function)
+        return sub
+
+    sub = command(
+        'list',
+        cmd_list,
+        "list a user's sessions",
+        'List the live sessions of USERID, most recently active first: '
+        'handle, client (browser and system), IP address, location, '
+        'creation, last activity (UTC) and time left before the session '
+        'expires if left idle.',
+    )
+    add_userid(sub)
+    add_json_option(sub)
+
+    sub = command(
+        'revoke',
+        cmd_revoke,
+        'end some sessions of a user',
+        'End the sessions of USERID with the given handles (as shown by '
+        '"list"); their browsers are anonymous on their next request. '
+        'Prints how many sessions ended; the exit code is 1 when none did.',
+    )
+    add_userid(sub)
+    sub.add_argument(
+        'handles',
+        metavar='HANDLE',
+        nargs='+',
+        help='a session handle, as shown by "list"',
+    )
+
+    sub = command(
+        'revoke-all',
+        cmd_revoke_all,
+        'end every session of a user',
+        'End every session of USERID (e.g. after a password change or a '
+        'compromise). Prints how many sessions ended.',
+    )
+    add_userid(sub)
+
+    sub = command(
+        'prune',
+        cmd_prune,
+        'drop index entries whose session is gone',
+        'Drop the index entries whose session no longer exists in Redis '
+        '(expired or deleted), for USERID or, without it, for every user '
+        'with an index (found with SCAN). Entries younger than the login '
+        'grace period are kept. Reads and writes of the index prune as '
+        'they go; this only tidies up ahead of them.',
+    )
+    add_userid(sub, nargs='?', default=None)
+
+    sub = command(
+        'counts',
+        cmd_counts,
+        'count the live sessions of every user',
+        'For every user with an index (found with SCAN), the number of '
+        'live sessions, and the total. Counting prunes dead entries as it '
+        f'goes. Users whose id is too long to be read back from Redis are '
+        f'shown as "{UNREADABLE}" and not counted.',
+    )
+    add_json_option(sub)
+    return parser
+
+
+def add_setting_option(parser, dest):
+    parser.add_argument(
+        '--setting',
+        dest=dest,
+        metavar='KEY=VALUE',
+        action='append',
+        type=setting_arg,
+        help='override a setting of the application (repeatable), e.g. '
+        '--setting session_suite.redis_url=redis://replica:6379/0',
+    )
+
+
+def add_userid(parser, **kw):
+    parser.add_argument(
+        'userid',
+        metavar='USERID',
+        type=userid_arg,
+        help='the user id, as the application logs users in with',
+        **kw,
+    )
+
+
+def add_json_option(parser):
+    parser.add_argument(
+        '--json', action='store_true', help='print JSON instead of a table'
+    )
+
+
+def setting_arg(value):
+    key, sep, setting = value.partition('=')
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, not {value!r}')
+    return key.strip(), setting
+
+
+def userid_arg(value):
+    if not value:
+        raise argparse.ArgumentTypeError('a user id cannot be empty')
+    return value
+
+
+# -- loading the application --------------------------------------------------
+
+
+def load(config_uri, settings):
+    """The environment of :func:`pyramid.paster.bootstrap` for the
+    application of ``config_uri``, made with ``settings`` overriding those
+    of its ini section."""
+    options = {'__script__': 'session-suite'}
+    if not settings:
+        return bootstrap(config_uri, options=options)
+    app = load_app(config_uri, settings, options)
+    env = prepare()  # the registry of the application just made
+    env['app'] = app
+    return env
+
+
+def load_app(config_uri, settings, options):
+    """:func:`pyramid.paster.get_app` with ``settings`` added to the
+    ``[app:...]`` section that makes the application (through a pipeline,
+    ``filter-with`` or ``[filter-app:...]`` if need be)."""
+    loader = plaster.get_loader(config_uri, protocols=['wsgi'])
+    spec = getattr(loader, 'pastedeploy_spec', None)
+    if spec is None:
+        raise UsageError(
+            f'--setting needs a PasteDeploy ini file, not {config_uri}'
+        )
+    here = os.path.dirname(loader.filepath) if loader.filepath else None
+    global_conf = {
+        '__file__': loader.filepath,
+        'here': here or os.getcwd(),
+        **loader.uri.options,
+        **options,
+    }
+    context = loadcontext(
+        APP,
+        spec,
+        name=loader.uri.fragment or None,
+        relative_to=loader.relative_to,
+        global_conf=global_conf,
+    )
+    target = context
+    while target is not None and target.object is None:
+        target = getattr(target, 'app_context', None) or getattr(
+            target, 'next_context', None
+        )
+    if target is None or target.protocol != 'paste.app_factory':
+        raise UsageError(
+            f'--setting: {config_uri} does not name an application '
+            'section ([app:...]) whose settings could be changed'
+        )
+    target.local_conf.update(settings)
+    return context.create()
+
+
+# -- the commands -------------------------------------------------------------
+
+
+class Console:
+    """What the commands work with."""
+
+    def __init__(self, tracker, request, out):
+        self.tracker = tracker
+        self.index = tracker.index
+        self.request = request
+        self.out = out
+
+    def print(self, *lines):
+        for line in lines:
+            self.out.write(line + '\n')
+
+    def json(self, value):
+        self.out.write(json.dumps(value, indent=2, sort_keys=True) + '\n')
+
+    def users(self):
+        """Every user with an index, once each: (readable ids sorted,
+        number of unreadable ones)."""
+        seen, unreadable = set(), 0
+        for userid in self.index.users():
+            if userid is None:
+                unreadable += 1
+            else:
+                seen.add(userid)
+        return sorted(seen), unreadable
+
+
+def cmd_list(console, args):
+    entries = console.index.list(args.userid)
+    if args.json:
+        sessions = [
+            {key: value for key, value in entry.items() if key != 'current'}
+            for entry in entries
+        ]
+        console.json({'userid': args.userid, 'sessions': sessions})
+        return EXIT_OK
+    who = printable(args.userid)
+    if not entries:
+        console.print(f'{who} has no sessions')
+        return EXIT_OK
+    rows = [
+        (
+            entry['handle'],
+            printable(entry.get('label') or '-'),
+            printable(entry.get('ip') or '-'),
+            printable(entry.get('location') or '-'),
+            timestamp(entry.get('created')),
+            timestamp(entry.get('last_seen')),
+            duration(entry.get('expires_in')),
+        )
+        for entry in entries
+    ]
+    header = (
+        'HANDLE',
+        'CLIENT',
+        'IP',
+        'LOCATION',
+        'CREATED (UTC)',
+        'LAST SEEN (UTC)',
+        'EXPIRES IN',
+    )
+    console.print(
+        f'{plural(len(entries), "session")} of {who}, most recent first:',
+        *table(header, rows),
+    )
+    return EXIT_OK
+
+
+def cmd_revoke(console, args):
+    handles = list(dict.fromkeys(args.handles))
+    count = console.tracker.revoke(
+        console.request, args.userid, handles, reason=REASON
+    )
+    who = printable(args.userid)
+    if count == 0:
+        console.print(
+            f'no session of {who} matched: nothing ended '
+            '(see "list" for the handles)'
+        )
+        return EXIT_NO_MATCH
+    line = f'ended {plural(count, "session")} of {who}'
+    missed = len(handles) - count
+    if missed > 0:
+        line += f' ({plural(missed, "handle")} matched nothing)'
+    console.print(line)
+    return EXIT_OK
+
+
+def cmd_revoke_all(console, args):
+    count = console.tracker.revoke_all(
+        console.request, args.userid, reason=REASON
+    )
+    console.print(
+        f'ended {plural(count, "session")} of {printable(args.userid)}'
+    )
+    return EXIT_OK
+
+
+def prune_user(index, userid):
+    """Prune the index of ``userid``; return ``(removed, live)``."""
+    live, removed = index._count(userid)
+    return removed, live
+
+
+def cmd_prune(console, args):
+    if args.userid is not None:
+        removed, live = prune_user(console.index, args.userid)
+        console.print(
+            f'{printable(args.userid)}: removed '
+            f'{plural(removed, "dead entry", "dead entries")}, '
+            f'{plural(live, "live session")} left'
+        )
+        return EXIT_OK
+    userids, unreadable = console.users()
+    total_removed = total_live = pruned_users = 0
+    for userid in userids:
+        removed, live = prune_user(console.index, userid)
+        if removed:
+            pruned_users += 1
+            console.print(
+                f'{printable(userid)}: removed '
+                f'{plural(removed, "dead entry", "dead entries")}'
+            )
+        total_removed += removed
+        total_live += live
+    console.print(
+        f'removed {plural(total_removed, "dead entry", "dead entries")} '
+        f'of {plural(pruned_users, "user")}; '
+        f'{plural(len(userids), "user")} checked, '
+        f'{plural(total_live, "live session")} left'
+    )
+    if unreadable:
+        console.print(
+            f'skipped {plural(unreadable, "user")} shown as {UNREADABLE}: '
+            'their index is pruned when next read, and expires on its own'
+        )
+    return EXIT_OK
+
+
+def cmd_counts(console, args):
+    userids, unreadable = console.users()
+    counts = {}
+    for userid in userids:
+        count = console.index.count(userid)
+        if count:  # 0: every entry was dead, and is gone now
+            counts[userid] = count
+    total = sum(counts.values())
+    if args.json:
+        console.json(
+            {'users': counts, 'total': total, 'unreadable': unreadable}
+        )
+        return EXIT_OK
+    rows = [(printable(userid), str(n)) for userid, n in counts.items()]
+    rows += [(UNREADABLE, '?')] * unreadable
+    if rows:
+        console.print(*table(('USER', 'SESSIONS'), rows))
+    console.print(
+        f'total: {plural(total, "live session")}, '
+        f'{plural(len(counts), "user")}'
+    )
+    if unreadable:
+        console.print(
+            f'({plural(unreadable, "user")} with an unreadable id not counted)'
+        )
+    return EXIT_OK
+
+
+# -- output -------------------------------------------------------------------
+
+
+def fail(err, message, code):
+    err.write(f'session-suite: error: {message}\n')
+    return code
+
+
+def one_line(exc):
+    return ' '.join(str(exc).split()) or type(exc).__name__
+
+
+def redis_address(client):
+    """Where ``client`` connects, without its credentials."""
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+    except AttributeError:
+        return repr(client)
+    if kwargs.get('path'):
+        where = kwargs['path']
+    else:
+        where = f'{kwargs.get("host", "localhost")}:{kwargs.get("port", 6379)}'
+    return f'{where} (db {kwargs.get("db", 0)})'
+
+
+def printable(text):
+    """``text`` with control characters escaped: user ids, user agents and
+    locations come from outside and must not drive the terminal."""
+    return ''.join(
+        char if char.isprintable() else char.encode('unicode_escape').decode()
+        for char in str(text)
+    )
+
+
+def plural(count, singular, plural=None):
+    return f'{count} {singular if count == 1 else plural or singular + "s"}'
+
+
+def timestamp(seconds):
+    if not seconds:
+        return '-'
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime('%Y-%m-%d %H:%M:%S')
+
+
+def duration(seconds):
+    """``'19m 58s'``, ``'3h 05m'``, ``'2d 04h'``; ``'never'`` for
+    ``None`` (no expiry)."""
+    if seconds is None:
+        return 'never'
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f'{seconds}s'
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f'{minutes}m {seconds:02d}s'
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f'{hours}h {minutes:02d}m'
+    days, hours = divmod(hours, 24)
+    return f'{days}d {hours:02d}h'
+
+
+def table(header, rows):
+    """Lines of a left-aligned text table."""
+    lines = [header, *rows]
+    columns = zip(*lines, strict=True)
+    widths = [max(len(cell) for cell in column) for column in columns]
+    return [
+        '  '.join(
+            cell.ljust(width) for cell, width in zip(line, widths, strict=True)
+        ).rstrip()
+        for line in lines
+    ]
+
+
+if __name__ == '__main__':
+    sys.exit(main())
