@@ -100,6 +100,8 @@ def parse_settings(settings, table, prefix=PREFIX, strict=False):
             value = default
         if value is None and default is REQUIRED:
             raise ConfigurationError(f'{key} is required')
+        if value is None and convert is as_str:
+            value = default  # an empty string setting means its default
         result[name] = value
         settings[key] = value
     if strict:

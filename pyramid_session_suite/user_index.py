@@ -289,8 +289,11 @@ class UserSessions:
         self.tracker = request.registry.getUtility(IUserIndex)
         session = self.tracker.session(request)
         marker = marker_of(session) if session is not None else None
-        self.userid = marker['u'] if marker else None
-        self.current = marker['h'] if marker else None
+        if marker is not None:
+            self.userid, self.current = marker['u'], marker['h']
+        else:  # signed in, but not indexed yet (or not by a session)
+            self.userid = request.authenticated_userid
+            self.current = None
 
     def list(self):
         """This user's sessions, most recently active first."""
