@@ -227,7 +227,7 @@ def test_the_script_loader(browser, sites):
     assert '<p id="user">alice</p>' in browser.get(SITE + '/page').text
 
 
-def test_the_script_loader_refuses_images_and_strangers(browser):
+def test_the_script_loader_refuses_images_and_strangers(browser, events):
     browser.get(HUB + '/login?user=alice')
     page = browser.get(HUB + '/page')
     src = page.text.split('<script src="')[1].split('"')[0]
@@ -237,9 +237,19 @@ def test_the_script_loader_refuses_images_and_strangers(browser):
     assert 'Set-Cookie' not in res.headers
     res = browser.get(src, headers={'Referer': 'https://evil.example/'},
                       status=404)  # fmt: skip
-    assert res.headers['X-Session-Suite-Reason'] == 'invalid'
+    assert res.headers['X-Session-Suite-Reason'] == 'referer'
     res = browser.get(src.replace('https://', 'http://'), status=404)
     assert 'Set-Cookie' not in res.headers
+    assert res.headers['X-Session-Suite-Reason'] == 'insecure'
+    reasons = [e.reason for e in events if isinstance(e, TokenRejected)]
+    assert reasons == ['not-a-script', 'referer', 'insecure']
+
+
+def test_only_the_hub_renders_the_loader(browser):
+    browser.get(HUB + '/login?user=alice')
+    page = follow_all(browser.get(SITE + '/page'))
+    assert '<p id="user">alice</p>' in page.text
+    assert '<script' not in page.text
 
 
 def test_the_script_loader_is_off_by_default(redis_url):

@@ -40,6 +40,11 @@ class TokenError(Exception):
 
     reason = 'invalid'
 
+    def __init__(self, message='', reason=None):
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
 
 class MalformedToken(TokenError):
     reason = 'malformed'

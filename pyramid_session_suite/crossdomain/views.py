@@ -3,17 +3,20 @@
 Redirect (pull), on a site B that is not the hub::
 
     B/any-page  (GET, HTML, no session cookie, not tried lately)
-      302 -> HUB/_session_suite/xd/export?dst=B&state=S&next=/any-page
+      303 -> HUB/_session_suite/xd/export?dst=B&state=S&next=/any-page
              (B sets the state cookie S and a "tried" cookie)
-      302 -> B/_session_suite/xd/import?t=TOKEN&next=/any-page
-             (the hub mints a token for B bound to S; or ?none=1)
-      302 -> B/any-page  with B's session cookie set, first-party
+      303 -> B/_session_suite/xd/import?next=/any-page&t=TOKEN
+             (the hub mints a token for B bound to S; or &none=1)
+      303 -> B/any-page  with B's session cookie set, first-party
 
 Push: a link on the hub to ``B/_session_suite/xd/begin?next=<hub URL>``
 runs the same flow and ends on ``next``.
 
 Script loader (opt-in): ``<script src="B/_session_suite/xd/s/TOKEN.js">``
 tags on the hub's pages; works only where third-party cookies are allowed.
+In that third-party request B's own ``SameSite=Lax`` cookie is not sent,
+so B cannot tell whether it has a session: the script flow gives B the
+hub's session whatever B had (its cookie is then ``SameSite=None``).
 """
 
 import logging
@@ -189,15 +192,17 @@ def script(request):
     token = request.matchdict['token']
     try:
         if 'script' not in crossdomain.flows:
-            raise TokenError('the script flow is off')
+            raise TokenError('the script flow is off', 'flow-off')
         if request.scheme != 'https':
-            raise TokenError('the script flow needs https')
+            raise TokenError('the script flow needs https', 'insecure')
         dest = request.headers.get('Sec-Fetch-Dest', 'script')
         if dest != 'script':
-            raise TokenError(f'loaded as {dest}, not as a script')
+            raise TokenError(f'loaded as {dest}', 'not-a-script')
         payload = _redeem(request, crossdomain, token, flow='script',
                           referer=True)  # fmt: skip
     except TokenError as exc:
+        if not getattr(exc, 'reported', False):
+            _reject(request, exc, 'script')
         response = Response('', status=404)
         response.headers.update(NO_STORE)
         response.headers['X-Session-Suite-Reason'] = exc.reason
@@ -218,7 +223,7 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
         if referer:
             source = (request.referer or '').split('/')[:3]
             if '/'.join(source) != payload['src']:
-                raise TokenError('not loaded by a page of the source site')
+                raise TokenError('not loaded by the source site', 'referer')
         client = crossdomain.factory.redis
         pipe = client.pipeline(transaction=False)
         pipe.set(
@@ -232,15 +237,25 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
         if not claimed:
             raise ReplayedToken('already used')
         if not exists:
-            raise TokenError('the session is gone')
+            raise TokenError('the session is gone', 'session-gone')
     except TokenError as exc:
-        reason = exc.reason if type(exc) is not TokenError else str(exc)
-        log.warning('cross-domain token refused at %s: %s', here, reason)
-        activity.record(request.environ, 'crossdomain', 'token refused',
-                        reason=reason)  # fmt: skip
-        request.registry.notify(TokenRejected(request, reason, flow))
+        _reject(request, exc, flow)
         raise
     return payload
+
+
+def _reject(request, exc, flow):
+    """Say, once, that a token was refused, and why."""
+    exc.reported = True
+    log.warning(
+        'cross-domain token refused at %s: %s (%s)',
+        request.host_url,
+        exc.reason,
+        exc,
+    )
+    activity.record(request.environ, 'crossdomain', 'token refused',
+                    reason=exc.reason)  # fmt: skip
+    request.registry.notify(TokenRejected(request, exc.reason, flow))
 
 
 def _adopt(request, response, crossdomain, payload, **cookie):
@@ -274,7 +289,10 @@ def shared_session_loader(request):
     ``Cache-Control: private, no-store``: its tokens are for this browser.
     """
     crossdomain = _crossdomain(request)
-    if 'script' not in crossdomain.flows:
+    if (
+        'script' not in crossdomain.flows
+        or request.host_url != crossdomain.hub
+    ):
         return ''
     session_id = _current_session_id(request, crossdomain)
     if session_id is None:
