@@ -31,8 +31,6 @@ from .settings import check_secret
 #: for this long (ms), and is not pruned
 GRACE_MS = 10_000
 
-#: suffix of the key that says why a session ended
-ENDED_SUFFIX = ':ended'
 
 _PRUNE = """
 local function entry_sid(h, handle)
