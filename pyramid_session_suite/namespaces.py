@@ -122,3 +122,27 @@ def check_unlisted(settings, listed):
                     f'{key}: namespace {name!r} is not listed in '
                     f'{PREFIX}namespaces'
                 )
+
+
+def feature_namespace(settings, namespace, prefix):
+    """The namespace a feature works on: its own ``<prefix>namespace``
+    setting, else ``session_suite.request_session``."""
+    namespace = namespace or settings.get(PREFIX + 'request_session')
+    if not namespace:
+        raise ConfigurationError(
+            f'{prefix}namespace is required (or set {PREFIX}request_session)'
+        )
+    return namespace
+
+
+def redis_factory(manager_config, namespace, key, why=''):
+    """The factory of the Redis namespace ``namespace`` (at commit time),
+    or a ``ConfigurationError`` naming ``key``."""
+    if not manager_config.has_namespace(namespace):
+        raise ConfigurationError(f'{key}: no namespace {namespace!r}')
+    factory = manager_config.get_namespace_config(namespace)
+    if getattr(factory, 'backend', None) != 'redis':
+        raise ConfigurationError(
+            f'{key}: namespace {namespace!r} is not a Redis namespace{why}'
+        )
+    return factory

@@ -9,13 +9,13 @@ revoked: by its user through ``request.user_sessions``, by anyone with the
 
 import time
 import zlib
-from pyramid.exceptions import ConfigurationError
 
 from . import activity
 from .config import add_request_attribute
 from .events import SessionRegistered, SessionRevoked
 from .index import UserIndex, user_tag
 from .interfaces import ISessionMultiManagerConfig, IUserIndex
+from .namespaces import feature_namespace, redis_factory
 from .persist import BEFORE_FLUSH_KEY, LOADED_SESSIONS_KEY, queue_command
 from .settings import (
     PREFIX,
@@ -70,14 +70,9 @@ def includeme(config):
     settings = parse_settings(
         registry.settings, USER_INDEX_SETTINGS, SETTINGS_PREFIX, strict=True
     )
-    namespace = settings['namespace'] or registry.settings.get(
-        PREFIX + 'request_session'
+    namespace = feature_namespace(
+        registry.settings, settings['namespace'], SETTINGS_PREFIX
     )
-    if not namespace:
-        raise ConfigurationError(
-            f'{SETTINGS_PREFIX}namespace is required (or set '
-            f'{PREFIX}request_session)'
-        )
     from .client_info import ClientInfo
 
     client_info = ClientInfo(
@@ -124,13 +119,7 @@ class SessionTracker:
     @classmethod
     def from_namespace(cls, manager_config, namespace, settings, client_info):
         key = SETTINGS_PREFIX + 'namespace'
-        if not manager_config.has_namespace(namespace):
-            raise ConfigurationError(f'{key}: no namespace {namespace!r}')
-        factory = manager_config.get_namespace_config(namespace)
-        if getattr(factory, 'backend', None) != 'redis':
-            raise ConfigurationError(
-                f'{key}: namespace {namespace!r} is not a Redis namespace'
-            )
+        factory = redis_factory(manager_config, namespace, key)
         timeout = factory.timeout or DEFAULT_INDEX_TTL
         index = UserIndex(
             factory.redis,

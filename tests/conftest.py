@@ -47,6 +47,16 @@ def round_trips():
     return RoundTrips()
 
 
+@pytest.fixture
+def counted(round_trips, redis_url):
+    """A Redis client whose round trips ``round_trips`` counts, connected
+    (the handshake is not counted)."""
+    client = round_trips.client(redis_url)
+    client.ping()
+    round_trips.reset()
+    return client
+
+
 # --- real servers and a real browser ---------------------------------------
 
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')

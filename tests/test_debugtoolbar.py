@@ -85,14 +85,6 @@ def labels(html, namespace):
                       html[start:end])  # fmt: skip
 
 
-@pytest.fixture
-def counted(round_trips, redis_url):
-    client = round_trips.client(redis_url)
-    client.ping()
-    round_trips.reset()
-    return client
-
-
 def test_panel_shows_accessed_untouched_discriminated_and_invalidated(
     counted,
 ):

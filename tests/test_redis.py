@@ -42,14 +42,6 @@ def make_app(factory, views=None):
 
 
 @pytest.fixture
-def counted(round_trips, redis_url):
-    client = round_trips.client(redis_url)
-    client.ping()
-    round_trips.reset()
-    return client
-
-
-@pytest.fixture
 def app(counted):
     factory = RedisSessionFactory(
         SECRET, redis_client=counted, cookie_name='r'

@@ -16,17 +16,10 @@ from pyramid_session_suite.scripts.sessions import main
 from pyramid_session_suite.testing import free_port
 
 from . import scriptapp
+from .usersapp import FIREFOX, IPHONE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-FIREFOX = (
-    'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
-)
-IPHONE = (
-    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) '
-    'AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 '
-    'Safari/604.1'
-)
 
 SECTION = """\
 [app:{name}]

@@ -14,16 +14,7 @@ from pyramid_session_suite.events import (
 from pyramid_session_suite.index import GRACE_MS, user_tag
 from pyramid_session_suite.interfaces import IUserIndex
 
-from .usersapp import make_config
-
-FIREFOX = (
-    'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
-)
-IPHONE = (
-    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) '
-    'AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 '
-    'Safari/604.1'
-)
+from .usersapp import FIREFOX, IPHONE, make_config
 
 
 def browser(app, ua=FIREFOX, ip='198.51.100.7'):

@@ -18,16 +18,8 @@ from pyramid_session_suite.user_index_views import (
     wants_json,
 )
 
-from .usersapp import SessionSecurityPolicy, make_config
+from .usersapp import FIREFOX, IPHONE, SessionSecurityPolicy, make_config
 
-FIREFOX = (
-    'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
-)
-IPHONE = (
-    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) '
-    'AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 '
-    'Safari/604.1'
-)
 JSON = {'Accept': 'application/json'}
 BROWSER_ACCEPT = (
     'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'

@@ -14,6 +14,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.tweens import EXCVIEW
 
 from ..interfaces import ISessionMultiManagerConfig
+from ..namespaces import feature_namespace, redis_factory
 from ..settings import (
     PREFIX,
     REQUIRED,
@@ -133,26 +134,18 @@ def includeme(config):
     settings = parse_settings(
         registry.settings, CROSSDOMAIN_SETTINGS, SETTINGS_PREFIX, strict=True
     )
-    namespace = settings['namespace'] or registry.settings.get(
-        PREFIX + 'request_session'
+    namespace = feature_namespace(
+        registry.settings, settings['namespace'], SETTINGS_PREFIX
     )
-    if not namespace:
-        raise ConfigurationError(
-            f'{SETTINGS_PREFIX}namespace is required (or set '
-            f'{PREFIX}request_session)'
-        )
 
     def register():
         manager_config = registry.getUtility(ISessionMultiManagerConfig)
-        key = SETTINGS_PREFIX + 'namespace'
-        if not manager_config.has_namespace(namespace):
-            raise ConfigurationError(f'{key}: no namespace {namespace!r}')
-        factory = manager_config.get_namespace_config(namespace)
-        if getattr(factory, 'backend', None) != 'redis':
-            raise ConfigurationError(
-                f'{key}: namespace {namespace!r} is not a Redis namespace; '
-                'sites share a session by sharing its store'
-            )
+        factory = redis_factory(
+            manager_config,
+            namespace,
+            SETTINGS_PREFIX + 'namespace',
+            '; sites share a session by sharing its store',
+        )
         registry[CROSSDOMAIN_KEY] = CrossDomain(settings, factory, namespace)
 
     config.action(('session_suite', 'crossdomain'), register, order=1)
