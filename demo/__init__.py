@@ -1,8 +1,10 @@
 """A small Pyramid application showing ``pyramid_session_suite``.
 
-Run it with ``make demo`` (or ``PYTHONPATH=. pserve development.ini``). The
-session namespaces are declared in ``development.ini``; this module only
-provides a Redis server for them and wires the views.
+Run it with ``make demo`` (or ``PYTHONPATH=. pserve development.ini``): one
+server answers on http://127.0.0.1:6543/ and http://localhost:6544/, two
+sites to a browser. The session namespaces, the user index, the policy and
+the cross-domain group are set up in ``development.ini``; this module
+provides a Redis server for them, the security policy and the views.
 """
 
 import atexit
@@ -11,6 +13,8 @@ from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 
 from pyramid_session_suite.testing import RedisServer
+
+from .security import DemoSecurityPolicy
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,14 @@ def main(global_config, **settings):
     with Configurator(settings=settings) as config:
         config.registry[REDIS_SERVER_KEY] = server
         config.include('pyramid_session_suite')
+        config.set_security_policy(DemoSecurityPolicy())
+        # one login per account, idle timeout, "Your sessions" pages (and
+        # the user index they need): session_suite.policy.* and
+        # session_suite.user_index.* in development.ini
+        config.include('pyramid_session_suite.policy')
+        # the login shared by 127.0.0.1:6543 and localhost:6544:
+        # session_suite.crossdomain.* in development.ini
+        config.include('pyramid_session_suite.crossdomain')
         # every POST, PUT, DELETE... must carry request.session's CSRF token
         config.set_default_csrf_options(require_csrf=True)
         config.include(add_routes)
@@ -62,6 +74,8 @@ def start_embedded_redis():
 
 def add_routes(config):
     config.add_route('home', '/')
+    config.add_route('login', '/login')
+    config.add_route('logout', '/logout')
     config.add_route('theme', '/theme')
     config.add_route('forget', '/forget')
     config.add_route('about', '/about')

@@ -2,6 +2,8 @@
 
 from html import escape as e
 
+from pyramid_session_suite.interfaces import IUserIndex
+
 THEMES = ('light', 'dark')
 DEFAULT_THEME = 'light'
 
@@ -10,37 +12,130 @@ body { font: 16px/1.5 system-ui, sans-serif; margin: 0; }
 body.light { background: #fafafa; color: #222; }
 body.dark { background: #1d1f21; color: #e6e6e6; }
 body.dark a { color: #8ab4f8; }
-main { max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }
-nav a { margin-right: 1rem; }
+main { max-width: 44rem; margin: 2rem auto; padding: 0 1rem; }
+nav { display: flex; flex-wrap: wrap; align-items: center; gap: .3rem 1rem;
+      padding-bottom: .5rem; border-bottom: 1px solid #ccc; }
+nav .who { margin-left: auto; }
+nav form { margin: 0; }
+h2 { font-size: 1.15rem; margin: 1.6rem 0 .4rem; }
 form { display: inline-block; margin: 0 .5rem .5rem 0; }
 button { font: inherit; padding: .3rem .8rem; cursor: pointer; }
+label { display: block; margin: .5rem 0; }
+label input { display: block; font: inherit; padding: .25rem .4rem;
+              width: 16rem; max-width: 100%; }
+.notice, .error, .flash, .demo-only { padding: .5rem 1rem; margin: 1rem 0;
+                                      border-radius: .3rem; }
+.flash { background: #eef9ee; border: 1px solid #7c7; color: #222; }
+.notice { background: #eef4ff; border: 1px solid #8ab; color: #222; }
+.error { background: #fff0f0; border: 1px solid #d88; color: #222; }
+.demo-only { background: #fff8e1; border: 1px dashed #c90; color: #222;
+             font-size: .9rem; }
+.site { font-family: ui-monospace, monospace; }
+ul.try li { margin-bottom: .5rem; }
 .accessed { opacity: .75; font-size: .9rem; }
 """
 
+#: what a browser whose session ended is told, by reason: the policy's
+#: reasons come in the ``session_ended`` parameter of the sign-in page (the
+#: policy redirects there), the others in the ``session_suite.ended``
+#: environ key of the next request
+ENDED_MESSAGES = {
+    'displaced': (
+        'You were signed out because your account signed in somewhere '
+        'else (another browser, or a private window): this demo allows one '
+        'session per account.'
+    ),
+    'idle': 'You were signed out after {idle} without activity.',
+    'expired': 'Your session expired after {idle} without activity.',
+    'absolute': 'Your session reached its time limit.',
+    'logout': 'You signed out (in another tab, or on the other site).',
+    'revoked': 'This session was signed out from a "Your sessions" page.',
+    'admin': 'An administrator signed this session out.',
+    'operator': 'This session was ended from the command line.',
+}
 
-def layout(request, title, body, theme=DEFAULT_THEME):
-    """A whole page, ``body`` being trusted HTML."""
+
+def duration(seconds):
+    """``'30 seconds'``, ``'2 minutes'``."""
+    if seconds and seconds % 60 == 0:
+        minutes = seconds // 60
+        return f'{minutes} minute{"" if minutes == 1 else "s"}'
+    return f'{seconds} second{"" if seconds == 1 else "s"}'
+
+
+def ended_message(reason, policy):
+    """What to tell a browser whose session ended for ``reason``."""
+    message = ENDED_MESSAGES.get(reason)
+    if message is None:
+        return None
+    return message.format(idle=duration(policy.idle_timeout or 0))
+
+
+def layout(request, title, body, theme=DEFAULT_THEME, visitor=None):
+    """A whole page, ``body`` being trusted HTML; the navigation shows who
+    is signed in when ``visitor`` is given (pages that read no session
+    cannot know)."""
     if theme not in THEMES:
         theme = DEFAULT_THEME
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)} - pyramid_session_suite demo</title>
 <style>{CSS}</style>
 </head>
 <body class="{theme}">
 <main>
-<nav>
-<a href="{e(request.route_url('home'))}">Home</a>
-<a href="{e(request.route_url('about'))}">About</a>
-</nav>
+{nav(request, visitor)}
 <h1>{e(title)}</h1>
 {body}
 </main>
 </body>
 </html>
 """
+
+
+def nav(request, visitor):
+    """Home, the user index's pages, About; who is signed in."""
+    links = [link('Home', request.route_url('home'))]
+    who = ''
+    if visitor is not None and visitor.userid is not None:
+        sessions_url = request.route_url('session_suite.sessions')
+        links.append(link('Your sessions', sessions_url))
+        if visitor.is_admin:
+            # the user index's admin pages, one per (demo) user
+            users = ' '.join(
+                link(
+                    user, request.route_url('session_suite.admin', userid=user)
+                )
+                for user in visitor.users
+                if user != visitor.userid
+            )
+            links.append(f'<span>Sessions of {users}</span>')
+        who = (
+            '<span class="who">Signed in as '
+            f'<strong id="nav-user">{e(visitor.userid)}</strong></span>'
+            + post_button(request, 'logout', 'Sign out', csrf_of(request))
+        )
+    elif visitor is not None:
+        login_url = request.route_url('login')
+        who = (
+            f'<a class="who" id="nav-login" href="{e(login_url)}">Sign in</a>'
+        )
+    links.append(link('About', request.route_url('about')))
+    return f'<nav>{"".join(links)}{who}</nav>'
+
+
+def link(text, url, **attributes):
+    extra = ''.join(
+        f' {name}="{e(value)}"' for name, value in attributes.items()
+    )
+    return f'<a href="{e(url)}"{extra}>{e(text)}</a>'
+
+
+def csrf_of(request):
+    return request.session.get_csrf_token()
 
 
 def post_button(request, route_name, label, csrf_token, **fields):
@@ -64,9 +159,137 @@ def accessed_line(namespaces):
     )
 
 
-def home(request, visits, theme, csrf_token, accessed):
+def notices(request, visitor, reasons=()):
+    """The flash messages, then why the previous session ended (``reasons``
+    and the visitor's own, said once)."""
+    parts = [
+        f'<p class="flash" role="status">{e(message)}</p>'
+        for message in visitor.flashes
+    ]
+    policy = policy_of(request)
+    messages = []
+    for reason in (*reasons, visitor.ended):
+        message = ended_message(reason, policy)
+        if message is not None and message not in messages:
+            messages.append(message)
+    parts.extend(
+        f'<p class="notice" role="status">{e(message)}</p>'
+        for message in messages
+    )
+    return '\n'.join(parts)
+
+
+def demo_users_note():
+    return (
+        '<p class="demo-only"><strong>Demo only:</strong> the users '
+        '<code>alice</code>, <code>bob</code> and <code>admin</code> have '
+        'their name as password, written in <code>demo/security.py</code>. '
+        'Never do this in a real application.</p>'
+    )
+
+
+def site_section(site):
+    """Where the browser is, and the links of the cross-domain flows."""
+    here = f'<span class="site" id="site">{e(site.here)}</span>'
+    if not site.in_group:
+        sites = ' or '.join(link(f'{url}/', f'{url}/') for url in site.sites)
+        return (
+            f'<p>You are on {here}, which is not one of the demo\'s sites: '
+            f'open {sites}.</p>'
+        )
+    items = []
+    if site.is_hub:
+        others = ', '.join(e(other) for other in site.others)
+        intro = (
+            f'You are on {here}, the hub, where people sign in. The same '
+            f'server also answers on {others}: to your browser a different '
+            'site, with its own cookies.'
+        )
+        for other in site.others:
+            items.append(
+                link(f'Open {other}/', f'{other}/', **OTHER_SITE)
+                + ': without a session there, your browser is sent here and '
+                'straight back with yours (the <em>redirect</em> flow).'
+            )
+        push_text, what, whose = (
+            'Push your session to {}',
+            'the same hand-off',
+            'that',
+        )
+    else:
+        intro = (
+            f'You are on {here}: to your browser a different site from the '
+            f'hub, {e(site.hub)}, with its own cookies. "Sign in" here takes '
+            'you to the hub and back.'
+        )
+        items.append(
+            link(f'Open {site.hub}/', f'{site.hub}/', **OTHER_SITE)
+            + ': the hub.'
+        )
+        push_text, what, whose = (
+            "Get the hub's session again",
+            'the hand-off from the hub',
+            'this',
+        )
+    for target, url in site.push:
+        items.append(
+            link(push_text.format(target), url, **PUSH)
+            + f': {what} on demand (the <em>push</em> flow), replacing any '
+            f'session {whose} site has.'
+        )
+    lines = ''.join(f'<li>{item}</li>\n' for item in items)
+    return f"""<p>{intro} The sites share one login through the
+<code>main</code> session in Redis.</p>
+<ul>
+{lines}</ul>
+"""
+
+
+OTHER_SITE = {'class': 'other-site'}
+PUSH = {'class': 'push'}
+
+
+def home(request, visitor, site, visits, theme, csrf_token, accessed):
     other = 'dark' if theme == 'light' else 'light'
+    policy = policy_of(request)
+    if visitor.userid is not None:
+        you = (
+            '<p>You are signed in as <strong id="user">'
+            f'{e(visitor.userid)}</strong>.</p>'
+        )
+    else:
+        you = (
+            '<p>You are <strong id="user">not signed in</strong>. '
+            f'{link("Sign in", request.route_url("login"))} as '
+            '<code>alice</code>, <code>bob</code> or <code>admin</code>: '
+            'demo-only users whose password is their name.</p>'
+        )
+    lock = duration(policy.lock_seconds)
+    idle = duration(policy.idle_timeout or 0)
+    hub = e(site.hub)
     body = f"""
+{notices(request, visitor)}
+{you}
+<h2>Try it</h2>
+<ul class="try">
+<li><strong>One session per account.</strong> Sign in as alice, then as
+alice in a private window or another browser: that second sign-in is
+refused while the first window was active in the last {lock}. Leave the
+first window alone for {lock} and the second sign-in succeeds; the first
+window's next click says why it was signed out.</li>
+<li><strong>Idle timeout.</strong> Leave a signed-in window alone for
+{idle}, then click anything: it is sent to the sign-in page, signed
+out.</li>
+<li><strong>Your sessions.</strong> Signed in, "Your sessions" lists the
+browsers signed in to your account (device, IP address, last activity) and
+signs them out. Signed in as admin, "Sessions of" shows alice's and bob's,
+and ends them: that browser's next click says so.</li>
+<li><strong>Two sites, one sign-in.</strong> Sign in on {hub}, then open
+the other site below: you are signed in there too.</li>
+</ul>
+<h2>Two sites</h2>
+{site_section(site)}
+<h2>Session namespaces</h2>
 <p>You have loaded this page <strong id="visits">{visits}</strong>
 time{'' if visits == 1 else 's'}. The counter lives in the
 <code>main</code> namespace, stored in Redis.</p>
@@ -76,7 +299,75 @@ time{'' if visits == 1 else 's'}. The counter lives in the
 {post_button(request, 'forget', 'Forget me', csrf_token)}
 {accessed_line(accessed)}
 """
-    return layout(request, 'Home', body, theme)
+    return layout(request, 'Home', body, theme, visitor)
+
+
+def login(
+    request,
+    visitor,
+    site,
+    csrf_token,
+    next_url,
+    theme=DEFAULT_THEME,
+    ended=None,
+    username='',
+    error=None,
+    refused=None,
+):
+    """The sign-in page: ``ended`` is the ``session_ended`` parameter the
+    policy redirects with, ``refused`` the seconds to wait after a login
+    refused by the policy."""
+    policy = policy_of(request)
+    parts = [notices(request, visitor, [ended])]
+    if error:
+        parts.append(
+            f'<p class="error" id="error" role="alert">{e(error)}</p>'
+        )
+    if refused is not None:
+        parts.append(
+            f'<div class="error" id="refused" role="alert"><p><strong>'
+            f'{e(username)} is already signed in somewhere else</strong>, '
+            f'active less than {duration(policy.lock_seconds)} ago, and '
+            'this demo allows one session per account.</p><p>Try again in '
+            f'<strong id="retry-after">{refused}</strong> '
+            f'second{"" if refused == 1 else "s"}: once that session has '
+            f'been idle for {duration(policy.lock_seconds)}, signing in '
+            'here signs it out. Or sign out there.</p></div>'
+        )
+    if visitor.userid is not None:
+        parts.append(
+            f'<p>You are signed in as <strong id="user">'
+            f'{e(visitor.userid)}</strong>. Signing in as someone else '
+            'signs you out first.</p>'
+        )
+    hidden = {'csrf_token': csrf_token}
+    if next_url:
+        hidden['next'] = next_url
+    inputs = ''.join(
+        f'<input type="hidden" name="{e(name)}" value="{e(value)}">'
+        for name, value in hidden.items()
+    )
+    parts.append(
+        f'<form id="login" method="post" '
+        f'action="{e(request.route_url("login"))}">{inputs}'
+        '<label>User name <input name="username" autocomplete="username" '
+        f'required value="{e(username)}"></label>'
+        '<label>Password <input name="password" type="password" '
+        'autocomplete="current-password" required></label>'
+        '<button type="submit">Sign in</button></form>'
+    )
+    if next_url and not next_url.startswith(('/', site.here + '/')):
+        parts.append(
+            '<p>After signing in you go back to the site you came from, '
+            'signed in there too.</p>'
+        )
+    parts.append(demo_users_note())
+    return layout(request, 'Sign in', '\n'.join(parts), theme, visitor)
+
+
+def policy_of(request):
+    """The policy's settings (``lock_seconds``, ``idle_timeout`` ...)."""
+    return request.registry.getUtility(IUserIndex).policy
 
 
 def about(request, accessed):
@@ -84,6 +375,11 @@ def about(request, accessed):
 <p>This page reads no session: no namespace is loaded, Redis is not asked
 anything and the response sets no cookie. (So it shows the default theme.)
 </p>
+<p>A browser that has been to the home page carries the <code>main</code>
+cookie, and the policy's tween reads that session on every request that
+carries it (to check its deadlines, and to tell a signed-out browser why).
+This page is listed in <code>session_suite.policy.skip_paths</code>, so even
+then nothing is read.</p>
 {accessed_line(accessed)}
 """
     return layout(request, 'About', body)

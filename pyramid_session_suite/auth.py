@@ -37,7 +37,9 @@ class LoginRefusedError(HTTPConflict):
 
     def __init__(self, retry_after, **kw):
         super().__init__(headers={'Retry-After': str(retry_after)}, **kw)
-        self.retry_after = retry_after
+        #: seconds until a login may succeed (``retry_after`` is WebOb's
+        #: header property, a ``datetime``)
+        self.retry_seconds = retry_after
 
 
 def login(request, userid, **kw):
@@ -49,14 +51,17 @@ def login(request, userid, **kw):
         return remember(request, userid, **kw)
     session = tracker.session(request)
     previous = marker_of(session)
-    admitted, detail = tracker.register(request, session, userid)
+    same_user = previous is not None and previous['u'] == userid
+    admitted, detail = tracker.register(
+        request, session, userid, replaces=previous['h'] if same_user else None
+    )
     if not admitted:
         activity.record(request.environ, 'policy', 'login refused',
                         retry_after=detail)  # fmt: skip
         request.registry.notify(LoginRefused(request, userid, detail))
         raise LoginRefusedError(detail)
-    if previous is not None:
-        # the session was someone's (or this user's) before: that entry ends
+    if previous is not None and not same_user:
+        # the session was someone else's before: that entry ends
         tracker.index.revoke(previous['u'], previous['h'], reason='')
     return remember(request, userid, **kw)
 

@@ -67,7 +67,7 @@ local function finish(sid, reason, ttl)
 end
 """
 
-#: KEYS z h; ARGV handle now meta ttl max lock grace
+#: KEYS z h; ARGV handle now meta ttl max lock grace replaced|''
 #: -> {1, 0, evicted handles...} | {0, retry_after_ms}
 REGISTER = (
     _PRUNE
@@ -75,10 +75,13 @@ REGISTER = (
 local z, h = KEYS[1], KEYS[2]
 local handle, now, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local ttl, max, lock = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local replaced = ARGV[8]
 local kept = prune(z, h, now, tonumber(ARGV[7]))
 local others = {}
 for _, entry in ipairs(kept) do
-  if entry[1] ~= handle then table.insert(others, entry) end
+  if entry[1] ~= handle and entry[1] ~= replaced then
+    table.insert(others, entry)
+  end
 end
 local evicted = {}
 if max > 0 and #others >= max then
@@ -93,6 +96,10 @@ if max > 0 and #others >= max then
     redis.call('HDEL', h, others[i][1])
     table.insert(evicted, others[i][1])
   end
+end
+if replaced ~= '' then
+  redis.call('ZREM', z, replaced)
+  redis.call('HDEL', h, replaced)
 end
 redis.call('ZADD', z, now, handle)
 redis.call('HSET', h, handle, meta)
@@ -264,11 +271,20 @@ class UserIndex:
     # -- writes -------------------------------------------------------------
 
     def register(
-        self, userid, session_id, meta, *, max_sessions=0, lock_seconds=0
+        self,
+        userid,
+        session_id,
+        meta,
+        *,
+        max_sessions=0,
+        lock_seconds=0,
+        replaces=None,
     ):
         """Record a new session of ``userid``; enforce ``max_sessions`` (0:
         unlimited): sessions over the limit are ended, oldest activity
-        first, unless one of them was active within ``lock_seconds``.
+        first, unless one of them was active within ``lock_seconds``. The
+        entry ``replaces`` (the same browser's previous session, rotated
+        away) neither counts nor stays.
 
         Return ``(True, evicted_handles)`` or ``(False, retry_after)``.
         """
@@ -284,6 +300,7 @@ class UserIndex:
                 max_sessions,
                 int(lock_seconds * 1000),
                 GRACE_MS,
+                replaces or '',
             ],
         )
         if reply[0] == 1:

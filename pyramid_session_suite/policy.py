@@ -25,7 +25,7 @@ from . import activity
 from .events import SessionExpired
 from .interfaces import IUserIndex
 from .redis import ENDED_KEY
-from .settings import PREFIX, as_seconds, one_of, parse_settings
+from .settings import PREFIX, as_list, as_seconds, one_of, parse_settings
 from .user_index import marker_of
 
 SETTINGS_PREFIX = PREFIX + 'policy.'
@@ -46,6 +46,7 @@ POLICY_SETTINGS = (
     ('on_end', one_of('unauthorized', 'redirect'), 'unauthorized'),
     ('login_route', lambda value: str(value).strip() or None, None),
     ('clock_skew', as_seconds, 5),
+    ('skip_paths', as_list, []),
 )
 
 #: what the browser of an ended session is told, by reason
@@ -74,6 +75,9 @@ class SessionPolicy:
         self.on_end = settings['on_end']
         self.login_route = settings['login_route']
         self.clock_skew = settings['clock_skew'] or 0
+        self.skip_paths = [
+            '/' + path.strip('/') for path in settings['skip_paths']
+        ]
         self.clock = clock
 
     def expired(self, marker):
@@ -141,9 +145,16 @@ def policy_tween_factory(handler, registry):
     tracker = registry.getUtility(IUserIndex)
     policy = tracker.policy
     cookie_name = tracker.cookie_name
+    skip = tuple(policy.skip_paths) + tuple(static_paths(registry))
+    skip_under = tuple(path.rstrip('/') + '/' for path in skip)
 
     def policy_tween(request):
-        if cookie_name not in request.cookies:
+        path = request.path_info
+        if (
+            cookie_name not in request.cookies
+            or path in skip
+            or path.startswith(skip_under)
+        ):
             return handler(request)
         session = tracker.session(request)
         reason = request.environ.get(ENDED_KEY)
@@ -166,3 +177,12 @@ def policy_tween_factory(handler, registry):
         return handler(request)
 
     return policy_tween
+
+
+def static_paths(registry):
+    """The path prefixes of the application's static views: assets are
+    served without a look at the session."""
+    for intr in registry.introspector.get_category('static views') or ():
+        name = intr['introspectable']['name']
+        if '://' not in name:
+            yield '/' + name.strip('/')

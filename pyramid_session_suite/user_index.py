@@ -146,11 +146,12 @@ class SessionTracker:
 
     # -- transitions ---------------------------------------------------------
 
-    def register(self, request, session, userid, limits=True):
+    def register(self, request, session, userid, limits=True, replaces=None):
         """Give ``session`` a new id in ``userid``'s slot and record it in
-        the index (enforcing the login limits when ``limits``). Return
-        ``(True, evicted_handles)`` or ``(False, retry_after)``; a refusal
-        changes nothing."""
+        the index (enforcing the login limits when ``limits``), in place of
+        the entry ``replaces`` (this browser's, for a repeated login).
+        Return ``(True, evicted_handles)`` or ``(False, retry_after)``; a
+        refusal changes nothing."""
         session_id = self.factory.new_session_id(user_tag(userid))
         meta = dict(self.client_info.describe(request), ns=self.namespace)
         admitted, detail = self.index.register(
@@ -159,6 +160,7 @@ class SessionTracker:
             meta,
             max_sessions=self.max_sessions if limits else 0,
             lock_seconds=self.lock_seconds if limits else 0,
+            replaces=replaces,
         )
         if not admitted:
             return admitted, detail

@@ -77,6 +77,8 @@ def test_the_redirect_flow_shares_the_login(browser, events):
     assert '<p id="user">alice</p>' in res.text
     [event] = [e for e in events if isinstance(e, SessionReplaced)]
     assert (event.src, event.dst, event.was_empty) == (HUB, SITE, True)
+    # once shared, the browser may be bounced again later (after a logout)
+    assert 'session_suite_xd_tried' not in browser.cookies
 
 
 def test_no_session_at_the_hub_bounces_once(browser):

@@ -253,3 +253,41 @@ def test_the_tween_is_under_the_exception_view(redis_url):
         'pyramid_session_suite.policy.policy_tween_factory'
     )
     assert app.registry.queryUtility(IRequestFactory) is not None
+
+
+def test_signing_in_again_in_the_same_browser_is_not_refused(redis_url):
+    app, tracker = policy_app(redis_url)
+    alice = browser(app)
+    alice.get('/login?user=alice')
+    first = tracker.index.list('alice')
+    alice.get('/login?user=alice')
+    [entry] = tracker.index.list('alice')
+    assert entry['handle'] != first[0]['handle']  # rotated again
+    assert alice.get('/whoami').json['user'] == 'alice'
+
+
+def test_skipped_paths_and_static_assets_do_not_load_the_session(
+    redis_url, round_trips, tmp_path
+):
+    (tmp_path / 'app.css').write_text('body {}')
+    settings = {
+        'session_suite.policy.skip_paths': '/health',
+        'session_suite.policy.absolute_timeout': '60',
+    }
+    config = make_config(redis_url, include=POLICY, **settings)
+    config.add_static_view('static', str(tmp_path))
+    config.add_route('health', '/health/ping')
+    config.add_view(lambda r: {}, route_name='health', renderer='json')
+    app = config.make_wsgi_app()
+    tracker = app.registry.getUtility(IUserIndex)
+    client = round_trips.client(redis_url)
+    client.ping()
+    tracker.factory.redis = client
+    alice = browser(app)
+    alice.get('/login?user=alice')
+    tracker.policy.clock = lambda: time.time() + 3600  # expired by now
+    round_trips.reset()
+    assert alice.get('/static/app.css').text == 'body {}'
+    assert alice.get('/health/ping').json == {}
+    assert round_trips.trips == []
+    alice.get('/whoami', status=401)  # the policy still runs elsewhere

@@ -178,6 +178,7 @@ def import_(request):
         ) from None
     response = _redirect(next_url)
     response.delete_cookie(STATE_COOKIE, path=crossdomain.prefix + '/')
+    response.delete_cookie(TRIED_COOKIE, path='/')
     _adopt(request, response, crossdomain, payload)
     return response
 
