@@ -1,6 +1,8 @@
 """Benchmark: bare Pyramid, ``pyramid_session_multi`` with
-``pyramid_session_redis``, and ``pyramid_session_suite``, through
-in-process WSGI calls. Run it with ``python -m bench``."""
+``pyramid_session_redis``, and ``pyramid_session_suite`` (plain, and with
+its per-user index and session policy), through in-process WSGI calls; the
+listing of a user's sessions; and the Redis memory of the sessions. Run it
+with ``python -m bench``."""
 
 from .cli import main
 from .runner import run

@@ -1,6 +1,6 @@
-"""The three stacks under test, as Pyramid WSGI applications.
+"""The stacks under test, as Pyramid WSGI applications.
 
-Each has the same routes and views:
+Every application has the same routes:
 
 ``/untouched``
     touches no session namespace;
@@ -9,24 +9,58 @@ Each has the same routes and views:
 ``/write``
     increments ``visits`` in ``r`` (without a cookie this creates a
     session);
-``/login``
+``/visitor``
     fills ``r`` and the cookie namespace ``c``: makes the returning
-    visitor of the other scenarios; never timed.
+    visitor of the anonymous scenarios; never timed;
+``/anon``
+    an anonymous visitor's first page: stores a CSRF token and a few
+    small keys in ``r`` and answers the token; never timed;
+``/login`` (``POST user=…&csrf_token=…``)
+    checks the CSRF token of ``r`` and logs ``user`` in on ``r``: with
+    :func:`pyramid_session_suite.login` on the suite's ``users`` variant,
+    with ``invalidate()`` and a write elsewhere. The session keeps its data
+    and gets ``user``.
 
 ``floor`` answers every route with a constant and has no sessions at all.
+``anchor`` and ``suite`` are built once with plain namespaces; the logged-in
+scenarios use the ``users`` variant of the suite, which includes
+``pyramid_session_suite.policy`` (and so the user index) on ``r``, with
+every setting at its default. The anchor has no such feature: its ``users``
+variant is the same application.
 """
 
+import hmac
 from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.response import Response
 from pyramid.session import SignedCookieSessionFactory
 
 STACKS = ('floor', 'anchor', 'suite')
 
+#: application variants: ``plain`` namespaces, or the suite with ``users``
+#: (the per-user index and the unique/timed session policy)
+VARIANTS = ('plain', 'users')
+
 SECRET = 'benchmark-only secret, 48 bytes, never deployed!'
+INDEX_SECRET = 'benchmark-only user index secret, never deployed'
 
 ANCHOR_VERSION = '0.4.0'
 
-ROUTES = ('untouched', 'read', 'write', 'login')
+#: session timeout of the Redis namespace, in seconds
+TIMEOUT = 1200
+
+#: the small keys of an anonymous visitor's session (with a CSRF token);
+#: a login adds ``user``
+ANONYMOUS_DATA = {'theme': 'dark', 'lang': 'en-GB', 'tz': 'Europe/Paris'}
+
+ROUTES = {
+    'untouched': '/untouched',
+    'read': '/read',
+    'write': '/write',
+    'visitor': '/visitor',
+    'anon': '/anon',
+    'login': '/login',
+}
 
 
 def untouched_view(request):
@@ -43,10 +77,58 @@ def write_view(request):
     return Response(str(visits))
 
 
-def login_view(request):
+def visitor_view(request):
     request.session_multi['r'].update({'user': 'alice', 'visits': 0})
     request.session_multi['c']['theme'] = 'dark'
-    return Response(b'login')
+    return Response(b'visitor')
+
+
+def fill_anonymous(session):
+    """What an anonymous visitor's session holds: a CSRF token and a few
+    small keys. Return the token."""
+    token = session.new_csrf_token()
+    session.update(ANONYMOUS_DATA)
+    return token
+
+
+def anon_view(request):
+    return Response(fill_anonymous(request.session_multi['r']))
+
+
+def checked_login(request):
+    """The session of ``r`` and the user id posted, once the posted CSRF
+    token matched the session's."""
+    session = request.session_multi['r']
+    expected = session.get_csrf_token().encode('ascii')
+    posted = request.POST.get('csrf_token', '').encode('ascii', 'replace')
+    if not hmac.compare_digest(expected, posted):
+        raise HTTPBadRequest('bad CSRF token')
+    return session, request.POST['user']
+
+
+def anchor_login_view(request):
+    """A login with ``pyramid_session_redis``: a new session id (against
+    session fixation) by ``invalidate()``, the data carried over, the user
+    id written."""
+    session, userid = checked_login(request)
+    data = dict(session)
+    session.invalidate()
+    session.update(data)
+    session['user'] = userid
+    return Response(userid)
+
+
+def suite_login_view(request):
+    """A login with :func:`pyramid_session_suite.login` (new id, data
+    kept, recorded in the user index under the policy)."""
+    from pyramid_session_suite import login
+
+    session, userid = checked_login(request)
+    headers = login(request, userid)
+    session['user'] = userid
+    response = Response(userid)
+    response.headerlist.extend(headers)
+    return response
 
 
 def floor_view(request):
@@ -57,13 +139,14 @@ VIEWS = {
     'untouched': untouched_view,
     'read': read_view,
     'write': write_view,
-    'login': login_view,
+    'visitor': visitor_view,
+    'anon': anon_view,
 }
 
 
 def add_routes(config, views):
-    for name in ROUTES:
-        config.add_route(name, '/' + name)
+    for name, path in ROUTES.items():
+        config.add_route(name, path)
         config.add_view(views[name], route_name=name)
 
 
@@ -98,7 +181,7 @@ def build_anchor(client):
     config.include('pyramid_session_multi')
     factory = pyramid_session_redis.RedisSessionFactory(
         secret=SECRET,
-        timeout=1200,
+        timeout=TIMEOUT,
         cookie_name='r',
         redis_client_callable=redis_client_callable,
     )
@@ -108,35 +191,54 @@ def build_anchor(client):
     pyramid_session_multi.register_session_factory(
         config, 'c', cookie_factory(), cookie_name='c'
     )
-    add_routes(config, VIEWS)
+    add_routes(config, dict(VIEWS, login=anchor_login_view))
     return config.make_wsgi_app()
 
 
-def build_suite(client):
+def build_suite(client, users=False):
     """``pyramid_session_suite`` with its Redis namespace and a signed
-    cookie namespace."""
+    cookie namespace; with ``users``, the policy (and the user index) on
+    the Redis namespace, every setting at its default."""
     import pyramid_session_suite
 
-    config = Configurator()
+    settings = {}
+    if users:
+        settings = {
+            'session_suite.user_index.namespace': 'r',
+            'session_suite.user_index.secret': INDEX_SECRET,
+        }
+    config = Configurator(settings=settings)
     config.include('pyramid_session_suite')
     config.register_session_factory(
         'r',
         pyramid_session_suite.RedisSessionFactory(
-            SECRET, redis_client=client, cookie_name='r', timeout=1200
+            SECRET, redis_client=client, cookie_name='r', timeout=TIMEOUT
         ),
     )
     config.register_session_factory('c', cookie_factory(), cookie_name='c')
-    add_routes(config, VIEWS)
+    if users:
+        config.include('pyramid_session_suite.policy')
+    login_view = suite_login_view if users else anchor_login_view
+    add_routes(config, dict(VIEWS, login=login_view))
     return config.make_wsgi_app()
 
 
-BUILDERS = {
-    'floor': build_floor,
-    'anchor': build_anchor,
-    'suite': build_suite,
-}
+def build(stack, client, variant='plain'):
+    """The WSGI application of ``stack`` (``variant`` matters for the
+    suite only); ``client`` is its Redis client."""
+    if variant not in VARIANTS:
+        raise ValueError(f'unknown variant {variant!r}')
+    if stack == 'floor':
+        return build_floor(client)
+    if stack == 'anchor':
+        return build_anchor(client)
+    if stack == 'suite':
+        return build_suite(client, users=variant == 'users')
+    raise ValueError(f'unknown stack {stack!r}')
 
 
-def build(stack, client):
-    """The WSGI application of ``stack``; ``client`` is its Redis client."""
-    return BUILDERS[stack](client)
+def tracker_of(app):
+    """The user index utility of a suite ``users`` application."""
+    from pyramid_session_suite.interfaces import IUserIndex
+
+    return app.registry.getUtility(IUserIndex)

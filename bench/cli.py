@@ -6,8 +6,10 @@ import pathlib
 import shlex
 import sys
 
+from .memory import DEFAULT_SESSIONS, SMOKE_SESSIONS
 from .report import rst_report, text_report
 from .runner import DEFAULT_ITERATIONS, DEFAULT_REPEAT, run
+from .scenarios import LIST_SIZE, SMOKE_LIST_SIZE
 
 RESULTS = pathlib.Path(__file__).resolve().parent / 'results'
 
@@ -18,7 +20,8 @@ def parse_args(argv):
         description=(
             'Compare bare Pyramid (floor), pyramid_session_multi with '
             'pyramid_session_redis (anchor) and pyramid_session_suite '
-            '(suite) through in-process WSGI calls.'
+            '(suite) through in-process WSGI calls, and the Redis memory '
+            'their sessions take.'
         ),
     )
     parser.add_argument(
@@ -34,9 +37,27 @@ def parse_args(argv):
         help=f'timed batches per cell (default {DEFAULT_REPEAT})',
     )
     parser.add_argument(
+        '--memory-sessions',
+        type=int,
+        metavar='N',
+        help=(
+            'sessions per stack of the memory measurement (default '
+            f'{DEFAULT_SESSIONS:,}; {SMOKE_SESSIONS} with --smoke)'
+        ),
+    )
+    parser.add_argument(
+        '--list-sessions',
+        type=int,
+        metavar='N',
+        help=(
+            f'sessions of the listed user (default {LIST_SIZE:,}; '
+            f'{SMOKE_LIST_SIZE} with --smoke)'
+        ),
+    )
+    parser.add_argument(
         '--smoke',
         action='store_true',
-        help='a few hundred requests in all, to check that it runs',
+        help='a few requests per cell, to check that it runs',
     )
     parser.add_argument(
         '--redis-url',
@@ -64,6 +85,8 @@ def main(argv=None, redis_url=None):
         iterations=args.iterations,
         repeat=args.repeat,
         smoke=args.smoke,
+        memory_sessions=args.memory_sessions,
+        list_size=args.list_sessions,
         redis_url=args.redis_url or redis_url,
     )
     command = shlex.join([sys.executable, '-m', 'bench', *argv])

@@ -1,16 +1,29 @@
-"""The cheapest honest WSGI driver: a prebuilt environ, copied per request,
-and a ``start_response`` that does nothing (or, untimed, keeps the answer)."""
+"""The cheapest honest WSGI driver: a prebuilt environ, copied per request
+(or one prebuilt environ per request, for requests that consume state), and
+a ``start_response`` that does nothing (or, untimed, keeps the answer)."""
 
 import gc
 import io
 import sys
 import time
+import urllib.parse
+
+#: the client of every request: one browser, one address (the user index
+#: records them at login and compares them on every request)
+REMOTE_ADDR = '198.51.100.7'
+USER_AGENT = (
+    'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
+)
 
 
-def make_environ(path, cookie=None):
-    """The environ of ``GET path`` with an optional ``Cookie`` header."""
+def make_environ(path, cookie=None, form=None):
+    """The environ of ``GET path``, or of ``POST path`` with ``form`` (a
+    dict, URL-encoded), with an optional ``Cookie`` header."""
+    body = b''
+    if form is not None:
+        body = urllib.parse.urlencode(form).encode('ascii')
     environ = {
-        'REQUEST_METHOD': 'GET',
+        'REQUEST_METHOD': 'GET' if form is None else 'POST',
         'SCRIPT_NAME': '',
         'PATH_INFO': path,
         'QUERY_STRING': '',
@@ -18,14 +31,19 @@ def make_environ(path, cookie=None):
         'SERVER_PORT': '80',
         'SERVER_PROTOCOL': 'HTTP/1.1',
         'HTTP_HOST': 'localhost',
+        'REMOTE_ADDR': REMOTE_ADDR,
+        'HTTP_USER_AGENT': USER_AGENT,
         'wsgi.version': (1, 0),
         'wsgi.url_scheme': 'http',
-        'wsgi.input': io.BytesIO(b''),
+        'wsgi.input': io.BytesIO(body),
         'wsgi.errors': sys.stderr,
         'wsgi.multithread': False,
         'wsgi.multiprocess': False,
         'wsgi.run_once': False,
     }
+    if form is not None:
+        environ['CONTENT_TYPE'] = 'application/x-www-form-urlencoded'
+        environ['CONTENT_LENGTH'] = str(len(body))
     if cookie:
         environ['HTTP_COOKIE'] = cookie
     return environ
@@ -91,4 +109,30 @@ def time_requests(app, environ, count):
         close = getattr(app_iter, 'close', None)
         if close is not None:
             close()
+    return time.perf_counter() - start
+
+
+def time_each(app, environs):
+    """Run one request per environ of ``environs`` (each is used once:
+    they are not copied); return the elapsed wall time in seconds."""
+    start_response = _start_response
+    join = b''.join
+    gc.collect()
+    start = time.perf_counter()
+    for environ in environs:
+        app_iter = app(environ, start_response)
+        join(app_iter)
+        close = getattr(app_iter, 'close', None)
+        if close is not None:
+            close()
+    return time.perf_counter() - start
+
+
+def time_calls(function, count):
+    """Call ``function()`` ``count`` times; return the elapsed wall time in
+    seconds."""
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(count):
+        function()
     return time.perf_counter() - start

@@ -1,24 +1,42 @@
-"""The results table, as plain text and as reStructuredText."""
+"""The results tables, as plain text and as reStructuredText."""
 
 from .apps import STACKS
-from .scenarios import SCENARIOS
 
 COLUMNS = (
     ('scenario', 'scenario'),
     ('stack', 'stack'),
-    ('req/s', 'requests per second (median)'),
-    ('us/req', 'microseconds per request'),
+    ('req/s', 'requests (listings) per second (median)'),
+    ('us/req', 'microseconds per request (listing)'),
     ('+us', 'microseconds per request over floor'),
     ('x anchor', 'rate / anchor rate (median of the per-repetition ratios)'),
     ('x floor', 'rate / floor rate (median of the per-repetition ratios)'),
     ('iqr', 'interquartile range of the batch rates / median'),
     ('rt/req', 'Redis round trips per request'),
     ('cmd/req', 'Redis commands per request'),
-    ('commands', 'Redis commands, round trips separated by "|"'),
+    (
+        'commands',
+        'Redis commands, round trips separated by "|" ("or": the counted '
+        'requests did not all send the same)',
+    ),
 )
 
-#: columns aligned left in the plain table
+MEMORY_COLUMNS = (
+    ('stack', 'stack'),
+    ('sessions', 'logged-in sessions stored, each of its own user'),
+    ('keys', 'Redis keys per session'),
+    ('value B', 'mean size of a stored session value, bytes'),
+    ('session B', 'used_memory growth per session: session keys, bytes'),
+    ('index B', 'used_memory growth per session: user index, bytes'),
+    ('total B', 'used_memory growth per session, bytes'),
+    ('MB/10k', 'used_memory growth per 10,000 sessions, MB (10^6 bytes)'),
+    ('x anchor', 'total / anchor total'),
+)
+
+#: columns aligned left in the plain tables
 TEXT_COLUMNS = {'scenario', 'stack', 'commands'}
+
+#: what a stack without an equivalent shows
+NONE = '-'
 
 
 def format_sequences(sequences):
@@ -34,22 +52,34 @@ def format_sequences(sequences):
 
 
 def rows(results):
-    """The table rows, as strings, one per scenario and stack."""
+    """The table rows, as strings, one per scenario and stack. A stack
+    that has no equivalent of a scenario gets a row of dashes (the floor,
+    which has no sessions at all, gets none)."""
     table = []
-    for scenario in SCENARIOS:
-        floor = results.cell(scenario.name, 'floor')
+    for scenario in results.scenarios:
+        name = scenario.name
+        has_floor = results.has(name, 'floor')
+        has_anchor = results.has(name, 'anchor')
         for stack in STACKS:
-            cell = results.cell(scenario.name, stack)
+            if not results.has(name, stack):
+                if stack != 'floor':
+                    table.append([name, stack] + [NONE] * (len(COLUMNS) - 2))
+                continue
+            cell = results.cell(name, stack)
             micros = 1e6 / cell.rate
+            over = NONE
+            if has_floor:
+                floor_micros = 1e6 / results.cell(name, 'floor').rate
+                over = f'{round(micros - floor_micros, 1) + 0.0:+.1f}'
             table.append(
                 [
-                    scenario.name,
+                    name,
                     stack,
                     f'{cell.rate:,.0f}',
                     f'{micros:.1f}',
-                    f'{round(micros - 1e6 / floor.rate, 1) + 0.0:+.1f}',
-                    f'{results.ratio(scenario.name, stack, "anchor"):.2f}',
-                    f'{results.ratio(scenario.name, stack, "floor"):.2f}',
+                    over,
+                    _ratio(results, name, stack, 'anchor', has_anchor),
+                    _ratio(results, name, stack, 'floor', has_floor),
                     f'{cell.spread:.0%}',
                     f'{cell.round_trips:g}',
                     f'{cell.commands:g}',
@@ -59,10 +89,44 @@ def rows(results):
     return table
 
 
-def text_table(results):
-    """The results as a plain text table."""
-    headers = [name for name, _ in COLUMNS]
-    body = rows(results)
+def _ratio(results, scenario, stack, base, present):
+    if not present:
+        return NONE
+    return f'{results.ratio(scenario, stack, base):.2f}'
+
+
+def memory_rows(results):
+    """The rows of the memory table, as strings."""
+    anchor = next(
+        (row for row in results.memory if row.stack == 'anchor'), None
+    )
+    table = []
+    for row in results.memory:
+        index = row.per_session('index')
+        table.append(
+            [
+                row.stack,
+                f'{row.sessions:,}',
+                f'{row.keys / row.sessions:g}',
+                f'{row.value_bytes:,.0f}',
+                f'{row.per_session("session"):,.0f}',
+                NONE if index is None else f'{index:,.0f}',
+                f'{row.per_session():,.0f}',
+                f'{row.per_session() * 10_000 / 1e6:.2f}',
+                (
+                    f'{row.total_bytes / anchor.total_bytes:.2f}'
+                    if anchor is not None
+                    else NONE
+                ),
+            ]
+        )
+    return table
+
+
+def format_table(columns, body):
+    """A plain text table; rows of another first cell are set apart by a
+    blank line when the first column is ``scenario``."""
+    headers = [name for name, _ in columns]
     widths = [
         max(len(row[i]) for row in [headers, *body])
         for i in range(len(headers))
@@ -80,11 +144,87 @@ def text_table(results):
     lines = [line(headers), '  '.join('-' * width for width in widths)]
     previous = None
     for row in body:
-        if previous is not None and row[0] != previous:
+        if headers[0] == 'scenario' and previous not in (None, row[0]):
             lines.append('')
         previous = row[0]
         lines.append(line(row))
     return '\n'.join(lines)
+
+
+def text_table(results):
+    """The timings as a plain text table."""
+    return format_table(COLUMNS, rows(results))
+
+
+def memory_table(results):
+    """The memory measurement as a plain text table."""
+    return format_table(MEMORY_COLUMNS, memory_rows(results))
+
+
+def memory_title(results):
+    if not results.memory:
+        return 'Redis memory: not measured'
+    first = results.memory[0]
+    return (
+        f'Redis memory: {first.sessions:,} logged-in sessions per stack '
+        f'(CSRF token, user id, 3 small keys), INFO used_memory before and '
+        f'after, empty database {first.db}'
+    )
+
+
+def batch_sizes(results):
+    """``500 requests per cell (login 100, list 1000 10)``."""
+    sizes = {}
+    for scenario in results.scenarios:
+        for stack in scenario.stacks:
+            if results.has(scenario.name, stack):
+                cell = results.cell(scenario.name, stack)
+                sizes[scenario.name] = cell.iterations
+    odd = [
+        f'{name} {size}'
+        for name, size in sizes.items()
+        if size != results.iterations
+    ]
+    text = f'{results.iterations} requests per cell'
+    if odd:
+        text += f' ({", ".join(odd)})'
+    return text
+
+
+def highlights(results):
+    """Per-operation figures read off the table."""
+    lines = []
+    for scenario in results.scenarios:
+        name = scenario.name
+        if scenario.kind == 'login':
+            parts = []
+            for stack in ('suite', 'anchor'):
+                if not results.has(name, stack):
+                    continue
+                cell = results.cell(name, stack)
+                micros = 1e6 / cell.rate
+                details = []
+                if results.has(name, 'floor'):
+                    floor = results.cell(name, 'floor')
+                    details.append(
+                        f'{micros - 1e6 / floor.rate:+,.0f} over floor'
+                    )
+                details.append(f'{cell.round_trips:g} round trips')
+                parts.append(
+                    f'{stack} {micros:,.0f} us per login '
+                    f'({", ".join(details)})'
+                )
+            lines.append(f'{name}: ' + '; '.join(parts))
+        if scenario.kind == 'list' and results.has(name, 'suite'):
+            cell = results.cell(name, 'suite')
+            text = f'{name}: {1e3 / cell.rate:,.2f} ms per listing'
+            if cell.server_micros is not None:
+                text += (
+                    f' (Redis busy {cell.server_micros / 1e3:,.2f} ms of it '
+                    'running the script, per INFO commandstats)'
+                )
+            lines.append(f'{text}, {cell.round_trips:g} round trip')
+    return lines
 
 
 def settings_lines(results, command):
@@ -96,7 +236,7 @@ def settings_lines(results, command):
         (
             'measure',
             f'median of {results.repeat} interleaved batches of '
-            f'{results.iterations} requests per cell'
+            + batch_sizes(results)
             + (' (smoke run: timings mean nothing)' if results.smoke else ''),
         ),
     ]
@@ -108,11 +248,15 @@ def text_report(results, command):
     head = '\n'.join(
         f'{name}: {value}' for name, value in settings_lines(results, command)
     )
-    return f'{head}\n\n{text_table(results)}\n'
+    out = [head, '', text_table(results), '']
+    out += highlights(results)
+    if results.memory:
+        out += ['', memory_title(results), '', memory_table(results)]
+    return '\n'.join(out) + '\n'
 
 
 def rst_report(results, command):
-    """The results as a reStructuredText document with a ``list-table``."""
+    """The results as a reStructuredText document with ``list-table``\\ s."""
     title = 'Benchmark: session namespaces'
     out = [title, '=' * len(title), '']
     for name, value in settings_lines(results, command):
@@ -120,23 +264,35 @@ def rst_report(results, command):
             value = f'``{value}``'
         out.append(f':{name}: {value}')
     out += ['', 'Scenarios:', '']
-    for scenario in SCENARIOS:
+    for scenario in results.scenarios:
         out.append(f'- ``{scenario.name}``: {scenario.description}')
     out += ['', 'Columns:', '']
     for name, meaning in COLUMNS[2:]:
         out.append(f'- ``{name}``: {meaning}')
-    out += [
-        '',
-        '.. list-table::',
-        '   :header-rows: 1',
-        '',
-    ]
-    for row in [[name for name, _ in COLUMNS], *rows(results)]:
+    out += ['']
+    out += _list_table(COLUMNS, rows(results))
+    if highlights(results):
+        out += ['']
+        out += [f'- {line}' for line in highlights(results)]
+    if results.memory:
+        heading = 'Memory'
+        out += ['', heading, '-' * len(heading), '', memory_title(results)]
+        out += ['', 'Columns:', '']
+        for name, meaning in MEMORY_COLUMNS[1:]:
+            out.append(f'- ``{name}``: {meaning}')
+        out += ['']
+        out += _list_table(MEMORY_COLUMNS, memory_rows(results))
+    return '\n'.join(out) + '\n'
+
+
+def _list_table(columns, body):
+    out = ['.. list-table::', '   :header-rows: 1', '']
+    for row in [[name for name, _ in columns], *body]:
         first, *rest = row
         out.append(f'   * - {_rst_cell(first)}')
         for value in rest:
             out.append(f'     - {_rst_cell(value)}')
-    return '\n'.join(out) + '\n'
+    return out
 
 
 def _rst_cell(value):

@@ -2,16 +2,20 @@
 
 Per cell (scenario x stack): a warm-up, a counted pass (round trips and
 commands per request, checked responses), then ``repeat`` timed batches of
-``iterations`` requests. The batches are interleaved: each repetition runs
-every scenario on every stack, in a stack order that rotates, so that
-machine noise falls on all stacks alike. The rate of a cell is the median
-of its batches; the ratio of two stacks is the median of their ratios in
-each repetition.
+``iterations`` requests (scaled down for the slow scenarios: logins, whose
+anonymous sessions are made untimed before each batch, and listings). The
+batches are interleaved: each repetition runs every scenario on every
+stack, in a stack order that rotates, so that machine noise falls on all
+stacks alike. The rate of a cell is the median of its batches; the ratio
+of two stacks is the median of their ratios in each repetition.
+
+Then the Redis memory of the sessions is measured (see :mod:`.memory`).
 """
 
 from dataclasses import dataclass, field
 import datetime
 import importlib.metadata
+import itertools
 import os
 import platform
 import statistics
@@ -21,21 +25,34 @@ import redis
 
 from pyramid_session_suite.testing import RedisServer
 
-from .apps import STACKS, build
+from . import memory
+from .apps import STACKS, build, tracker_of
 from .counting import RoundTrips, command_names, warm_up
-from .driver import call, time_requests
 from .scenarios import (
-    SCENARIOS,
-    check_response,
+    LIST_SIZE,
+    SMOKE_LIST_SIZE,
+    check_result,
     environ_for,
+    logged_in_visitor,
+    make_scenarios,
     returning_visitor,
 )
+from .workloads import Listings, Logins, Requests, add_sessions
+
+#: the applications built: every stack, plain, and the suite with users
+#: (the floor and the anchor serve the ``users`` scenarios with their one
+#: application)
+APPS = (*((stack, 'plain') for stack in STACKS), ('suite', 'users'))
+
+#: the user whose sessions are listed
+LIST_USER = 'many'
 
 #: requests per timed batch, and batches per cell: many short batches, so
 #: that slow drifts of the machine (other tenants of a virtual machine,
-#: frequency changes) fall on every stack alike. Sized for a run of about a
-#: minute on 2 cores.
-DEFAULT_ITERATIONS = 500
+#: frequency changes) fall on every stack alike. Sized, with the setup and
+#: the memory measurement, for a run of about a minute and a half on 2
+#: quiet cores.
+DEFAULT_ITERATIONS = 300
 DEFAULT_REPEAT = 20
 #: untimed requests per cell before anything is counted or timed
 WARM_UP = 200
@@ -59,6 +76,8 @@ class Cell:
     batches: list = field(default_factory=list)
     #: per counted request, its round trips (lists of commands)
     counted: list = field(default_factory=list)
+    #: microseconds Redis spent per operation, when measured
+    server_micros: float | None = None
 
     @property
     def rates(self):
@@ -110,9 +129,16 @@ class Results:
     started: datetime.datetime
     seconds: float
     environment: dict
+    #: the :class:`.scenarios.Scenario` s run, in order
+    scenarios: tuple = ()
+    #: the :class:`.memory.MemoryRow` of each stack measured
+    memory: list = field(default_factory=list)
 
     def cell(self, scenario, stack):
         return self.cells[scenario, stack]
+
+    def has(self, scenario, stack):
+        return (scenario, stack) in self.cells
 
     def ratio(self, scenario, stack, base):
         """How many times faster ``stack`` is than ``base`` in
@@ -129,7 +155,8 @@ class Results:
 
 def _per_stack(cells, scenario, show):
     return '  '.join(
-        f'{stack} {show(cells[scenario.name, stack])}' for stack in STACKS
+        f'{stack} {show(cells[scenario.name, stack])}'
+        for stack in scenario.stacks
     )
 
 
@@ -146,18 +173,28 @@ def rotated(items, by):
     return items[by:] + items[:by]
 
 
+def scaled(count, scenario):
+    """``count`` operations of an ordinary scenario, for ``scenario``."""
+    return max(1, round(count * scenario.scale))
+
+
 def run(
     iterations=None,
     repeat=None,
     smoke=False,
     redis_url=None,
     counted=None,
+    memory_sessions=None,
+    list_size=None,
     progress=sys.stderr,
 ):
     """Run the benchmark; return its :class:`Results`.
 
     ``redis_url`` names a server to use; without it a private one is
     started (see :class:`pyramid_session_suite.testing.RedisServer`).
+    ``memory_sessions`` is the number of sessions per stack of the memory
+    measurement (see :mod:`.memory`), ``list_size`` the number of sessions
+    of the listed user.
     """
     if iterations is None:
         iterations = SMOKE_ITERATIONS if smoke else DEFAULT_ITERATIONS
@@ -165,67 +202,85 @@ def run(
         repeat = SMOKE_REPEAT if smoke else DEFAULT_REPEAT
     if counted is None:
         counted = SMOKE_COUNTED if smoke else COUNTED
-    if iterations < 1 or repeat < 1 or counted < 1:
-        raise ValueError('iterations, repeat and counted must be positive')
+    if memory_sessions is None:
+        memory_sessions = (
+            memory.SMOKE_SESSIONS if smoke else memory.DEFAULT_SESSIONS
+        )
+    if list_size is None:
+        list_size = SMOKE_LIST_SIZE if smoke else LIST_SIZE
+    if min(iterations, repeat, counted, memory_sessions, list_size) < 1:
+        raise ValueError(
+            'iterations, repeat, counted, memory_sessions and list_size must '
+            'be positive'
+        )
+    scenarios = make_scenarios(list_size)
     warm = SMOKE_WARM_UP if smoke else WARM_UP
 
     def say(message):
         if progress is not None:
             print(message, file=progress, flush=True)
 
+    width = max(len(scenario.name) for scenario in scenarios)
     started = datetime.datetime.now().astimezone()
     clock = time.perf_counter()
     with RedisServer(url=redis_url) as server:
+        memory.check_memory_db(server.url)
         recorder = RoundTrips(active=False)
         clients = {
-            stack: recorder.client(server.url)
-            for stack in STACKS
+            (stack, variant): recorder.client(server.url)
+            for stack, variant in APPS
             if stack != 'floor'
         }
         try:
             for client in clients.values():
                 warm_up(client)
             apps = {
-                stack: build(stack, clients.get(stack)) for stack in STACKS
+                key: build(key[0], clients.get(key), key[1]) for key in APPS
             }
+            for stack in STACKS:
+                apps.setdefault((stack, 'users'), apps[stack, 'plain'])
             environment = describe(server)
-            environs = prepare(apps)
+            workloads = prepare(apps, scenarios, list_size)
             cells = {}
-            for scenario in SCENARIOS:
-                for stack in STACKS:
+            for scenario in scenarios:
+                for stack in scenario.stacks:
                     cells[scenario.name, stack] = cell = Cell(
-                        scenario.name, stack, iterations
+                        scenario.name, stack, scaled(iterations, scenario)
                     )
-                    environ = environs[scenario.name, stack]
-                    time_requests(apps[stack], environ, warm)
+                    workload = workloads[scenario.name, stack]
+                    workload.run(workload.prepare(scaled(warm, scenario)))
                     for _ in range(counted):
+                        prepared = workload.prepare(1)
                         recorder.start()
-                        response = call(apps[stack], environ)
+                        result = workload.once(prepared)
                         cell.counted.append(recorder.stop())
-                        check_response(stack, scenario, response)
+                        check_result(stack, scenario, result)
                 say(
-                    f'counted  {scenario.name:<9} '
+                    f'counted  {scenario.name:<{width}} '
                     + _per_stack(cells, scenario, _round_trips)
                 )
 
             for rep in range(repeat):
-                for index, scenario in enumerate(SCENARIOS):
-                    for stack in rotated(STACKS, rep + index):
-                        cells[scenario.name, stack].batches.append(
-                            time_requests(
-                                apps[stack],
-                                environs[scenario.name, stack],
-                                iterations,
-                            )
-                        )
+                for index, scenario in enumerate(scenarios):
+                    for stack in rotated(scenario.stacks, rep + index):
+                        cell = cells[scenario.name, stack]
+                        workload = workloads[scenario.name, stack]
+                        prepared = workload.prepare(cell.iterations)
+                        cell.batches.append(workload.run(prepared))
                     say(
-                        f'run {rep + 1}/{repeat}  {scenario.name:<9} '
+                        f'run {rep + 1}/{repeat}  {scenario.name:<{width}} '
                         + _per_stack(cells, scenario, _last_rate)
                     )
+            for key, cell in cells.items():
+                server_time = getattr(workloads[key], 'server_time', None)
+                if server_time is not None:
+                    cell.server_micros = server_time()
         finally:
             for client in clients.values():
                 client.close()
                 client.connection_pool.disconnect()
+        memory_rows = memory.measure(server.url, memory_sessions, say)
+    environment['load average'] += f', {_load()} at the end'
 
     return Results(
         iterations=iterations,
@@ -235,24 +290,47 @@ def run(
         started=started,
         seconds=time.perf_counter() - clock,
         environment=environment,
+        scenarios=scenarios,
+        memory=memory_rows,
     )
 
 
-def prepare(apps):
-    """The environ of every cell. A returning visitor of a stack carries
-    the cookies its own ``/login`` set."""
-    cookies = {
-        stack: returning_visitor(app)
-        for stack, app in apps.items()
+def prepare(apps, scenarios, list_size):
+    """The workload of every cell. A returning visitor of a stack carries
+    the cookies its own application set: ``/visitor`` for the anonymous
+    one, ``/anon`` then ``/login`` for the logged-in one. The user of the
+    listing gets its sessions."""
+    listing = apps['suite', 'users']
+    # first (it takes a while): the logged-in visitors are made last, so
+    # that their first touch_interval covers the counted requests
+    add_sessions(listing, LIST_USER, list_size)
+    visitors = {
+        stack: {
+            'returning': returning_visitor(apps[stack, 'plain']),
+            'user': logged_in_visitor(apps[stack, 'users']),
+        }
+        for stack in STACKS
         if stack != 'floor'
     }
-    # the floor ignores cookies; it gets the same header as the suite
-    cookies['floor'] = cookies['suite']
-    return {
-        (scenario.name, stack): environ_for(scenario, cookies[stack])
-        for scenario in SCENARIOS
-        for stack in STACKS
-    }
+    # the floor ignores cookies; it gets the same headers as the suite
+    visitors['floor'] = visitors['suite']
+    login_ids = itertools.count(1)
+    workloads = {}
+    for scenario in scenarios:
+        for stack in scenario.stacks:
+            app = apps[stack, scenario.variant]
+            if scenario.kind == 'request':
+                workload = Requests(
+                    app, environ_for(scenario, visitors[stack])
+                )
+            elif scenario.kind == 'login':
+                workload = Logins(app, login_ids, stack != 'floor')
+            elif scenario.kind == 'list':
+                workload = Listings(tracker_of(app).index, LIST_USER)
+            else:
+                raise ValueError(f'unknown kind {scenario.kind!r}')
+            workloads[scenario.name, stack] = workload
+    return workloads
 
 
 def describe(server):
@@ -269,7 +347,13 @@ def describe(server):
         'cpus': os.cpu_count(),
         'redis server': redis_version,
         'redis-py': redis.__version__,
+        'redis-py parser': (
+            'hiredis'
+            if redis.utils.HIREDIS_AVAILABLE
+            else 'pure Python (hiredis not installed)'
+        ),
         'round trip': f'{ping:.0f} us (median PING through redis-py)',
+        'load average': f'{_load()} at the start',
         'pyramid': _version('pyramid'),
         'pyramid_session_multi': _version('pyramid_session_multi'),
         'pyramid_session_redis': _version('pyramid_session_redis'),
@@ -290,6 +374,15 @@ def ping_micros(client):
         client.ping()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e6
+
+
+def _load():
+    """The 1-minute load average of the machine (other processes make the
+    timings noisy), or ``?``."""
+    try:
+        return f'{os.getloadavg()[0]:.2f}'
+    except OSError:
+        return '?'
 
 
 def _version(name):

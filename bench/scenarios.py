@@ -1,72 +1,191 @@
-"""The scenarios: which request a stack gets, and what a correct answer
-looks like."""
+"""The scenarios: which request (or call) a stack gets, and what a correct
+answer looks like."""
 
 from dataclasses import dataclass
 
+from .apps import STACKS
 from .driver import call, make_environ
+
+#: the user the logged-in visitor of ``user read`` and ``user write`` is
+USER = 'alice'
+
+#: how many sessions the user of the listing scenario has (the listing is
+#: one round trip whatever the number; registering them one by one costs
+#: the index a pruning pass over the user's entries each time, so the
+#: setup grows with the square of the number: the smoke run lists fewer)
+LIST_SIZE = 1000
+SMOKE_LIST_SIZE = 100
+
+#: the user ids of the ``login`` scenario: a new one per login
+LOGIN_PREFIX = 'user'
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    path: str
-    #: ``True``: the request carries the cookies of a returning visitor
-    returning: bool
-    #: the cookies a session stack must set (floor sets none)
-    sets_cookies: tuple
     description: str
+    #: ``request``: the same WSGI request again and again; ``login``: one
+    #: WSGI request per new anonymous visitor; ``list``: a Python call,
+    #: no WSGI
+    kind: str = 'request'
+    path: str = '/'
+    #: the cookies the request carries: ``returning`` (an anonymous
+    #: returning visitor), ``user`` (a logged-in one) or ``None``
+    visitor: str | None = None
+    #: which variant of the applications serves it (see :mod:`.apps`)
+    variant: str = 'plain'
+    #: the stacks it runs on (the others have no equivalent)
+    stacks: tuple = STACKS
+    #: the cookies a session stack must set (floor sets none)
+    sets_cookies: tuple = ()
+    #: requests per timed batch and per warm-up, relative to the others
+    scale: float = 1.0
+    #: ``list``: how many sessions are listed
+    size: int = 0
 
 
-SCENARIOS = (
-    Scenario(
-        'untouched',
-        '/untouched',
-        True,
-        (),
-        'returning visitor; the view touches no namespace',
-    ),
-    Scenario(
-        'read',
-        '/read',
-        True,
-        (),
-        'returning visitor; the view reads a key of the Redis namespace',
-    ),
-    Scenario(
-        'write',
-        '/write',
-        True,
-        (),
-        'returning visitor; the view writes a key of the Redis namespace',
-    ),
-    Scenario(
-        'new',
-        '/write',
-        False,
-        ('r',),
-        'no cookie; the view writes a key, so a Redis session is created',
-    ),
-)
+def make_scenarios(list_size=LIST_SIZE):
+    """The scenarios of a run whose listed user has ``list_size``
+    sessions."""
+    return (
+        Scenario(
+            'untouched',
+            'returning visitor; the view touches no namespace',
+            path='/untouched',
+            visitor='returning',
+        ),
+        Scenario(
+            'read',
+            'returning visitor; the view reads a key of the Redis namespace',
+            path='/read',
+            visitor='returning',
+        ),
+        Scenario(
+            'write',
+            'returning visitor; the view writes a key of the Redis namespace',
+            path='/write',
+            visitor='returning',
+        ),
+        Scenario(
+            'new',
+            'no cookie; the view writes a key, so a Redis session is created',
+            path='/write',
+            sets_cookies=('r',),
+        ),
+        Scenario(
+            'user read',
+            'logged-in returning visitor (suite: policy and user index on '
+            'the Redis namespace, defaults, touch_interval 60 s); the view '
+            'reads a key of the Redis namespace',
+            path='/read',
+            visitor='user',
+            variant='users',
+        ),
+        Scenario(
+            'user write',
+            'logged-in returning visitor, same stacks; the view writes a key '
+            'of the Redis namespace',
+            path='/write',
+            visitor='user',
+            variant='users',
+        ),
+        Scenario(
+            'login',
+            'an anonymous visitor (a Redis session with a CSRF token and a '
+            'few keys, made untimed through the application) posts a login '
+            'of a new user id: suite login() with policy and index '
+            '(defaults); anchor invalidate() and write. us/req is the cost '
+            'of one login',
+            kind='login',
+            path='/login',
+            variant='users',
+            sets_cookies=('r',),
+            scale=0.2,
+        ),
+        Scenario(
+            f'list {list_size}',
+            f'a user with {list_size:,} sessions: the user index lists them '
+            '(tracker.index.list(userid), no WSGI); req/s is listings per '
+            'second. The anchor has no equivalent',
+            kind='list',
+            variant='users',
+            stacks=('suite',),
+            scale=0.02,
+            size=list_size,
+        ),
+    )
+
+
+#: the scenarios of a full run
+SCENARIOS = make_scenarios()
 
 SCENARIO_NAMES = tuple(scenario.name for scenario in SCENARIOS)
 
 
+def after(cookie, response):
+    """The ``Cookie`` header a browser sends once ``response`` answered a
+    request that carried ``cookie``: the cookies it sets replace those of
+    the same name."""
+    jar = dict(
+        pair.split('=', 1) for pair in (cookie or '').split('; ') if pair
+    )
+    for name, value in response.headers:
+        if name.lower() == 'set-cookie':
+            key, value = value.split(';', 1)[0].split('=', 1)
+            jar[key] = value
+    return '; '.join(f'{key}={value}' for key, value in jar.items())
+
+
 def returning_visitor(app):
-    """Log in once through ``app``; return the ``Cookie`` header of the
-    visitor it made (a Redis session and a cookie session)."""
-    response = call(app, make_environ('/login'))
-    check(response, 'login', '200 OK')
+    """Make an anonymous returning visitor through ``app``: return the
+    ``Cookie`` header of a Redis session and a cookie session."""
+    response = call(app, make_environ('/visitor'))
+    check(response, 'visitor', '200 OK')
     return response.cookie_header()
 
 
-def environ_for(scenario, cookie):
-    return make_environ(scenario.path, cookie if scenario.returning else None)
+def anonymous_visitor(app):
+    """Make an anonymous visitor through ``app`` (``GET /anon``): return
+    its ``Cookie`` header and CSRF token."""
+    response = call(app, make_environ('/anon'))
+    check(response, 'anon', '200 OK')
+    return response.cookie_header(), response.body.decode('ascii')
 
 
-def check_response(stack, scenario, response):
-    """Raise ``AssertionError`` unless ``response`` is right for
-    ``scenario`` on ``stack``."""
+def login_environ(cookie, token, userid):
+    """The environ of the login form of ``userid`` posted by a visitor."""
+    return make_environ(
+        '/login', cookie, form={'user': userid, 'csrf_token': token}
+    )
+
+
+def logged_in_visitor(app, userid=USER):
+    """Make a visitor through ``app`` and log ``userid`` in: return the
+    ``Cookie`` header it then sends."""
+    cookie, token = anonymous_visitor(app)
+    response = call(app, login_environ(cookie, token, userid))
+    check(response, 'login', '200 OK')
+    return after(cookie, response)
+
+
+def environ_for(scenario, cookies):
+    """The environ of a ``request`` scenario; ``cookies`` maps a visitor
+    kind to its ``Cookie`` header."""
+    cookie = cookies[scenario.visitor] if scenario.visitor else None
+    return make_environ(scenario.path, cookie)
+
+
+def check_result(stack, scenario, result):
+    """Raise ``AssertionError`` unless ``result`` (a response, or the
+    entries listed) is right for ``scenario`` on ``stack``."""
     label = f'{stack}/{scenario.name}'
+    if scenario.kind == 'list':
+        if len(result) != scenario.size:
+            raise AssertionError(f'{label}: listed {len(result)} sessions')
+        if any('sid' in entry for entry in result):
+            raise AssertionError(f'{label}: a session id was listed')
+        return
+    response = result
     check(response, label, '200 OK')
     if stack == 'floor':
         expected_cookies = []
@@ -77,14 +196,20 @@ def check_response(stack, scenario, response):
             f'{label}: set cookies {response.set_cookies}, expected '
             f'{expected_cookies}'
         )
-    if stack != 'floor' and scenario.name == 'read':
-        if response.body != b'alice':
-            raise AssertionError(f'{label}: read {response.body!r}')
-    if stack != 'floor' and scenario.name in ('write', 'new'):
-        if not response.body.isdigit():
-            raise AssertionError(f'{label}: wrote {response.body!r}')
-        if scenario.name == 'new' and response.body != b'1':
-            raise AssertionError(f'{label}: new session {response.body!r}')
+    if stack == 'floor':
+        return
+    body = response.body
+    if scenario.path == '/read':
+        if body != USER.encode():
+            raise AssertionError(f'{label}: read {body!r}')
+    if scenario.path == '/write':
+        if not body.isdigit():
+            raise AssertionError(f'{label}: wrote {body!r}')
+        if scenario.visitor is None and body != b'1':
+            raise AssertionError(f'{label}: new session {body!r}')
+    if scenario.kind == 'login':
+        if not body.startswith(LOGIN_PREFIX.encode()):
+            raise AssertionError(f'{label}: logged in {body!r}')
 
 
 def check(response, label, status):

@@ -1,0 +1,148 @@
+"""What one cell (a scenario on a stack) runs.
+
+A workload has three methods: ``prepare(count)`` (untimed: whatever the
+next ``count`` operations need), ``run(prepared)`` (timed: the operations;
+returns the elapsed seconds) and ``once(prepared)`` (one operation, whose
+result is checked and whose Redis commands are counted).
+"""
+
+import functools
+from pyramid.interfaces import IRequestFactory
+from pyramid.request import Request, apply_request_extensions
+
+from .apps import fill_anonymous, tracker_of
+from .driver import (
+    REMOTE_ADDR,
+    USER_AGENT,
+    call,
+    time_calls,
+    time_each,
+    time_requests,
+)
+from .scenarios import LOGIN_PREFIX, anonymous_visitor, login_environ
+
+
+class Requests:
+    """The same WSGI request, again and again."""
+
+    def __init__(self, app, environ):
+        self.app = app
+        self.environ = environ
+
+    def prepare(self, count):
+        return count
+
+    def run(self, count):
+        return time_requests(self.app, self.environ, count)
+
+    def once(self, count):
+        return call(self.app, self.environ)
+
+
+class Logins:
+    """One login per request: each by a new user id (from ``ids``, shared
+    by the stacks), each from a new anonymous session made through the
+    application (``GET /anon``) while preparing. The floor gets the same
+    form without a session."""
+
+    def __init__(self, app, ids, sessions=True):
+        self.app = app
+        self.ids = ids
+        self.sessions = sessions
+
+    def environ(self):
+        userid = f'{LOGIN_PREFIX}{next(self.ids):06d}'
+        if self.sessions:
+            cookie, token = anonymous_visitor(self.app)
+        else:
+            cookie, token = None, 'no-session'
+        return login_environ(cookie, token, userid)
+
+    def prepare(self, count):
+        return [self.environ() for _ in range(count)]
+
+    def run(self, environs):
+        return time_each(self.app, environs)
+
+    def once(self, environs):
+        (environ,) = environs
+        return call(self.app, environ)
+
+
+class Listings:
+    """The sessions of one user, listed by the user index (a Python call:
+    what a "your sessions" page or an administrator's tool does). The
+    time Redis spends running the listing script during the timed batches
+    is read from ``INFO commandstats`` (the script blocks the server)."""
+
+    def __init__(self, index, userid):
+        self.client = index.client
+        self.list = functools.partial(index.list, userid)
+        #: Redis time (microseconds) and script calls of the timed batches
+        self.server_micros = 0
+        self.server_calls = 0
+
+    def prepare(self, count):
+        return count
+
+    def run(self, count):
+        micros, calls = self._script_stats()
+        elapsed = time_calls(self.list, count)
+        after_micros, after_calls = self._script_stats()
+        self.server_micros += after_micros - micros
+        self.server_calls += after_calls - calls
+        return elapsed
+
+    def once(self, count):
+        return self.list()
+
+    def server_time(self):
+        """Microseconds Redis spent per listing, or ``None``."""
+        if not self.server_calls:
+            return None
+        return self.server_micros / self.server_calls
+
+    def _script_stats(self):
+        stats = self.client.info('commandstats').get('cmdstat_evalsha', {})
+        return stats.get('usec', 0), stats.get('calls', 0)
+
+
+def blank_request(app):
+    """A request of ``app``'s class and extensions, from the benchmark's
+    browser, outside of any WSGI call: its callbacks never run."""
+    registry = app.registry
+    factory = registry.queryUtility(IRequestFactory, default=Request)
+    request = factory.blank(
+        '/',
+        environ={'REMOTE_ADDR': REMOTE_ADDR},
+        headers={'User-Agent': USER_AGENT},
+    )
+    request.registry = registry
+    apply_request_extensions(request)
+    return request
+
+
+def add_sessions(app, userid, count):
+    """Give ``userid`` ``count`` sessions on the suite ``users`` application
+    ``app``, directly: each a session key (``SET`` with the namespace's
+    TTL, the payload of an anonymous visitor's session plus ``user``) and
+    an entry of the user index (``tracker.index.register``, unlimited),
+    with what the benchmark's browser would be described as."""
+    from pyramid_session_suite.index import user_tag
+
+    tracker = tracker_of(app)
+    factory = tracker.factory
+    request = blank_request(app)
+    session = tracker.session(request)
+    fill_anonymous(session)
+    session['user'] = userid
+    payload = session.to_redis()
+    meta = dict(tracker.client_info.describe(request), ns=tracker.namespace)
+    sids = [factory.new_session_id(user_tag(userid)) for _ in range(count)]
+    pipe = factory.redis.pipeline(transaction=False)
+    for sid in sids:
+        pipe.set(sid, payload, ex=factory.timeout)
+    pipe.execute()
+    for sid in sids:
+        tracker.index.register(userid, sid, meta)
+    return sids
