@@ -259,3 +259,51 @@ def test_the_panel_shows_what_the_index_and_policy_did(redis_url):
     html = panel(second, second.get('/login?user=bob'))
     assert '<td>user_index</td><td>registered</td>' in html
     assert 'Suite activity' not in panel(second, second.get('/page'))
+
+
+def test_the_panel_shows_cross_domain_hand_offs(redis_url):
+    from pyramid.config import Configurator
+
+    from .crossdomainapp import (
+        HUB,
+        SITE,
+        by_host,
+        login,
+        page,
+        site_settings,
+    )
+
+    def site():
+        settings = site_settings(redis_url)
+        settings.update(
+            {
+                'debugtoolbar.includes': 'pyramid_session_suite.debugtoolbar',
+                'debugtoolbar.hosts': '127.0.0.1',
+                'debugtoolbar.intercept_redirects': 'false',
+            }
+        )
+        config = Configurator(settings=settings)
+        config.include('pyramid_debugtoolbar')
+        config.include('pyramid_session_suite.crossdomain')
+        config.add_route('login', '/login')
+        config.add_view(login, route_name='login')
+        config.add_route('page', '/page')
+        config.add_view(page, route_name='page')
+        return config.make_wsgi_app()
+
+    hub, other = site(), site()
+    app = TestApp(
+        by_host({'www.site-a.test': hub, 'www.site-b.test': other}),
+        extra_environ={'HTTP_ACCEPT': 'text/html', **LOCAL},
+    )
+    app.get(HUB + '/login?user=alice')
+    exported = app.get(SITE + '/page').follow()
+    assert '<td>token minted</td>' in latest_panel(app, HUB)
+    exported.follow()
+    assert '<td>token redeemed</td>' in latest_panel(app, SITE)
+
+
+def latest_panel(app, origin):
+    """The panel of the latest request to the site at ``origin``."""
+    page = app.get(origin + '/_debug_toolbar/').text
+    return page[page.index('id="pDebugPanel-session_multi-content"') :]
