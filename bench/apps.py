@@ -37,12 +37,18 @@ from pyramid.session import SignedCookieSessionFactory
 
 STACKS = ('floor', 'anchor', 'suite')
 
-#: application variants: ``plain`` namespaces, or the suite with ``users``
-#: (the per-user index and the unique/timed session policy)
-VARIANTS = ('plain', 'users')
+#: application variants: ``plain`` namespaces, the suite with ``users``
+#: (the per-user index and the unique/timed session policy), or the suite
+#: with ``crossdomain`` (the cross-domain include, for its token codec)
+VARIANTS = ('plain', 'users', 'crossdomain')
 
 SECRET = 'benchmark-only secret, 48 bytes, never deployed!'
 INDEX_SECRET = 'benchmark-only user index secret, never deployed'
+#: the cross-domain group of the token scenarios: two sites, one secret
+#: (48 bytes, no spaces: the setting is a list; the include wants 32 or
+#: more bytes)
+XD_SITES = ('https://hub.example', 'https://site-b.example')
+XD_SECRET = 'benchmark-only-cross-domain-secret-never-deployed'
 
 ANCHOR_VERSION = '0.4.0'
 
@@ -195,10 +201,13 @@ def build_anchor(client):
     return config.make_wsgi_app()
 
 
-def build_suite(client, users=False):
+def build_suite(client, users=False, crossdomain=False):
     """``pyramid_session_suite`` with its Redis namespace and a signed
     cookie namespace; with ``users``, the policy (and the user index) on
-    the Redis namespace, every setting at its default."""
+    the Redis namespace, every setting at its default; with
+    ``crossdomain``, the cross-domain include on the Redis namespace (sites
+    :data:`XD_SITES`, secret :data:`XD_SECRET`, every other setting at its
+    default)."""
     import pyramid_session_suite
 
     settings = {}
@@ -206,6 +215,12 @@ def build_suite(client, users=False):
         settings = {
             'session_suite.user_index.namespace': 'r',
             'session_suite.user_index.secret': INDEX_SECRET,
+        }
+    if crossdomain:
+        settings = {
+            'session_suite.crossdomain.sites': ' '.join(XD_SITES),
+            'session_suite.crossdomain.secret': XD_SECRET,
+            'session_suite.crossdomain.namespace': 'r',
         }
     config = Configurator(settings=settings)
     config.include('pyramid_session_suite')
@@ -218,6 +233,8 @@ def build_suite(client, users=False):
     config.register_session_factory('c', cookie_factory(), cookie_name='c')
     if users:
         config.include('pyramid_session_suite.policy')
+    if crossdomain:
+        config.include('pyramid_session_suite.crossdomain')
     login_view = suite_login_view if users else anchor_login_view
     add_routes(config, dict(VIEWS, login=login_view))
     return config.make_wsgi_app()
@@ -233,7 +250,11 @@ def build(stack, client, variant='plain'):
     if stack == 'anchor':
         return build_anchor(client)
     if stack == 'suite':
-        return build_suite(client, users=variant == 'users')
+        return build_suite(
+            client,
+            users=variant == 'users',
+            crossdomain=variant == 'crossdomain',
+        )
     raise ValueError(f'unknown stack {stack!r}')
 
 
@@ -242,3 +263,12 @@ def tracker_of(app):
     from pyramid_session_suite.interfaces import IUserIndex
 
     return app.registry.getUtility(IUserIndex)
+
+
+def crossdomain_of(app):
+    """The :class:`pyramid_session_suite.crossdomain.CrossDomain` of a
+    suite ``crossdomain`` application: its token codec, Redis client and
+    claim prefix, as the include set them up."""
+    from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
+
+    return app.registry[CROSSDOMAIN_KEY]

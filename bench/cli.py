@@ -7,7 +7,8 @@ import shlex
 import sys
 
 from .memory import DEFAULT_SESSIONS, SMOKE_SESSIONS
-from .report import rst_report, text_report
+from .plot import plot
+from .report import budget_checks, rst_report, text_report
 from .runner import DEFAULT_ITERATIONS, DEFAULT_REPEAT, run
 from .scenarios import LIST_SIZE, SMOKE_LIST_SIZE
 
@@ -73,6 +74,21 @@ def parse_args(argv):
             'bench/results/latest.rst, or smoke.rst with --smoke)'
         ),
     )
+    parser.add_argument(
+        '--no-http',
+        action='store_true',
+        help='skip the HTTP layer (waitress on loopback, concurrent clients)',
+    )
+    parser.add_argument(
+        '--strict',
+        action='store_true',
+        help='exit with status 1 if a round-trip budget is missed',
+    )
+    parser.add_argument(
+        '--no-plot',
+        action='store_true',
+        help='do not draw the PNG chart next to the report',
+    )
     return parser.parse_args(argv)
 
 
@@ -88,6 +104,7 @@ def main(argv=None, redis_url=None):
         memory_sessions=args.memory_sessions,
         list_size=args.list_sessions,
         redis_url=args.redis_url or redis_url,
+        http=not args.no_http,
     )
     command = shlex.join([sys.executable, '-m', 'bench', *argv])
     print(text_report(results, command), end='')
@@ -97,4 +114,18 @@ def main(argv=None, redis_url=None):
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(rst_report(results, command), encoding='utf-8')
     print(f'\nwritten to {output}', file=sys.stderr)
+    if not args.no_plot:
+        image = plot(results, output.with_suffix('.png'))
+        if image is None:
+            print('no plot: matplotlib is not installed', file=sys.stderr)
+        else:
+            print(f'written to {image}', file=sys.stderr)
+    missed = [
+        line
+        for line, met, round_trips in budget_checks(results)
+        if round_trips and not met
+    ]
+    if args.strict and missed:
+        print(f'--strict: round-trip budget missed: {missed}', file=sys.stderr)
+        return 1
     return 0

@@ -28,6 +28,8 @@ from pyramid_session_suite.testing import RedisServer
 from . import memory
 from .apps import STACKS, build, tracker_of
 from .counting import RoundTrips, command_names, warm_up
+from .loopback import run_http
+from .progress import Progress
 from .scenarios import (
     LIST_SIZE,
     SMOKE_LIST_SIZE,
@@ -37,12 +39,16 @@ from .scenarios import (
     make_scenarios,
     returning_visitor,
 )
-from .workloads import Listings, Logins, Requests, add_sessions
+from .workloads import HandOffs, Listings, Logins, Requests, add_sessions
 
 #: the applications built: every stack, plain, and the suite with users
 #: (the floor and the anchor serve the ``users`` scenarios with their one
 #: application)
-APPS = (*((stack, 'plain') for stack in STACKS), ('suite', 'users'))
+APPS = (
+    *((stack, 'plain') for stack in STACKS),
+    ('suite', 'users'),
+    ('suite', 'crossdomain'),
+)
 
 #: the user whose sessions are listed
 LIST_USER = 'many'
@@ -133,6 +139,8 @@ class Results:
     scenarios: tuple = ()
     #: the :class:`.memory.MemoryRow` of each stack measured
     memory: list = field(default_factory=list)
+    #: the :class:`.loopback.HttpResults`, if the HTTP layer ran
+    http: object = None
 
     def cell(self, scenario, stack):
         return self.cells[scenario, stack]
@@ -187,6 +195,7 @@ def run(
     memory_sessions=None,
     list_size=None,
     progress=sys.stderr,
+    http=True,
 ):
     """Run the benchmark; return its :class:`Results`.
 
@@ -194,7 +203,8 @@ def run(
     started (see :class:`pyramid_session_suite.testing.RedisServer`).
     ``memory_sessions`` is the number of sessions per stack of the memory
     measurement (see :mod:`.memory`), ``list_size`` the number of sessions
-    of the listed user.
+    of the listed user. With ``http``, the HTTP layer runs too (see
+    :mod:`.loopback`).
     """
     if iterations is None:
         iterations = SMOKE_ITERATIONS if smoke else DEFAULT_ITERATIONS
@@ -216,9 +226,8 @@ def run(
     scenarios = make_scenarios(list_size)
     warm = SMOKE_WARM_UP if smoke else WARM_UP
 
-    def say(message):
-        if progress is not None:
-            print(message, file=progress, flush=True)
+    bar = Progress(progress)
+    say = bar.note
 
     width = max(len(scenario.name) for scenario in scenarios)
     started = datetime.datetime.now().astimezone()
@@ -241,6 +250,7 @@ def run(
                 apps.setdefault((stack, 'users'), apps[stack, 'plain'])
             environment = describe(server)
             workloads = prepare(apps, scenarios, list_size)
+            bar.add(repeat * sum(len(s.stacks) for s in scenarios))
             cells = {}
             for scenario in scenarios:
                 for stack in scenario.stacks:
@@ -266,11 +276,31 @@ def run(
                         cell = cells[scenario.name, stack]
                         workload = workloads[scenario.name, stack]
                         prepared = workload.prepare(cell.iterations)
+                        bar.step(
+                            f'run {rep + 1}/{repeat}  {scenario.name}/{stack}'
+                        )
                         cell.batches.append(workload.run(prepared))
-                    say(
-                        f'run {rep + 1}/{repeat}  {scenario.name:<{width}} '
-                        + _per_stack(cells, scenario, _last_rate)
-                    )
+                    if not bar.tty:
+                        # on a terminal, the status line says it all
+                        say(
+                            f'run {rep + 1}/{repeat}  '
+                            f'{scenario.name:<{width}} '
+                            + _per_stack(cells, scenario, _last_rate),
+                            timing=True,
+                        )
+            http_results = None
+            if http:
+                http_results = run_http(
+                    {stack: apps[stack, 'plain'] for stack in STACKS},
+                    scenarios,
+                    {
+                        key: workload.environ.get('HTTP_COOKIE')
+                        for key, workload in workloads.items()
+                        if isinstance(workload, Requests)
+                    },
+                    bar,
+                    smoke=smoke,
+                )
             for key, cell in cells.items():
                 server_time = getattr(workloads[key], 'server_time', None)
                 if server_time is not None:
@@ -280,6 +310,7 @@ def run(
                 client.close()
                 client.connection_pool.disconnect()
         memory_rows = memory.measure(server.url, memory_sessions, say)
+    bar.close()
     environment['load average'] += f', {_load()} at the end'
 
     return Results(
@@ -292,6 +323,7 @@ def run(
         environment=environment,
         scenarios=scenarios,
         memory=memory_rows,
+        http=http_results,
     )
 
 
@@ -327,6 +359,8 @@ def prepare(apps, scenarios, list_size):
                 workload = Logins(app, login_ids, stack != 'floor')
             elif scenario.kind == 'list':
                 workload = Listings(tracker_of(app).index, LIST_USER)
+            elif scenario.kind in ('token', 'redeem'):
+                workload = HandOffs(app, redeem=scenario.kind == 'redeem')
             else:
                 raise ValueError(f'unknown kind {scenario.kind!r}')
             workloads[scenario.name, stack] = workload

@@ -10,7 +10,7 @@ import functools
 from pyramid.interfaces import IRequestFactory
 from pyramid.request import Request, apply_request_extensions
 
-from .apps import fill_anonymous, tracker_of
+from .apps import TIMEOUT, XD_SITES, crossdomain_of, fill_anonymous, tracker_of
 from .driver import (
     REMOTE_ADDR,
     USER_AGENT,
@@ -146,3 +146,50 @@ def add_sessions(app, userid, count):
     for sid in sids:
         tracker.index.register(userid, sid, meta)
     return sids
+
+
+class HandOffs:
+    """Cross-domain hand-offs, as the redirect flow makes them: the hub
+    mints a token for site B (bound to the browser's state cookie), site B
+    opens it. With ``redeem``, site B redeems it in full, as its import
+    view does: it opens it and claims it (``SET NX EX`` of the token's id
+    and ``EXISTS`` of the session, one pipelined round trip). The session
+    handed off exists (made while preparing)."""
+
+    #: the browser's state cookie
+    STATE = 'benchmark-state-cookie-value'
+
+    def __init__(self, app, redeem=False):
+        from pyramid.request import Request
+
+        self.crossdomain = crossdomain_of(app)
+        self.codec = self.crossdomain.codec
+        self.src, self.dst = XD_SITES
+        self.redeem = redeem
+        self.request = Request.blank(self.dst + '/')
+        self.request.registry = app.registry
+        factory = self.crossdomain.factory
+        self.session_id = factory.new_session_id()
+        factory.redis.set(self.session_id, b'{}', ex=TIMEOUT)
+
+    def handoff(self):
+        """One hand-off; return the payload site B got."""
+        token = self.codec.mint(
+            self.session_id, self.src, self.dst, state=self.STATE
+        )
+        if self.redeem:
+            from pyramid_session_suite.crossdomain.views import _redeem
+
+            return _redeem(
+                self.request, self.crossdomain, token, 'redirect', self.STATE
+            )
+        return self.codec.open(token, self.dst, state=self.STATE)
+
+    def prepare(self, count):
+        return count
+
+    def run(self, count):
+        return time_calls(self.handoff, count)
+
+    def once(self, count):
+        return self.handoff()

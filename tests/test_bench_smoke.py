@@ -6,8 +6,14 @@ import redis
 
 from bench import main, run
 from bench.apps import STACKS
+from bench.loopback import SMOKE_REQUESTS
 from bench.memory import db_client
-from bench.report import rst_report, text_report
+from bench.report import (
+    budget_checks,
+    memory_title,
+    rst_report,
+    text_report,
+)
 from bench.runner import LIST_USER
 from bench.scenarios import SMOKE_LIST_SIZE
 from pyramid_session_suite.index import user_tag
@@ -57,6 +63,10 @@ def counted(results, scenario, stack):
         # old id deleted and the new one created, pipelined
         ('login', [['GETEX'], ['EVALSHA'], ['DEL', 'EVAL']]),
         (LIST, [['EVALSHA']]),
+        # a hand-off token minted and opened: no Redis at all
+        ('token', []),
+        # minted, opened and claimed: one pipelined round trip
+        ('token redeem', [['SET', 'EXISTS']]),
     ],
 )
 def test_suite_round_trips(results, scenario, commands):
@@ -106,6 +116,19 @@ def test_each_login_is_a_new_user(results):
     logins = results.cell('login', 'suite').counted
     # the index keys of each login's user
     assert len({trips[1][0][3] for trips in logins}) == len(logins)
+
+
+def test_the_token_redeem_claims_the_token_once(results):
+    for trips in results.cell('token redeem', 'suite').counted:
+        ((claim, exists),) = trips
+        assert claim[1].startswith(b'session_suite:xd:jti:')
+        assert b'NX' in set_options(claim) and b'EX' in set_options(claim)
+        assert exists[0].upper() == b'EXISTS'
+    claims = [
+        t[0][0][1] for t in results.cell('token redeem', 'suite').counted
+    ]
+    # every hand-off is a new token
+    assert len(set(claims)) == len(claims)
 
 
 def test_the_listing_reads_one_users_index(results):
@@ -176,7 +199,7 @@ def test_every_cell_was_timed_and_reported(results):
     command = 'python -m bench --smoke'
     text = text_report(results, command)
     rst = rst_report(results, command)
-    assert rst.count('.. list-table::') == 2
+    assert rst.count('.. list-table::') == 3
     names = [scenario.name for scenario in results.scenarios]
     assert names == [
         'untouched',
@@ -187,14 +210,17 @@ def test_every_cell_was_timed_and_reported(results):
         'user write',
         'login',
         LIST,
+        'token',
+        'token redeem',
     ]
     width = max(map(len, names))
     for scenario in results.scenarios:
         for stack in scenario.stacks:
             assert len(results.cell(scenario.name, stack).batches) == 1
             assert f'{scenario.name:<{width}}  {stack:<6}' in text
-    assert results.scenarios[-1].stacks == ('suite',)
-    assert all(s.stacks == STACKS for s in results.scenarios[:-1])
+    assert all(s.stacks == ('suite',) for s in results.scenarios[-3:])
+    assert all(s.stacks == STACKS for s in results.scenarios[:-3])
+    assert 'token hand-off: mint + open' in text
 
 
 def test_memory_is_measured_for_both_stacks(results, redis_server):
@@ -216,7 +242,10 @@ def test_memory_is_measured_for_both_stacks(results, redis_server):
         client.connection_pool.disconnect()
     text = text_report(results, 'x')
     assert 'MB/10k' in text
-    assert text.splitlines()[-1].startswith('suite ')
+    lines = text.splitlines()
+    # the memory table ends with the suite's row
+    end = lines.index('', lines.index(memory_title(results)) + 2)
+    assert lines[end - 1].startswith('suite ')
 
 
 def test_main_writes_the_report(results, tmp_path, capsys, monkeypatch):
@@ -239,8 +268,52 @@ def test_main_writes_the_report(results, tmp_path, capsys, monkeypatch):
             'memory_sessions': 20,
             'list_size': None,
             'redis_url': 'redis://example.invalid/0',
+            'http': True,
         }
     ]
     out = capsys.readouterr().out
     assert 'GETEX' in out and 'EVALSHA' in out
     assert output.read_text().startswith('Benchmark')
+    assert 'PASS  read: 1 round trips (1)' in out
+    pytest.importorskip('matplotlib')
+    assert output.with_suffix('.png').read_bytes().startswith(b'\x89PNG')
+
+
+def test_the_http_layer_answered_every_request_with_200(results):
+    http = results.http
+    assert http.scenarios == ('untouched', 'read', 'write')
+    assert set(http.cells) == {
+        (name, stack) for name in http.scenarios for stack in STACKS
+    }
+    for cell in http.cells.values():
+        # a fixed count per cell, each answered, each 200
+        assert cell.statuses == {200: SMOKE_REQUESTS}
+        assert len(cell.latencies) == SMOKE_REQUESTS
+    text = text_report(results, 'x')
+    assert 'HTTP on loopback' in text and 'p99 ms' in text
+
+
+def test_budget_round_trips_pass_and_strict_uses_them(
+    results, tmp_path, monkeypatch
+):
+    checks = budget_checks(results)
+    round_trips = [line for line, met, rt in checks if rt]
+    assert len(round_trips) == 5
+    assert all(met for _, met, rt in checks if rt)
+    lines = text_report(results, 'x').splitlines()
+    # a timing budget is reported, PASS or MISS (never checked here)
+    assert any(line[6:].startswith('token mint + redeem') for line in lines)
+    monkeypatch.setattr('bench.cli.run', lambda **kw: results)
+    argv = ['--smoke', '--strict', '--no-plot']
+    argv += ['--output', str(tmp_path / 'smoke.rst')]
+    assert main(argv) == 0
+    # a round-trip budget missed fails --strict (and only --strict)
+    monkeypatch.setattr(
+        'bench.cli.budget_checks', lambda results: [('read: 1', False, True)]
+    )
+    assert main(argv) == 1
+    assert main(argv[:1] + argv[2:]) == 0
+    monkeypatch.setattr(
+        'bench.cli.budget_checks', lambda results: [('timing', False, False)]
+    )
+    assert main(argv) == 0
