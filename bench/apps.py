@@ -203,21 +203,23 @@ def build_anchor(client):
 
 def build_suite(client, users=False, crossdomain=False):
     """``pyramid_session_suite`` with its Redis namespace and a signed
-    cookie namespace; with ``users``, the policy (and the user index) on
-    the Redis namespace, every setting at its default; with
+    cookie namespace; with ``users``, the policy (and the user index) and
+    the cross-domain include on the Redis namespace, every setting at its
+    default; with
     ``crossdomain``, the cross-domain include on the Redis namespace (sites
     :data:`XD_SITES`, secret :data:`XD_SECRET`, every other setting at its
     default)."""
     import pyramid_session_suite
 
     settings = {}
+    crossdomain = crossdomain or users  # logged-in stacks: every feature
     if users:
         settings = {
             'session_suite.user_index.namespace': 'r',
             'session_suite.user_index.secret': INDEX_SECRET,
         }
     if crossdomain:
-        settings = {
+        settings |= {
             'session_suite.crossdomain.sites': ' '.join(XD_SITES),
             'session_suite.crossdomain.secret': XD_SECRET,
             'session_suite.crossdomain.namespace': 'r',

@@ -74,9 +74,10 @@ def make_scenarios(list_size=LIST_SIZE):
         ),
         Scenario(
             'user read',
-            'logged-in returning visitor (suite: policy and user index on '
-            'the Redis namespace, defaults, touch_interval 60 s); the view '
-            'reads a key of the Redis namespace',
+            'logged-in returning visitor (suite: policy, user index and '
+            'cross-domain sharing on the Redis namespace, defaults, '
+            'touch_interval 60 s); the view reads a key of the Redis '
+            'namespace',
             path='/read',
             visitor='user',
             variant='users',
