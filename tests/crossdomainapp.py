@@ -4,7 +4,7 @@ store, for the cross-domain tests (WebTest and a real browser)."""
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from .conftest import SECRET
+from .usersapp import redis_main
 
 HUB = 'https://www.site-a.test'
 SITE = 'https://www.site-b.test'
@@ -12,16 +12,14 @@ XD_SECRET = 'cross-domain-test-secret-of-32-bytes-or-more'
 
 
 def site_settings(redis_url, sites=(HUB, SITE), **extra):
-    settings = {
-        'session_suite.namespaces': 'main',
-        'session_suite.request_session': 'main',
-        'session_suite.redis_url': redis_url,
-        'session_suite.namespace.main.backend': 'redis',
-        'session_suite.namespace.main.secret': SECRET,
-        'session_suite.namespace.main.cookie_secure': 'true',
-        'session_suite.crossdomain.sites': ' '.join(sites),
-        'session_suite.crossdomain.secret': XD_SECRET,
-    }
+    settings = redis_main(redis_url)
+    settings.update(
+        {
+            'session_suite.namespace.main.cookie_secure': 'true',
+            'session_suite.crossdomain.sites': ' '.join(sites),
+            'session_suite.crossdomain.secret': XD_SECRET,
+        }
+    )
     settings.update(
         {f'session_suite.crossdomain.{k}': v for k, v in extra.items()}
     )

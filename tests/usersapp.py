@@ -80,15 +80,20 @@ def my_sessions(request):
     return {'current': sessions.current, 'sessions': sessions.list()}
 
 
-def settings_for(redis_url, **extra):
-    settings = {
+def redis_main(redis_url):
+    """Settings of one Redis namespace, ``main``, also ``request.session``."""
+    return {
         'session_suite.namespaces': 'main',
         'session_suite.request_session': 'main',
         'session_suite.redis_url': redis_url,
         'session_suite.namespace.main.backend': 'redis',
         'session_suite.namespace.main.secret': SECRET,
-        'session_suite.user_index.secret': SECRET + ' (index)',
     }
+
+
+def settings_for(redis_url, **extra):
+    settings = redis_main(redis_url)
+    settings['session_suite.user_index.secret'] = SECRET + ' (index)'
     settings.update(extra)
     return settings
 
