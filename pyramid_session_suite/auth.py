@@ -52,6 +52,9 @@ def login(request, userid, **kw):
     session = tracker.session(request)
     previous = marker_of(session)
     same_user = previous is not None and previous['u'] == userid
+    if previous is not None and not same_user:
+        # someone else's session: none of their data comes along
+        session.clear()
     admitted, detail = tracker.register(
         request, session, userid, replaces=previous['h'] if same_user else None
     )
@@ -61,8 +64,8 @@ def login(request, userid, **kw):
         request.registry.notify(LoginRefused(request, userid, detail))
         raise LoginRefusedError(detail)
     if previous is not None and not same_user:
-        # the session was someone else's before: that entry ends
-        tracker.index.revoke(previous['u'], previous['h'], reason='')
+        # the session was someone else's before: that entry goes
+        tracker.index.forget(previous['u'], previous['h'])
     return remember(request, userid, **kw)
 
 

@@ -180,12 +180,11 @@ def install_request_attributes(registry):
         request_class = type(factory.__name__, (factory,), namespace)
         registry.registerUtility(request_class, IRequestFactory)
         return
-    descriptors = [LazyAttribute(n, m) for n, m in attributes.items()]
 
     def request_factory(environ):
         request = factory(environ)
-        for descriptor in descriptors:
-            setattr(request, descriptor.name, descriptor.factory(request))
+        for name, make in attributes.items():
+            request.set_property(make, name, reify=True)
         return request
 
     request_factory.session_suite_installed = True

@@ -67,7 +67,7 @@ local function finish(sid, reason, ttl)
 end
 """
 
-#: KEYS z h; ARGV handle now meta ttl max lock grace replaced|''
+#: KEYS z h; ARGV handle now meta ttl max lock grace replaced|'' end_ttl
 #: -> {1, 0, evicted handles...} | {0, retry_after_ms}
 REGISTER = (
     _PRUNE
@@ -75,7 +75,7 @@ REGISTER = (
 local z, h = KEYS[1], KEYS[2]
 local handle, now, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local ttl, max, lock = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local replaced = ARGV[8]
+local replaced, end_ttl = ARGV[8], tonumber(ARGV[9])
 local kept = prune(z, h, now, tonumber(ARGV[7]))
 local others = {}
 for _, entry in ipairs(kept) do
@@ -91,7 +91,7 @@ if max > 0 and #others >= max then
     return {0, newest + lock - now}
   end
   for i = 1, n do
-    finish(others[i][3], 'displaced', ttl)
+    finish(others[i][3], 'displaced', end_ttl)
     redis.call('ZREM', z, others[i][1])
     redis.call('HDEL', h, others[i][1])
     table.insert(evicted, others[i][1])
@@ -301,6 +301,7 @@ class UserIndex:
                 int(lock_seconds * 1000),
                 GRACE_MS,
                 replaces or '',
+                self.end_ttl_ms,
             ],
         )
         if reply[0] == 1:
@@ -321,6 +322,15 @@ class UserIndex:
             json.dumps(changes, separators=(',', ':')) if changes else '',
         )
         return Command('eval', args)
+
+    def forget(self, userid, handle):
+        """Drop the entry ``handle`` of ``userid`` and keep its session
+        (logged out of the index, not ended)."""
+        z, h = self.keys(userid)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrem(z, handle)
+        pipe.hdel(h, handle)
+        pipe.execute()
 
     def revoke(self, userid, *handles, reason='revoked'):
         """End the given sessions of ``userid``; return how many ended."""

@@ -32,6 +32,9 @@ SETTINGS_PREFIX = PREFIX + 'user_index.'
 #: the key of the index's bookkeeping in the session data
 MARKER = '_session_suite'
 
+#: environ key: a session was registered (logged in) during this request
+REGISTERED_KEY = 'session_suite.registered'
+
 #: how long an index lives without activity, when the namespace has no
 #: timeout (seconds)
 DEFAULT_INDEX_TTL = 30 * 86400
@@ -165,6 +168,7 @@ class SessionTracker:
         if not admitted:
             return admitted, detail
         session.rotate(session_id=session_id)
+        request.environ[REGISTERED_KEY] = True
         now = int(time.time())
         handle = self.index.handle(session_id)
         session[MARKER] = {
@@ -213,6 +217,11 @@ class SessionTracker:
         )
 
 
+def same_user(recorded, userid):
+    """Whether the user id recorded in a session is ``userid``."""
+    return userid is not None and str(recorded) == str(userid)
+
+
 def ua_digest(user_agent):
     """A short digest of a User-Agent, to notice when it changes."""
     return format(zlib.crc32(user_agent.encode('utf-8')), '08x')
@@ -240,11 +249,20 @@ def bookkeeping(request, create):
     if state is None or not state.managed_dict:
         return
     marker = state.managed_dict.get(MARKER)
-    if marker is None:
-        if tracker.auto_register:
-            userid = request.authenticated_userid
-            if userid is not None:
+    if REGISTERED_KEY not in request.environ:
+        # the session's record must name who is logged in now: a login or
+        # logout through remember()/forget() alone does not update it
+        userid = request.authenticated_userid
+        if marker is not None and not same_user(marker['u'], userid):
+            tracker.index.forget(marker['u'], marker['h'])
+            del state.managed_dict[MARKER]
+            session.changed()
+            marker = None
+        if marker is None:
+            if tracker.auto_register and userid is not None:
                 tracker.register(request, session, userid, limits=False)
+            return
+    if marker is None:
         return
     now = int(time.time())
     info = tracker.client_info
@@ -280,10 +298,13 @@ class UserSessions:
         self.tracker = request.registry.getUtility(IUserIndex)
         session = self.tracker.session(request)
         marker = marker_of(session) if session is not None else None
-        if marker is not None:
+        userid = request.authenticated_userid
+        if marker is not None and (
+            same_user(marker['u'], userid) or REGISTERED_KEY in request.environ
+        ):
             self.userid, self.current = marker['u'], marker['h']
         else:  # signed in, but not indexed yet (or not by a session)
-            self.userid = request.authenticated_userid
+            self.userid = userid
             self.current = None
 
     def list(self):

@@ -373,3 +373,28 @@ def test_bad_settings_name_the_key(redis_url, change, message):
     args = (sites.split(),) if sites else ()
     with pytest.raises(ConfigurationError, match=message):
         make_site(redis_url, *args, **change)
+
+
+def test_a_client_without_cookies_is_not_bounced_in_a_loop(browser):
+    res = browser.get(SITE + '/page')
+    for _ in range(5):
+        browser.cookiejar.clear()
+        if res.status_int not in (302, 303):
+            break
+        res = res.follow()
+    assert res.status_int == 200
+    assert '<p id="user">anonymous</p>' in res.text
+
+
+@pytest.mark.parametrize('next_url', ['http://[x', 'https://[', 'http://a:b'])
+def test_a_malformed_next_url_is_not_an_error(browser, next_url):
+    res = browser.get(
+        SITE + '/_session_suite/xd/import', {'none': '1', 'next': next_url}
+    )
+    assert res.status_int == 303
+    assert res.location.startswith(SITE + '/')
+
+
+def test_retry_after_zero_is_refused(redis_url):
+    with pytest.raises(ConfigurationError, match='retry_after'):
+        make_site(redis_url, retry_after='0')

@@ -320,3 +320,83 @@ def _counted(config, round_trips, redis_url):
 def test_redis_is_real(redis_client):
     assert isinstance(redis_client, redis.Redis)
     assert redis_client.ping()
+
+
+def plain_app(redis_url):
+    """Logins with remember()/forget() alone, not login()/logout()."""
+    from pyramid.security import forget, remember
+
+    config = make_config(redis_url)
+
+    def plain_login(request):
+        request.response.headerlist.extend(
+            remember(request, request.params['user'])
+        )
+        return {}
+
+    def plain_logout(request):
+        request.response.headerlist.extend(forget(request))
+        return {}
+
+    config.add_route('plain_login', '/plain-login')
+    config.add_view(plain_login, route_name='plain_login', renderer='json')
+    config.add_route('plain_logout', '/plain-logout')
+    config.add_view(plain_logout, route_name='plain_logout', renderer='json')
+    return config.make_wsgi_app()
+
+
+def test_the_record_follows_who_is_logged_in_now(redis_url):
+    app = plain_app(redis_url)
+    alice_phone = browser(app, IPHONE)
+    alice_phone.get('/plain-login?user=alice')
+    alice_phone.get('/whoami')  # recorded on its first request
+    shared = browser(app)
+    shared.get('/plain-login?user=alice')
+    shared.get('/whoami')
+    shared.get('/plain-logout')
+    shared.get('/whoami')
+    shared.get('/plain-login?user=mallory')
+    shared.get('/whoami')
+    mine = shared.get('/mine').json
+    assert [e['label'] for e in mine['sessions']] == ['Firefox on Linux']
+    phones = [e for e in mine['sessions'] if 'iPhone' in e['label']]
+    assert phones == []
+    tracker = app.registry.getUtility(IUserIndex)
+    assert [e['label'] for e in tracker.index.list('alice')] == [
+        'Safari on iPhone'
+    ]
+    assert alice_phone.get('/whoami').json['user'] == 'alice'
+
+
+def test_logging_in_as_someone_else_leaves_their_data_behind(app):
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    firefox.get('/whoami?write=1')
+    firefox.get('/login?user=bob')
+    assert firefox.get('/whoami').json == {
+        'user': 'bob',
+        'n': None,
+        'ended': None,
+    }
+
+
+def test_a_function_request_factory_keeps_the_attributes_lazy(redis_url):
+    from pyramid.request import Request
+
+    config = make_config(redis_url)
+    config.set_request_factory(lambda environ: Request(environ))
+    firefox = browser(config.make_wsgi_app())
+    firefox.get('/login?user=alice')
+    assert firefox.get('/whoami').json['user'] == 'alice'
+    assert len(firefox.get('/mine').json['sessions']) == 1
+
+
+def test_a_displaced_reason_lasts_end_ttl(redis_url, redis_client):
+    from .test_policy import policy_app
+
+    app, tracker = policy_app(redis_url, lock_seconds='0')
+    first, second = browser(app), browser(app)
+    first.get('/login?user=alice')
+    second.get('/login?user=alice')
+    [ended] = redis_client.keys('*:ended')
+    assert redis_client.pttl(ended) > tracker.index.ttl_ms

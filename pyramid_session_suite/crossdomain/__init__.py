@@ -99,7 +99,12 @@ class CrossDomain:
         )
         self.always_replace = settings['always_replace']
         self.prefix = settings['route_prefix'].rstrip('/') + '/xd'
-        self.retry_after = settings['retry_after'] or 0
+        if not settings['retry_after']:
+            raise ConfigurationError(
+                f'{SETTINGS_PREFIX}retry_after: must be 1 second or more '
+                '(it keeps browsers from being bounced in a loop)'
+            )
+        self.retry_after = settings['retry_after']
         self.claim_prefix = 'session_suite:xd:jti:'
 
     def other_sites(self, here):
@@ -114,14 +119,14 @@ class CrossDomain:
             return default
         if url.startswith('/'):
             return url
-        parts = urlsplit(url)
-        if (
-            parts.scheme not in ('http', 'https')
-            or not parts.hostname
-            or parts.username is not None
-        ):
-            return default
         try:
+            parts = urlsplit(url)
+            if (
+                parts.scheme not in ('http', 'https')
+                or not parts.hostname
+                or parts.username is not None
+            ):
+                return default
             site = origin(f'{parts.scheme}://{parts.netloc}')
         except (ConfigurationError, ValueError):
             return default

@@ -64,17 +64,25 @@ def _start(request, crossdomain, next_url):
         httponly=True,
         samesite='Lax',
     )
-    if crossdomain.retry_after:
-        response.set_cookie(
-            TRIED_COOKIE,
-            '1',
-            max_age=crossdomain.retry_after,
-            path='/',
-            secure=secure,
-            httponly=True,
-            samesite='Lax',
-        )
+    response.set_cookie(
+        TRIED_COOKIE,
+        '1',
+        max_age=crossdomain.retry_after,
+        path='/',
+        secure=secure,
+        httponly=True,
+        samesite='Lax',
+    )
     return response
+
+
+#: query parameter of a page the hub had no session for: not bounced again
+TRIED_PARAM = 'session_suite_xd'
+
+
+def _mark_tried(url):
+    separator = '&' if '?' in url else '?'
+    return f'{url}{separator}{TRIED_PARAM}=0'
 
 
 def pull_tween_factory(handler, registry):
@@ -96,6 +104,7 @@ def pull_tween_factory(handler, registry):
             or request.is_xhr
             or request.headers.get('Sec-Fetch-Mode', 'navigate') != 'navigate'
             or not request.accept.acceptable_offers(['text/html'])
+            or TRIED_PARAM in request.GET
         ):
             return handler(request)
         return _start(request, crossdomain, request.path_qs)
@@ -160,7 +169,8 @@ def import_(request):
     crossdomain = _crossdomain(request)
     next_url = crossdomain.safe_next(request.params.get('next'))
     if request.params.get('none') == '1':
-        response = _redirect(next_url)
+        # marked, so that a browser keeping no cookies is not sent again
+        response = _redirect(_mark_tried(next_url))
         response.delete_cookie(STATE_COOKIE, path=crossdomain.prefix + '/')
         return response
     try:
