@@ -53,6 +53,15 @@ def json_loads(data):
     return json.loads(data)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _flat(data):
+    """Whether no value of ``data`` can change in place (so, unless a
+    mutator said so, the session did not change)."""
+    return all(type(value) in _SCALARS for value in data.values())
+
+
 class RedisSession(_BaseRedisSession):
     """A ``pyramid_session_redis`` session with guarded reads and writes.
 
@@ -242,7 +251,8 @@ class RedisSession(_BaseRedisSession):
         state.flushed = True
         if state.please_persist:
             commands.append(self.persist_command())
-        else:
+        elif state.new or not _flat(state.managed_dict):
+            # a value that can change in place may have: compare payloads
             serialized = state.should_persist(self)
             if serialized:
                 commands.append(self.persist_command(serialized))

@@ -491,3 +491,27 @@ def test_writes_to_namespaces_on_one_client_share_a_round_trip(
     round_trips.reset()
     app.get('/')
     assert round_trips.trips == [['GETEX'], ['GETEX'], ['SET', 'SET']]
+
+
+def test_values_changed_in_place_are_saved(counted, round_trips):
+    def append(request):
+        session = request.session_multi['r']
+        items = session.get('items')
+        if items is None:
+            items = session['items'] = []
+        if request.params.get('add'):
+            items.append(request.params['add'])  # no session.changed()
+        return {'items': items}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'append': append})
+    app.get('/append')
+    app.get('/append?add=a')
+    round_trips.reset()
+    assert app.get('/append?add=b').json == {'items': ['a', 'b']}
+    assert round_trips.trips == [['GETEX'], ['SET']]
+    round_trips.reset()
+    assert app.get('/append').json == {'items': ['a', 'b']}
+    assert round_trips.trips == [['GETEX']]
