@@ -387,14 +387,15 @@ class UserIndex:
 
     def count(self, userid):
         """How many live sessions ``userid`` has (pruning the dead)."""
-        return self._count(userid)[0]
+        return self.prune_counts(userid)[0]
 
     def prune(self, userid):
         """Drop the entries of ``userid`` whose session is gone; return
         how many were dropped."""
-        return self._count(userid)[1]
+        return self.prune_counts(userid)[1]
 
-    def _count(self, userid):
+    def prune_counts(self, userid):
+        """Prune ``userid``'s entries; return ``(live, dropped)``."""
         live, pruned = self.count_script(
             keys=self.keys(userid), args=[self.clock(), GRACE_MS]
         )

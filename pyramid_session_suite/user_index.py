@@ -16,7 +16,7 @@ from .events import SessionRegistered, SessionRevoked
 from .index import UserIndex, user_tag
 from .interfaces import ISessionMultiManagerConfig, IUserIndex
 from .namespaces import feature_namespace, redis_factory
-from .persist import BEFORE_FLUSH_KEY, LOADED_SESSIONS_KEY, queue_command
+from .persist import LOADED_SESSIONS_KEY, add_before_flush, queue_command
 from .settings import (
     PREFIX,
     REQUIRED,
@@ -94,7 +94,7 @@ def includeme(config):
 
     config.action(('session_suite', 'user_index'), register, order=1)
     add_request_attribute(config, 'user_sessions', UserSessions)
-    registry.setdefault(BEFORE_FLUSH_KEY, []).append(bookkeeping)
+    add_before_flush(config, bookkeeping)
     if settings['views']:
         config.include('pyramid_session_suite.user_index_views')
 

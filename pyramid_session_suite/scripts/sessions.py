@@ -409,7 +409,7 @@ def cmd_revoke_all(console, args):
 
 def prune_user(index, userid):
     """Prune the index of ``userid``; return ``(removed, live)``."""
-    live, removed = index._count(userid)
+    live, removed = index.prune_counts(userid)
     return removed, live
 
 
