@@ -7,6 +7,7 @@ from pyramid.request import Request
 from pyramid.tweens import EXCVIEW
 
 from . import namespaces
+from .clients import CONNECTION_SETTINGS
 from .exceptions import SessionSuiteNotIncluded
 from .interfaces import ISessionMultiManagerConfig
 from .multi import (
@@ -25,7 +26,7 @@ LATE = 10
 CORE_SETTINGS = (
     ('namespaces', as_list, []),
     ('request_session', as_str, None),
-    ('redis_url', as_str, None),
+    *CONNECTION_SETTINGS,
 )
 
 

@@ -313,15 +313,12 @@ class UserIndex:
         changed metadata) of a session, to be pipelined with the request's
         session writes."""
         args = (
-            TOUCH,
-            2,
-            *self.keys(userid),
             handle,
             self.clock(),
             self.ttl_ms,
             json.dumps(changes, separators=(',', ':')) if changes else '',
         )
-        return Command('eval', args)
+        return Command.eval(TOUCH, self.keys(userid), args)
 
     def forget(self, userid, handle):
         """Drop the entry ``handle`` of ``userid`` and keep its session

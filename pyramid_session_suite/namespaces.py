@@ -9,12 +9,16 @@ session_suite.namespace.prefs.secret = ...
 import pickle
 from pyramid.exceptions import ConfigurationError
 
+from .clients import (
+    CONNECTION_SETTINGS,
+    client_from_settings,
+    connection_options,
+)
 from .cookie import CookieSessionFactory
 from .settings import (
     PREFIX,
     REQUIRED,
     as_bool,
-    as_float,
     as_seconds,
     as_str,
     check_secret,
@@ -36,11 +40,9 @@ NAMESPACE_SETTINGS = (
     ('cookie_secure', as_bool, False),
     ('cookie_httponly', as_bool, True),
     ('cookie_samesite', one_of('Strict', 'Lax', 'None'), 'Lax'),
-    ('redis_url', as_str, None),
     ('key_prefix', as_str, None),
     ('serializer', one_of('json', 'pickle'), 'json'),
-    ('redis_socket_timeout', as_float, 2.0),
-    ('redis_connect_timeout', as_float, 1.0),
+    *CONNECTION_SETTINGS,
 )
 
 
@@ -87,23 +89,14 @@ def redis_session_factory(options, cookie, namespace, core, prefix):
             f'{prefix}backend = redis needs the "redis" extra: '
             'pip install "pyramid_session_suite[redis]"'
         ) from exc
-    redis_url = options['redis_url'] or core['redis_url']
-    if not redis_url:
-        raise ConfigurationError(
-            f'{prefix}redis_url (or {PREFIX}redis_url) is required for '
-            'backend = redis'
-        )
+    client = client_from_settings(connection_options(options, core), prefix)
     serialize, deserialize = json_dumps, json_loads
     if options['serializer'] == 'pickle':
         serialize, deserialize = pickle.dumps, pickle.loads
     return RedisSessionFactory(
         options['secret'],
         timeout=options['timeout'],
-        redis_url=redis_url,
-        redis_options={
-            'socket_timeout': options['redis_socket_timeout'],
-            'socket_connect_timeout': options['redis_connect_timeout'],
-        },
+        redis_client=client,
         key_prefix=options['key_prefix'] or f'session_suite:{namespace}:',
         serialize=serialize,
         deserialize=deserialize,

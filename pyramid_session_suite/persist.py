@@ -29,9 +29,13 @@ UNAVAILABLE_ERRORS = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ReadOnlyError,
-    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
 )
+
+#: any error of the Redis client
+REDIS_ERRORS = (redis.RedisError, *UNAVAILABLE_ERRORS)
 
 
 class Command:
@@ -44,6 +48,18 @@ class Command:
         self.args = args
         self.options = options or {}
         self.on_reply = on_reply
+
+    @classmethod
+    def eval(cls, script, keys, args, on_reply=None):
+        """``EVAL`` of ``script``; sent with ``execute_command`` so that it
+        can be queued in a Redis Cluster pipeline too (routed by its
+        keys)."""
+        return cls(
+            'execute_command',
+            ('EVAL', script, len(keys), *keys, *args),
+            None,
+            on_reply,
+        )
 
     def send(self, target):
         return getattr(target, self.name)(*self.args, **self.options)
@@ -92,7 +108,7 @@ def persist_tween_factory(handler, registry):
     def persist_tween(request):
         try:
             response = handler(request)
-        except redis.RedisError:
+        except REDIS_ERRORS:
             discard_sessions(request)
             raise
         except Exception as exc:
@@ -125,7 +141,7 @@ def flush_sessions(request, create=True, hooks=()):
             batches.setdefault(id(client), (client, []))[1].append(command)
         for client, commands in batches.values():
             run_commands(client, commands)
-    except redis.RedisError:
+    except REDIS_ERRORS:
         discard_sessions(request)
         raise
 

@@ -30,6 +30,7 @@ import redis
 from webob.cookies import SignedSerializer
 
 from .activity import record
+from .clients import redis_client as _redis_client
 from .events import SessionEnded
 from .persist import LOADED_SESSIONS_KEY, discard_sessions
 from .redis_session import (
@@ -52,11 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: defaults for the Redis client of a factory, in seconds
-DEFAULT_REDIS_OPTIONS = {
-    'socket_timeout': 2.0,
-    'socket_connect_timeout': 1.0,
-}
 
 #: the part of a session id after the key prefix: an optional Redis hash
 #: tag (``{tag}:``, the user's, so one user's keys share a slot) and 256
@@ -116,8 +112,7 @@ class RedisSessionFactory:
         if (redis_url is None) == (redis_client is None):
             raise ValueError('give one of `redis_url` and `redis_client`')
         if redis_client is None:
-            options = dict(DEFAULT_REDIS_OPTIONS, **(redis_options or {}))
-            redis_client = redis.Redis.from_url(redis_url, **options)
+            redis_client = _redis_client(redis_url, **(redis_options or {}))
         self.redis = redis_client
         self.redis_url = redis_url
         self.timeout = timeout or None

@@ -170,9 +170,12 @@ class RedisSession(_BaseRedisSession):
         sid = state.session_id
         if create and '{' in sid:
             # a user's session (see rotate()): not if it ended meanwhile
-            args = (CREATE_UNLESS_ENDED, 2, sid, sid + ENDED_SUFFIX,
-                    serialized_session, ttl or 0)  # fmt: skip
-            return Command('eval', args, None, written)
+            return Command.eval(
+                CREATE_UNLESS_ENDED,
+                (sid, sid + ENDED_SUFFIX),
+                (serialized_session, ttl or 0),
+                written,
+            )
         options = (
             {'ex': ttl, 'nx': True} if create else {'ex': ttl, 'xx': True}
         )

@@ -53,6 +53,12 @@ def as_float(value):
     return float(value)
 
 
+def as_int(value):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return int(value)
+
+
 def as_bool(value):
     return asbool(value)
 

@@ -59,11 +59,18 @@ def free_port():
 class RedisServer:
     """A Redis server for the lifetime of a ``with`` block."""
 
-    def __init__(self, url=None, binary=None, args=()):
-        self.external_url = url or os.environ.get('REDIS_URL') or None
+    def __init__(self, url=None, binary=None, args=(), config=None):
+        if url is None:
+            url = os.environ.get('REDIS_URL')
+        #: ``REDIS_URL`` (or ``url``): nothing is started; ``url=''``
+        #: always starts a private server
+        self.external_url = url or None
         self.url = self.external_url
         self.binary = binary
         self.args = list(args)
+        #: text of a configuration file given first on the command line
+        #: (Sentinel needs one it can rewrite)
+        self.config = config
         self.process = None
         self.port = None
         self.dir = None
@@ -83,9 +90,15 @@ class RedisServer:
         ports = [self.port] if self.port else []
         for port in ports + [None] * 5:
             self.port = port or free_port()
+            first = []
+            if self.config is not None:
+                first = [os.path.join(self.dir, 'redis.conf')]
+                with open(first[0], 'w') as f:
+                    f.write(self.config)
             self.process = subprocess.Popen(
                 [
                     binary,
+                    *first,
                     '--port', str(self.port),
                     '--bind', '127.0.0.1',
                     '--save', '',
@@ -141,9 +154,293 @@ class RedisServer:
             self.dir = None
 
     @property
+    def address(self):
+        """``host:port`` of the server."""
+        return f'127.0.0.1:{self.port}'
+
+    def client(self, **options):
+        """A new ``redis.Redis`` connected to this server."""
+        return redis.Redis(host='127.0.0.1', port=self.port, **options)
+
+    @property
     def started(self):
         """``True`` when this object runs the server (not ``REDIS_URL``)."""
         return self.process is not None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f'timed out waiting for {what}')
+
+
+class RedisClusterServers:
+    """A Redis Cluster on loopback for the lifetime of a ``with`` block:
+    ``primaries`` primaries (the hash slots split evenly between them), each
+    with ``replicas`` replicas. Nodes are private :class:`RedisServer` objects
+    (``REDIS_URL`` is not used)::
+
+        with RedisClusterServers() as cluster:
+            client = redis.RedisCluster.from_url(cluster.url)
+    """
+
+    SLOTS = 16384
+
+    def __init__(self, primaries=3, replicas=1, binary=None, node_timeout=500):
+        self.size = primaries
+        self.replicas = replicas
+        self.binary = binary
+        self.node_timeout = node_timeout
+        self.servers = []
+
+    @property
+    def nodes(self):
+        """``host:port`` of every node (the seed nodes of a client)."""
+        return [server.address for server in self.servers]
+
+    @property
+    def url(self):
+        return f'redis://{self.servers[0].address}/0'
+
+    def start(self):
+        args = [
+            '--cluster-enabled', 'yes',
+            '--cluster-config-file', 'nodes.conf',
+            '--cluster-node-timeout', str(self.node_timeout),
+            '--cluster-replica-validity-factor', '0',
+        ]  # fmt: skip
+        try:
+            for _ in range(self.size * (1 + self.replicas)):
+                server = RedisServer(url='', binary=self.binary, args=args)
+                self.servers.append(server.start())
+            self._form()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _form(self):
+        clients = [server.client() for server in self.servers]
+        primaries = clients[: self.size]
+        step = -(-self.SLOTS // self.size)
+        for i, client in enumerate(primaries):
+            first, last = i * step, min(self.SLOTS, (i + 1) * step) - 1
+            client.execute_command('CLUSTER ADDSLOTS', *range(first, last + 1))
+        for server in self.servers[1:]:
+            clients[0].execute_command(
+                'CLUSTER MEET', '127.0.0.1', server.port
+            )
+
+        def everyone_met():
+            for client in clients:
+                nodes = client.execute_command('CLUSTER NODES').values()
+                if len(nodes) < len(clients):
+                    return False
+                if any('handshake' in node['flags'] for node in nodes):
+                    return False
+            return True
+
+        _wait(everyone_met, 20, 'cluster nodes to meet')
+        ids = [c.execute_command('CLUSTER MYID').decode() for c in primaries]
+        for i, client in enumerate(clients[self.size :]):
+            client.execute_command('CLUSTER REPLICATE', ids[i % self.size])
+
+        def ready():
+            for c in clients:
+                info = c.execute_command('CLUSTER INFO')
+                if info['cluster_state'] != 'ok':
+                    return False
+            return all(
+                c.info('replication').get('master_link_status') == 'up'
+                for c in clients[self.size :]
+            )
+
+        _wait(ready, 30, 'the cluster to be ready')
+        for client in clients:
+            client.close()
+
+    def primary_of(self, key):
+        """The :class:`RedisServer` serving ``key`` now."""
+        client = redis.RedisCluster.from_url(self.url)
+        try:
+            node = client.get_node_from_key(key)
+            return next(s for s in self.servers if s.port == node.port)
+        finally:
+            client.close()
+
+    def fail_over(self, server):
+        """Promote a replica of primary ``server`` (a coordinated manual
+        failover, as an operator does before maintenance); return it."""
+        with server.client() as client:
+            myid = client.execute_command('CLUSTER MYID').decode()
+        for candidate in self.servers:
+            with candidate.client() as client:
+                role = client.info('replication')
+                if role.get('role') != 'slave':
+                    continue
+                if role.get('master_port') != server.port:
+                    continue
+                client.execute_command('CLUSTER FAILOVER')
+
+                def promoted(client=client):
+                    return client.info('replication')['role'] == 'master'
+
+                _wait(promoted, 20, f'a replica of {myid} to take over')
+                return candidate
+        raise RuntimeError(f'{server.address} has no replica')
+
+    def wait_healthy(self, timeout=20):
+        """Wait until every live node says the cluster is ``ok``."""
+
+        def healthy():
+            for server in self.servers:
+                if not server.started:
+                    continue
+                with server.client() as client:
+                    info = client.execute_command('CLUSTER INFO')
+                    if info['cluster_state'] != 'ok':
+                        return False
+            return True
+
+        _wait(healthy, timeout, 'the cluster to be healthy')
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+        self.servers = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+class RedisSentinelServers:
+    """A primary, its ``replicas`` and ``sentinels`` Sentinels on loopback,
+    for the lifetime of a ``with`` block. The primary is known to the
+    Sentinels as :attr:`master_name`."""
+
+    def __init__(
+        self,
+        replicas=1,
+        sentinels=3,
+        master_name='session_suite',
+        binary=None,
+        down_after_ms=500,
+    ):
+        self.replica_count = replicas
+        self.sentinel_count = sentinels
+        self.master_name = master_name
+        self.binary = binary
+        self.down_after_ms = down_after_ms
+        self.primary = None
+        self.replicas = []
+        self.sentinel_servers = []
+
+    @property
+    def sentinels(self):
+        """``host:port`` of every Sentinel."""
+        return [server.address for server in self.sentinel_servers]
+
+    def start(self):
+        try:
+            self.primary = RedisServer(url='', binary=self.binary).start()
+            for _ in range(self.replica_count):
+                replica = RedisServer(
+                    url='',
+                    binary=self.binary,
+                    args=['--replicaof', '127.0.0.1', str(self.primary.port)],
+                )
+                self.replicas.append(replica.start())
+            quorum = self.sentinel_count // 2 + 1
+            name = self.master_name
+            config = (
+                f'sentinel monitor {name} 127.0.0.1 {self.primary.port} '
+                f'{quorum}\n'
+                f'sentinel down-after-milliseconds {name} '
+                f'{self.down_after_ms}\n'
+                f'sentinel failover-timeout {name} 5000\n'
+                f'sentinel parallel-syncs {name} 1\n'
+            )
+            for _ in range(self.sentinel_count):
+                sentinel = RedisServer(
+                    url='', binary=self.binary, args=['--sentinel'],
+                    config=config,
+                )  # fmt: skip
+                self.sentinel_servers.append(sentinel.start())
+            self._wait_discovered()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_discovered(self):
+        name = self.master_name
+        others = self.sentinel_count - 1
+
+        def discovered():
+            for server in self.sentinel_servers:
+                with server.client() as client:
+                    ask = client.execute_command
+                    replicas = ask('SENTINEL REPLICAS', name)
+                    peers = ask('SENTINEL SENTINELS', name)
+                    if len(replicas) < self.replica_count:
+                        return False
+                    if len(peers) < others:
+                        return False
+            return True
+
+        _wait(discovered, 30, 'the Sentinels to discover each other')
+
+    def master_address(self):
+        """``(host, port)`` of the primary, as the first Sentinel says."""
+        with self.sentinel_servers[0].client() as client:
+            host, port = client.execute_command(
+                'SENTINEL GET-MASTER-ADDR-BY-NAME', self.master_name
+            )
+        return host.decode(), int(port)
+
+    def fail_over(self):
+        """Stop the primary and wait until the Sentinels have promoted a
+        replica; return the new primary."""
+        old = self.primary
+        old.stop(keep_port=True)
+
+        def promoted():
+            return self.master_address()[1] != old.port
+
+        _wait(promoted, 30, 'the Sentinels to promote a replica')
+        new_port = self.master_address()[1]
+        new = next(r for r in self.replicas if r.port == new_port)
+
+        def writable():
+            with new.client() as client:
+                return client.info('replication')['role'] == 'master'
+
+        _wait(writable, 20, 'the new primary to accept writes')
+        self.replicas.remove(new)
+        self.replicas.append(old)
+        self.primary = new
+        return new
+
+    def stop(self):
+        for server in [*self.sentinel_servers, *self.replicas, self.primary]:
+            if server is not None:
+                server.stop()
+        self.sentinel_servers, self.replicas, self.primary = [], [], None
 
     def __enter__(self):
         return self.start()

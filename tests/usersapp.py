@@ -81,14 +81,20 @@ def my_sessions(request):
 
 
 def redis_main(redis_url):
-    """Settings of one Redis namespace, ``main``, also ``request.session``."""
-    return {
+    """Settings of one Redis namespace, ``main``, also ``request.session``;
+    ``redis_url`` is a URL or a dict of connection settings (a cluster, a
+    Sentinel)."""
+    settings = {
         'session_suite.namespaces': 'main',
         'session_suite.request_session': 'main',
-        'session_suite.redis_url': redis_url,
         'session_suite.namespace.main.backend': 'redis',
         'session_suite.namespace.main.secret': SECRET,
     }
+    if isinstance(redis_url, dict):
+        settings.update(redis_url)
+    else:
+        settings['session_suite.redis_url'] = redis_url
+    return settings
 
 
 def settings_for(redis_url, **extra):

@@ -1,0 +1,225 @@
+"""Redis clients for one server, a Redis Cluster or a Sentinel-managed
+primary, from keyword arguments or from settings::
+
+    redis_client('redis://localhost:6379/0')
+    redis_client(cluster_nodes=['10.0.0.1:6379', '10.0.0.2:6379'])
+    redis_client(sentinels=['10.0.0.1:26379'], sentinel_master='sessions')
+
+The suite's own keys (user index, policy locks, token claims) live on the
+client of the namespace they serve, so one connection setting covers a
+namespace and everything built on it. Every multi-key operation keeps its
+keys in one hash slot (``{user}`` tags), so Redis Cluster needs nothing
+more.
+"""
+
+import threading
+from pyramid.exceptions import ConfigurationError
+
+from .settings import as_bool, as_float, as_int, as_list, as_str
+
+#: defaults for every client, in seconds: a slow or frozen Redis gives a
+#: 503 after this long instead of holding a worker thread
+DEFAULT_REDIS_OPTIONS = {
+    'socket_timeout': 2.0,
+    'socket_connect_timeout': 1.0,
+}
+
+#: connection settings, read under ``session_suite.`` and under each
+#: ``session_suite.namespace.<ns>.``; a namespace that names no server
+#: (url, cluster nodes or Sentinels) takes all of them from
+#: ``session_suite.``
+CONNECTION_SETTINGS = (
+    ('redis_url', as_str, None),
+    ('redis_cluster_nodes', as_list, None),
+    ('redis_sentinels', as_list, None),
+    ('redis_sentinel_master', as_str, None),
+    ('redis_db', as_int, None),
+    ('redis_username', as_str, None),
+    ('redis_password', as_str, None),
+    ('redis_sentinel_password', as_str, None),
+    ('redis_ssl', as_bool, None),
+    ('redis_socket_timeout', as_float, None),
+    ('redis_connect_timeout', as_float, None),
+)
+
+_SERVER_KEYS = ('redis_url', 'redis_cluster_nodes', 'redis_sentinels')
+
+
+def redis_client(
+    url=None,
+    *,
+    cluster_nodes=None,
+    sentinels=None,
+    sentinel_master=None,
+    sentinel_options=None,
+    **options,
+):
+    """Return a Redis client for exactly one of ``url`` (one server),
+    ``cluster_nodes`` (``host:port`` seed nodes of a Redis Cluster) or
+    ``sentinels`` (``host:port`` of Sentinels, with ``sentinel_master``).
+
+    ``options`` go to the client (``socket_timeout``, ``password``,
+    ``ssl``, ``db``...; defaults: :data:`DEFAULT_REDIS_OPTIONS`);
+    ``sentinel_options`` to the connections to the Sentinels themselves
+    (they default to the timeouts of ``options``).
+    """
+    given = [x for x in (url, cluster_nodes, sentinels) if x]
+    if len(given) != 1:
+        raise ValueError(
+            'give exactly one of `url`, `cluster_nodes` and `sentinels`'
+        )
+    options = dict(DEFAULT_REDIS_OPTIONS, **options)
+    import redis
+
+    if url:
+        return redis.Redis.from_url(url, **options)
+    if cluster_nodes:
+        from redis.cluster import ClusterNode
+
+        options.pop('db', None)
+        nodes = [ClusterNode(*_address(node)) for node in cluster_nodes]
+        return LazyRedisCluster(startup_nodes=nodes, **options)
+    if not sentinel_master:
+        raise ValueError('`sentinels` needs `sentinel_master`')
+    from redis.sentinel import Sentinel
+
+    sentinel_options = dict(
+        {
+            'socket_timeout': options['socket_timeout'],
+            'socket_connect_timeout': options['socket_connect_timeout'],
+        },
+        **(sentinel_options or {}),
+    )
+    sentinel = Sentinel(
+        [_address(node) for node in sentinels],
+        sentinel_kwargs=sentinel_options,
+    )
+    return sentinel.master_for(sentinel_master, **options)
+
+
+class LazyRedisCluster:
+    """A :class:`redis.RedisCluster` made on first use, so that an
+    application starts while its cluster is unreachable (and answers 503
+    until it is back) instead of failing to start."""
+
+    def __init__(self, **kwargs):
+        self._kwargs = kwargs
+        self._client = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        """The cluster client (connecting now if need be); an unreachable
+        cluster raises :class:`redis.ConnectionError`."""
+        client = self._client
+        if client is None:
+            import redis
+
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = redis.RedisCluster(**self._kwargs)
+                    except redis.exceptions.RedisClusterException as exc:
+                        raise redis.ConnectionError(str(exc)) from exc
+                client = self._client
+        return client
+
+    def register_script(self, script):
+        """A script bound to this client, without connecting yet."""
+        from redis.commands.core import Script
+
+        return Script(self, script)
+
+    def get_encoder(self):
+        from redis.connection import Encoder
+
+        return Encoder(
+            self._kwargs.get('encoding', 'utf-8'),
+            self._kwargs.get('encoding_errors', 'strict'),
+            self._kwargs.get('decode_responses', False),
+        )
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def __repr__(self):
+        nodes = self._kwargs.get('startup_nodes', ())
+        return f'<LazyRedisCluster {[n.name for n in nodes]}>'
+
+
+def _address(node):
+    host, sep, port = node.rpartition(':')
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f'{node!r} is not host:port')
+    return host.strip('[]'), int(port)
+
+
+def connection_options(namespace_options, core_options):
+    """Merge the connection settings of a namespace with the core ones: the
+    server comes from the namespace when it names one, else from the core;
+    other options from the namespace, else the core."""
+    own_server = any(namespace_options[key] for key in _SERVER_KEYS)
+    merged = {}
+    for key, _, _ in CONNECTION_SETTINGS:
+        value = namespace_options[key]
+        if key in _SERVER_KEYS and not own_server:
+            value = core_options[key]
+        elif value is None:
+            value = core_options[key]
+        merged[key] = value
+    return merged
+
+
+def client_from_settings(options, prefix):
+    """Return the client that merged connection ``options`` describe, or a
+    ``ConfigurationError`` naming the setting at fault (``prefix`` is the
+    namespace's settings prefix)."""
+    servers = [key for key in _SERVER_KEYS if options[key]]
+    if not servers:
+        raise ConfigurationError(
+            f'{prefix}redis_url, {prefix}redis_cluster_nodes or '
+            f'{prefix}redis_sentinels (or the same under session_suite.) '
+            'is required for backend = redis'
+        )
+    if len(servers) > 1:
+        raise ConfigurationError(
+            f'{prefix}{servers[0]} and {prefix}{servers[1]}: give only one '
+            'Redis server setting'
+        )
+    kwargs = {}
+    for key, name in (
+        ('redis_db', 'db'),
+        ('redis_username', 'username'),
+        ('redis_password', 'password'),
+        ('redis_ssl', 'ssl'),
+        ('redis_socket_timeout', 'socket_timeout'),
+        ('redis_connect_timeout', 'socket_connect_timeout'),
+    ):
+        if options[key] is not None:
+            kwargs[name] = options[key]
+    if options['redis_sentinels']:
+        if not options['redis_sentinel_master']:
+            raise ConfigurationError(
+                f'{prefix}redis_sentinel_master is required with '
+                f'{prefix}redis_sentinels'
+            )
+        sentinel_options = {}
+        if options['redis_sentinel_password'] is not None:
+            sentinel_options['password'] = options['redis_sentinel_password']
+        kwargs.update(
+            sentinels=options['redis_sentinels'],
+            sentinel_master=options['redis_sentinel_master'],
+            sentinel_options=sentinel_options,
+        )
+    elif options['redis_cluster_nodes']:
+        if options['redis_db']:
+            raise ConfigurationError(
+                f'{prefix}redis_db: Redis Cluster has only database 0'
+            )
+        kwargs['cluster_nodes'] = options['redis_cluster_nodes']
+    else:
+        kwargs['url'] = options['redis_url']
+    try:
+        return redis_client(**kwargs)
+    except ValueError as exc:
+        raise ConfigurationError(f'{prefix}{servers[0]}: {exc}') from exc
