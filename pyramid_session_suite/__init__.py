@@ -5,6 +5,7 @@
 directive.
 """
 
+from .clients import redis_client
 from .config import includeme, register_session_factory
 from .cookie import CookieSessionFactory
 from .exceptions import (
@@ -33,6 +34,7 @@ __all__ = [
     'logout',
     'includeme',
     'new_session_multi',
+    'redis_client',
     'redis_session_factory',
     'register_session_factory',
 ]

@@ -102,7 +102,8 @@ class LazyRedisCluster:
     application starts while its cluster is unreachable (and answers 503
     until it is back) instead of failing to start."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, url=None, **kwargs):
+        self._url = url
         self._kwargs = kwargs
         self._client = None
         self._lock = threading.Lock()
@@ -118,9 +119,18 @@ class LazyRedisCluster:
             with self._lock:
                 if self._client is None:
                     try:
-                        self._client = redis.RedisCluster(**self._kwargs)
+                        if self._url:
+                            client = redis.RedisCluster.from_url(
+                                self._url, **self._kwargs
+                            )
+                        else:
+                            client = redis.RedisCluster(**self._kwargs)
                     except redis.exceptions.RedisClusterException as exc:
                         raise redis.ConnectionError(str(exc)) from exc
+                    client.commands_parser = _ScriptKeys(
+                        client.commands_parser
+                    )
+                    self._client = client
                 client = self._client
         return client
 
@@ -143,8 +153,27 @@ class LazyRedisCluster:
         return getattr(self.client, name)
 
     def __repr__(self):
-        nodes = self._kwargs.get('startup_nodes', ())
-        return f'<LazyRedisCluster {[n.name for n in nodes]}>'
+        nodes = [n.name for n in self._kwargs.get('startup_nodes', ())]
+        return f'<LazyRedisCluster {self._url or nodes}>'
+
+
+class _ScriptKeys:
+    """The keys of a command, for a cluster client: ``EVAL`` and
+    ``EVALSHA`` name their keys themselves, so reading them costs no
+    ``COMMAND GETKEYS`` round trip (which a cluster pipeline otherwise pays
+    for every script it holds)."""
+
+    def __init__(self, parser):
+        self._parser = parser
+
+    def get_keys(self, redis_conn, *args):
+        name = args[0].upper() if isinstance(args[0], str) else ''
+        if name in ('EVAL', 'EVALSHA') and len(args) > 2:
+            return list(args[3 : 3 + int(args[2])])
+        return self._parser.get_keys(redis_conn, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._parser, name)
 
 
 def _address(node):

@@ -301,6 +301,35 @@ class RedisClusterServers:
                 return candidate
         raise RuntimeError(f'{server.address} has no replica')
 
+    def stop_primary(self, server):
+        """Stop primary ``server`` (as a crash or a lost machine does) and
+        wait until the cluster has promoted one of its replicas; return
+        it."""
+        replicas = []
+        for candidate in self.servers:
+            with candidate.client() as client:
+                role = client.info('replication')
+                if role.get('master_port') == server.port:
+                    replicas.append(candidate)
+        if not replicas:
+            raise RuntimeError(f'{server.address} has no replica')
+        server.stop(keep_port=True)
+
+        def promoted():
+            for replica in replicas:
+                with replica.client() as client:
+                    if client.info('replication')['role'] == 'master':
+                        return True
+            return False
+
+        _wait(promoted, 30, f'a replica of {server.address} to take over')
+        self.wait_healthy()
+        return next(
+            r
+            for r in replicas
+            if r.client().info('replication')['role'] == 'master'
+        )
+
     def wait_healthy(self, timeout=20):
         """Wait until every live node says the cluster is ``ok``."""
 
@@ -526,11 +555,10 @@ class RoundTrips:
     def count(self):
         return len(self.raw)
 
-    def client(self, url):
-        """A ``redis.Redis`` for ``url`` whose round trips are counted."""
+    def connection_class(self, base=redis.Connection):
+        """A subclass of ``base`` whose writes are counted here; give it as
+        ``connection_class`` to any client (e.g. ``redis.RedisCluster``)."""
         recorder = self
-        kwargs = redis.connection.parse_url(url)
-        base = kwargs.pop('connection_class', redis.Connection)
 
         class CountingConnection(base):
             def send_packed_command(self, command, check_health=True):
@@ -538,7 +566,13 @@ class RoundTrips:
                     recorder.raw.append(decode_commands(command))
                 return super().send_packed_command(command, check_health)
 
+        return CountingConnection
+
+    def client(self, url):
+        """A ``redis.Redis`` for ``url`` whose round trips are counted."""
+        kwargs = redis.connection.parse_url(url)
+        base = kwargs.pop('connection_class', redis.Connection)
         pool = redis.ConnectionPool(
-            connection_class=CountingConnection, **kwargs
+            connection_class=self.connection_class(base), **kwargs
         )
         return redis.Redis(connection_pool=pool)

@@ -108,6 +108,11 @@ def make_config(redis_url, include='pyramid_session_suite.user_index', **kw):
     config = Configurator(settings=settings_for(redis_url, **kw))
     config.set_security_policy(SessionSecurityPolicy())
     config.include(include)
+    add_views(config)
+    return config
+
+
+def add_views(config):
     for name, view in [
         ('login', login_view),
         ('logout', logout_view),
@@ -116,4 +121,3 @@ def make_config(redis_url, include='pyramid_session_suite.user_index', **kw):
     ]:
         config.add_route(name, '/' + name)
         config.add_view(view, route_name=name, renderer='json')
-    return config
