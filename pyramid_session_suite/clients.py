@@ -43,6 +43,7 @@ CONNECTION_SETTINGS = (
 )
 
 _SERVER_KEYS = ('redis_url', 'redis_cluster_nodes', 'redis_sentinels')
+_SERVER_GROUP = (*_SERVER_KEYS, 'redis_sentinel_master')
 
 
 def redis_client(
@@ -183,26 +184,31 @@ def _address(node):
     return host.strip('[]'), int(port)
 
 
-def connection_options(namespace_options, core_options):
-    """Merge the connection settings of a namespace with the core ones: the
-    server comes from the namespace when it names one, else from the core;
-    other options from the namespace, else the core."""
+def connection_options(namespace_options, core_options, prefix, core):
+    """Merge the connection settings of a namespace (under ``prefix``) with
+    the core ones (under ``core``): the server comes from the namespace when
+    it names one, else from the core; other options from the namespace,
+    else the core. Return the options and the prefix the server came
+    from."""
     own_server = any(namespace_options[key] for key in _SERVER_KEYS)
     merged = {}
     for key, _, _ in CONNECTION_SETTINGS:
         value = namespace_options[key]
-        if key in _SERVER_KEYS and not own_server:
-            value = core_options[key]
+        if key in _SERVER_GROUP:
+            if not own_server:
+                value = core_options[key]
         elif value is None:
             value = core_options[key]
         merged[key] = value
-    return merged
+    if own_server or not any(core_options[key] for key in _SERVER_KEYS):
+        return merged, prefix
+    return merged, core
 
 
 def client_from_settings(options, prefix):
-    """Return the client that merged connection ``options`` describe, or a
-    ``ConfigurationError`` naming the setting at fault (``prefix`` is the
-    namespace's settings prefix)."""
+    """Return the client that connection ``options`` describe, or a
+    ``ConfigurationError`` naming the setting at fault (``prefix`` is where
+    the settings came from)."""
     servers = [key for key in _SERVER_KEYS if options[key]]
     if not servers:
         raise ConfigurationError(

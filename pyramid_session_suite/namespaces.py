@@ -89,7 +89,9 @@ def redis_session_factory(options, cookie, namespace, core, prefix):
             f'{prefix}backend = redis needs the "redis" extra: '
             'pip install "pyramid_session_suite[redis]"'
         ) from exc
-    client = client_from_settings(connection_options(options, core), prefix)
+    client = client_from_settings(
+        *connection_options(options, core, prefix, PREFIX)
+    )
     serialize, deserialize = json_dumps, json_loads
     if options['serializer'] == 'pickle':
         serialize, deserialize = pickle.dumps, pickle.loads
