@@ -317,3 +317,19 @@ def test_budget_round_trips_pass_and_strict_uses_them(
         'bench.cli.budget_checks', lambda results: [('timing', False, False)]
     )
     assert main(argv) == 0
+
+
+def test_the_topology_benchmark_runs():
+    import io
+
+    from bench import topologies
+
+    out = io.StringIO()
+    rates = topologies.run(repeat=1, iterations=5, out=out)
+    assert set(rates) == {
+        (topology, scenario)
+        for topology in ('one Redis', 'cluster', 'Sentinel')
+        for scenario in topologies.SCENARIOS
+    }
+    assert all(r[0] > 0 for r in rates.values())
+    assert out.getvalue().count('\n') == 1 + 3 * len(topologies.SCENARIOS)
