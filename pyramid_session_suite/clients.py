@@ -15,7 +15,7 @@ more.
 import threading
 from pyramid.exceptions import ConfigurationError
 
-from .settings import as_bool, as_float, as_int, as_list, as_str
+from .settings import as_bool, as_int, as_list, as_positive_float, as_str
 
 #: defaults for every client, in seconds: a slow or frozen Redis gives a
 #: 503 after this long instead of holding a worker thread
@@ -38,8 +38,8 @@ CONNECTION_SETTINGS = (
     ('redis_password', as_str, None),
     ('redis_sentinel_password', as_str, None),
     ('redis_ssl', as_bool, None),
-    ('redis_socket_timeout', as_float, None),
-    ('redis_connect_timeout', as_float, None),
+    ('redis_socket_timeout', as_positive_float, None),
+    ('redis_connect_timeout', as_positive_float, None),
 )
 
 _SERVER_KEYS = ('redis_url', 'redis_cluster_nodes', 'redis_sentinels')

@@ -53,6 +53,14 @@ def as_float(value):
     return float(value)
 
 
+def as_positive_float(value):
+    """A number of seconds above 0 (a timeout: 0 would fail every call)."""
+    value = as_float(value)
+    if value is not None and not value > 0:
+        raise ValueError(f'must be more than 0 seconds, not {value!r}')
+    return value
+
+
 def as_int(value):
     if value is None or (isinstance(value, str) and not value.strip()):
         return None

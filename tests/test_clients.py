@@ -126,6 +126,15 @@ def test_a_namespace_that_names_a_server_takes_nothing_from_the_core():
             {'session_suite.namespace.main.redis_socket_timeout': 'soon'},
             'session_suite.namespace.main.redis_socket_timeout',
         ),
+        (
+            {'session_suite.redis_socket_timeout': '0'},
+            'session_suite.redis_socket_timeout: must be more than 0',
+        ),
+        (
+            {'session_suite.namespace.main.redis_connect_timeout': '-1'},
+            'session_suite.namespace.main.redis_connect_timeout: must be '
+            'more than 0',
+        ),
     ],
 )
 def test_bad_connection_settings_name_the_setting(settings, message):

@@ -1,0 +1,362 @@
+"""Concurrent requests of one session, through a real waitress server and
+a real Redis.
+
+A session is written whole at the end of its request (``SET ... XX`` of
+the full payload): the last request to finish wins the whole session, and
+a write to a session deleted meanwhile is dropped. So what is stored is
+always one request's complete view, and an ended session stays ended.
+
+The figures measured are written to ``test-artifacts/concurrent-writes.txt``.
+"""
+
+import json
+import threading
+import time
+import pytest
+
+from pyramid_session_suite.index import user_tag
+from pyramid_session_suite.interfaces import IUserIndex
+
+from .conftest import ARTIFACTS, serve
+from .test_faults import Browser
+from .usersapp import IPHONE, make_config
+
+POLICY = 'pyramid_session_suite.policy'
+
+
+class Gate:
+    """Holds requests in their view, session loaded, until the test opens
+    their gate: requests in flight for as long as a test needs."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = {}
+
+    def event(self, name):
+        with self.lock:
+            return self.events.setdefault(name, threading.Event())
+
+    def hold(self, name):
+        self.event('loaded ' + name).set()
+        self.event('open ' + name).wait(10)
+
+    def wait_loaded(self, *names):
+        for name in names:
+            assert self.event('loaded ' + name).wait(10)
+
+    def open(self, name):
+        self.event('open ' + name).set()
+
+    def open_all(self):
+        with self.lock:
+            names = [n for n in self.events if n.startswith('open ')]
+        for name in names:
+            self.events[name].set()
+
+
+def writers_app(redis_url, gate, include=POLICY, **extra):
+    """The logins app, and ``/write?key=&value=`` which sets one key of
+    the Redis session and answers with the whole session it wrote."""
+    settings = {'session_suite.policy.max_sessions': '0'}
+    settings.update(extra)
+    config = make_config(redis_url, include=include, **settings)
+
+    def write(request):
+        session = request.session
+        session.get('loaded')
+        if request.params.get('hold'):
+            gate.hold(request.params['hold'])
+        session[request.params['key']] = int(request.params['value'])
+        return {'view': dict(session)}
+
+    config.add_route('write', '/write')
+    config.add_view(write, route_name='write', renderer='json')
+    return config.make_wsgi_app()
+
+
+def send(url, cookie, path):
+    """A request carrying the session cookie ``cookie``, whatever the
+    answers to other requests said (a request already in flight)."""
+    browser = Browser(url)
+    browser.cookies['main'] = cookie
+    return browser.get(path)
+
+
+class Writer(threading.Thread):
+    """Writes its own key of the session of ``cookie`` until stopped."""
+
+    def __init__(self, url, cookie, key, stop, limit=None):
+        super().__init__(daemon=True)
+        self.url, self.cookie, self.key = url, cookie, key
+        self.stop, self.limit = stop, limit
+        self.exchanges = []
+
+    def run(self):
+        value = 0
+        while not self.stop.is_set() and value != self.limit:
+            value += 1
+            path = f'/write?key={self.key}&value={value}'
+            self.exchanges.append(send(self.url, self.cookie, path))
+
+
+class Held(threading.Thread):
+    """One request of the session of ``cookie``, held in its view."""
+
+    def __init__(self, url, cookie, name):
+        super().__init__(daemon=True)
+        self.path = f'/write?key={name}&value=1&hold={name}'
+        self.url, self.cookie = url, cookie
+        self.exchange = None
+
+    def run(self):
+        self.exchange = send(self.url, self.cookie, self.path)
+
+
+def canonical(data):
+    return json.dumps(data, sort_keys=True)
+
+
+def session_id(app, cookie):
+    tracker = app.registry.queryUtility(IUserIndex)
+    if tracker is not None:
+        return tracker.factory.session_id_from_cookie(cookie)
+    intr = app.registry.introspector.get('session_suite namespaces', 'main')
+    return intr['factory'].session_id_from_cookie(cookie)
+
+
+def cookies_set(exchanges, name='main'):
+    """The values set (not deleted) for cookie ``name``."""
+    values = []
+    for exchange in exchanges:
+        for header in exchange.set_cookies:
+            cookie, _, rest = header.partition('=')
+            value = rest.partition(';')[0]
+            if cookie == name and value and 'Max-Age=0' not in header:
+                values.append(value)
+    return values
+
+
+@pytest.fixture(scope='module')
+def figures():
+    lines = []
+    yield lines
+    if lines:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / 'concurrent-writes.txt'
+        path.write_text('\n'.join(lines) + '\n')
+        print('\n' + '\n'.join(lines))
+
+
+@pytest.fixture
+def gate():
+    gate = Gate()
+    yield gate
+    gate.open_all()
+
+
+# --- the semantics -----------------------------------------------------------
+
+
+def test_the_last_request_to_finish_wins_the_whole_session(
+    redis_url, redis_client, gate
+):
+    app = writers_app(redis_url, gate)
+    with serve(app) as url:
+        browser = Browser(url)
+        browser.get('/write?key=base&value=1')
+        cookie = browser.cookies['main']
+        first = Held(url, cookie, 'first')
+        second = Held(url, cookie, 'second')
+        first.start()
+        second.start()
+        gate.wait_loaded('first', 'second')  # both read {base}
+        gate.open('first')
+        first.join(10)
+        gate.open('second')
+        second.join(10)
+    assert first.exchange.json['view'] == {'base': 1, 'first': 1}
+    assert second.exchange.json['view'] == {'base': 1, 'second': 1}
+    stored = json.loads(redis_client.get(session_id(app, cookie)))
+    # not merged: the key of the first request is lost
+    assert stored['m'] == {'base': 1, 'second': 1}
+    assert cookies_set([first.exchange, second.exchange]) == []
+
+
+def test_concurrent_writers_store_one_requests_whole_view_every_time(
+    redis_url, redis_client, figures
+):
+    app = writers_app(redis_url, Gate())
+    with serve(app) as url:
+        browser = Browser(url)
+        assert browser.get('/login?user=alice').status == 200
+        start = browser.get('/write?key=base&value=1').json['view']
+        cookie = browser.cookies['main']
+        sid = session_id(app, cookie)
+        created = json.loads(redis_client.get(sid))['c']
+        stop = threading.Event()
+        writers = [Writer(url, cookie, f'w{n}', stop, 15) for n in range(6)]
+        samples = []
+
+        def sample():
+            while not stop.is_set():
+                samples.append(redis_client.get(sid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(30)
+        stop.set()
+        sampler.join(5)
+    exchanges = [e for w in writers for e in w.exchanges]
+    assert len(exchanges) == 90
+    assert {e.status for e in exchanges} == {200}
+    # the cookie never changes: the same session all along
+    assert cookies_set(exchanges) == []
+    views = {canonical(e.json['view']) for e in exchanges}
+    views.add(canonical(start))
+    assert len(samples) > 50
+    for raw in samples:
+        payload = json.loads(raw)
+        assert canonical(payload['m']) in views
+        assert payload['c'] == created
+    final = json.loads(redis_client.get(sid))['m']
+    assert canonical(final) in views
+    assert final['auth.userid'] == 'alice'
+    lost = sum(1 for n in range(6) if final.get(f'w{n}') != 15)
+    figures.append(
+        f'6 writers x 15 requests on one session: {len(samples)} samples of '
+        f'the stored session, each one request\'s whole view; {lost} of 6 '
+        'writers\' last values not in the final session (last writer wins)'
+    )
+
+
+# --- an ended session stays ended ------------------------------------------
+
+
+def end_among_writers(url, cookie, gate, end):
+    """Two requests of ``cookie`` held with their session loaded and three
+    writing all along; ``end()`` ends the session meanwhile; the held ones
+    then write. Return every exchange of the writers."""
+    held = [Held(url, cookie, f'held{n}') for n in range(2)]
+    for thread in held:
+        thread.start()
+    gate.wait_loaded('held0', 'held1')
+    stop = threading.Event()
+    writers = [Writer(url, cookie, f'w{n}', stop) for n in range(3)]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(0.15)
+        end()
+    finally:
+        gate.open_all()
+        for thread in held:
+            thread.join(10)
+        time.sleep(0.2)
+        stop.set()
+        for writer in writers:
+            writer.join(10)
+    exchanges = [e for w in writers for e in w.exchanges]
+    exchanges += [thread.exchange for thread in held]
+    assert len(exchanges) > 10
+    assert {e.status for e in exchanges} == {200}
+    # the held requests wrote after the session ended
+    for n, thread in enumerate(held):
+        assert thread.exchange.json['view'][f'held{n}'] == 1
+    return exchanges
+
+
+def assert_stays_deleted(redis_client, sid, times=10):
+    for _ in range(times):
+        assert redis_client.exists(sid) == 0
+        time.sleep(0.03)
+
+
+def test_an_invalidated_session_stays_deleted_among_concurrent_writers(
+    redis_url, redis_client, gate
+):
+    app = writers_app(redis_url, gate, include='pyramid_session_suite')
+    with serve(app) as url:
+        browser = Browser(url)
+        browser.get('/login?user=alice')
+        browser.get('/write?key=base&value=1')
+        cookie = browser.cookies['main']
+        sid = session_id(app, cookie)
+
+        def logout():
+            res = browser.get('/logout')  # session.invalidate()
+            assert res.status == 200
+            assert 'main' not in browser.cookies
+            assert redis_client.exists(sid) == 0
+
+        exchanges = end_among_writers(url, cookie, gate, logout)
+    assert_stays_deleted(redis_client, sid)
+    # the cookie is never set back to the ended session; a request that
+    # came too late got a new, empty session under another id
+    assert cookie not in cookies_set(exchanges)
+    for key in redis_client.keys('session_suite:main:*'):
+        assert key.decode() != sid
+        data = json.loads(redis_client.get(key))['m']
+        assert 'auth.userid' not in data and 'base' not in data
+
+
+@pytest.mark.parametrize(
+    'ending, reason',
+    [
+        ('logout', 'logout'),
+        ('revoked from another browser', 'revoked'),
+        ('revoked through IUserIndex', 'revoked'),
+    ],
+)
+def test_an_ended_session_is_not_resurrected_by_writers_in_flight(
+    redis_url, redis_client, gate, ending, reason
+):
+    app = writers_app(
+        redis_url, gate, **{'session_suite.user_index.touch_interval': '0'}
+    )
+    tracker = app.registry.getUtility(IUserIndex)
+    z, h = tracker.index.keys('alice')
+    with serve(app) as url:
+        firefox, iphone = Browser(url), Browser(url, IPHONE)
+        firefox.get('/login?user=alice')
+        firefox.get('/write?key=base&value=1')
+        iphone.get('/login?user=alice')
+        handle = firefox.get('/mine').json['current']
+        cookie = firefox.cookies['main']
+        sid = session_id(app, cookie)
+        kept = session_id(app, iphone.cookies['main'])
+
+        def end():
+            if ending == 'logout':
+                assert firefox.get('/logout').status == 200
+            elif ending == 'revoked from another browser':
+                res = iphone.get(f'/mine?do=revoke&handle={handle}')
+                assert res.json == {'count': 1}
+            else:
+                assert tracker.revoke(None, 'alice', [handle]) == 1
+            assert redis_client.exists(sid) == 0
+
+        exchanges = end_among_writers(url, cookie, gate, end)
+    assert_stays_deleted(redis_client, sid)
+    assert redis_client.get(sid + ':ended') == reason.encode()
+    # the index forgot it, and writers in flight (each one touching the
+    # index) did not bring its entry back
+    sids = [json.loads(raw)['sid'] for raw in redis_client.hvals(h)]
+    assert sids == [kept]
+    assert redis_client.zrange(z, 0, -1) == [redis_client.hkeys(h)[0]]
+    listed = [entry.handle for entry in tracker.index.list('alice')]
+    assert len(listed) == 1 and handle not in listed
+    assert cookie not in cookies_set(exchanges)
+    # alice's only session is the iPhone's; the latecomers are anonymous
+    tag = '{' + user_tag('alice') + '}'
+    theirs = [
+        k.decode()
+        for k in redis_client.keys('session_suite:main:*')
+        if tag in k.decode() and not k.endswith(b':ended')
+    ]
+    assert theirs == [kept]
+    for value in cookies_set(exchanges):
+        latecomer = json.loads(redis_client.get(session_id(app, value)))
+        assert 'auth.userid' not in latecomer['m']

@@ -1,0 +1,467 @@
+"""Redis failing under traffic: stopped, frozen, slow. A real waitress
+server, browsers sending real HTTP requests from several threads, and a
+private Redis server per test that the test stops and starts again.
+
+The figures measured are written to ``test-artifacts/faults.txt``.
+"""
+
+import contextlib
+import dataclasses
+import http.client
+import json
+import signal
+import statistics
+import threading
+import time
+from urllib.parse import urlsplit
+from pyramid.paster import get_app
+import pytest
+
+from pyramid_session_suite import RedisSessionFactory
+from pyramid_session_suite.index import GRACE_MS
+from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.testing import RedisServer
+
+from .conftest import ARTIFACTS, SECRET, serve
+from .usersapp import FIREFOX, make_config
+
+#: routes whose requests load the Redis session (``main``)
+REDIS_ROUTES = {'/login', '/whoami'}
+
+#: routes that touch no Redis namespace: no session, the cookie namespace
+QUIET_ROUTES = {'/health', '/prefs'}
+
+USERS = ('alice', 'bob', 'carol', 'dave')
+
+#: between two rounds of a visitor: leave some CPU to Redis and the server
+PAUSE = 0.01
+
+
+@dataclasses.dataclass
+class Exchange:
+    """One request and its answer, as the client saw them."""
+
+    path: str
+    sent: float
+    done: float = 0.0
+    status: int | None = None  # None: no answer
+    headers: http.client.HTTPMessage | None = None
+    body: str = ''
+    error: str = ''
+
+    @property
+    def route(self):
+        return self.path.partition('?')[0]
+
+    @property
+    def seconds(self):
+        return self.done - self.sent
+
+    @property
+    def set_cookies(self):
+        if self.headers is None:
+            return []
+        return self.headers.get_all('Set-Cookie') or []
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+class Browser:
+    """Real HTTP requests, one connection each, with a cookie jar and the
+    ``Accept`` header of a browser."""
+
+    def __init__(self, url, user_agent=FIREFOX):
+        parts = urlsplit(url)
+        self.address = (parts.hostname, parts.port)
+        self.user_agent = user_agent
+        self.cookies = {}
+
+    def get(self, path, timeout=10.0):
+        headers = {
+            'Accept': 'text/html,application/xhtml+xml,*/*;q=0.8',
+            'User-Agent': self.user_agent,
+        }
+        if self.cookies:
+            headers['Cookie'] = '; '.join(
+                f'{name}={value}' for name, value in self.cookies.items()
+            )
+        exchange = Exchange(path, time.monotonic())
+        connection = http.client.HTTPConnection(*self.address, timeout=timeout)
+        try:
+            connection.request('GET', path, headers=headers)
+            response = connection.getresponse()
+            exchange.body = response.read().decode('utf-8', 'replace')
+            exchange.status = response.status
+            exchange.headers = response.headers
+        except OSError as exc:
+            exchange.error = repr(exc)
+        finally:
+            connection.close()
+            exchange.done = time.monotonic()
+        for header in exchange.set_cookies:
+            name, _, rest = header.partition('=')
+            value = rest.partition(';')[0]
+            if value and 'Max-Age=0' not in header:
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        return exchange
+
+
+class Visitor(threading.Thread):
+    """Browses until stopped, in rounds: a health check and a preference
+    change (no Redis), signing in as ``user`` when signed out, and a page
+    that writes the Redis session."""
+
+    def __init__(self, url, user, stop):
+        super().__init__(daemon=True)
+        self.browser = Browser(url)
+        self.user = user
+        self.stop = stop
+        self.exchanges = []
+        self.signed_in = False
+        #: answers of the preference page that did not count on from the
+        #: previous one
+        self.prefs_lost = []
+        #: answers of the Redis page that found this visitor signed out
+        self.signed_out = []
+        self.visits = 0
+
+    def get(self, path):
+        exchange = self.browser.get(path)
+        self.exchanges.append(exchange)
+        return exchange
+
+    def run(self):
+        while not self.stop.is_set():
+            self.get('/health')
+            prefs = self.get('/prefs')
+            if prefs.status == 200:
+                self.visits += 1
+                if prefs.json['visits'] != self.visits:
+                    self.prefs_lost.append(prefs)
+                    self.visits = prefs.json['visits']
+            if not self.signed_in:
+                login = self.get(f'/login?user={self.user}')
+                self.signed_in = login.status == 200
+            page = self.get('/whoami?write=1')
+            if page.status == 200 and page.json['user'] != self.user:
+                self.signed_out.append(page)
+                self.signed_in = False
+            time.sleep(PAUSE)
+
+
+def faults_app(redis_url, include='pyramid_session_suite.policy', **extra):
+    """Logins on the Redis namespace ``main`` (user index, and the policy
+    unless ``include`` says otherwise), a cookie namespace ``prefs``, and a
+    health check. The policy loads ``main`` for every request carrying its
+    cookie but under ``skip_paths``."""
+    settings = {
+        'session_suite.namespaces': 'main prefs',
+        'session_suite.namespace.prefs.secret': SECRET + ' (prefs)',
+    }
+    if include.endswith('policy'):
+        settings['session_suite.policy.lock_seconds'] = '0'
+        settings['session_suite.policy.skip_paths'] = '/health /prefs'
+    settings.update(extra)
+    config = make_config(redis_url, include=include, **settings)
+
+    def prefs(request):
+        prefs = request.session_multi['prefs']
+        prefs['visits'] = prefs.get('visits', 0) + 1
+        return {'visits': prefs['visits']}
+
+    config.add_route('health', '/health')
+    config.add_view(lambda request: {'ok': True}, route_name='health',
+                    renderer='json')  # fmt: skip
+    config.add_route('prefs', '/prefs')
+    config.add_view(prefs, route_name='prefs', renderer='json')
+    return config.make_wsgi_app()
+
+
+@contextlib.contextmanager
+def private_redis():
+    """A Redis server of the test's own, which it may stop and freeze."""
+    with RedisServer(url='') as server:
+        if not server.started:
+            pytest.skip('REDIS_URL is set: no Redis server of our own')
+        yield server
+
+
+@contextlib.contextmanager
+def traffic(url, users=USERS):
+    """Visitors browsing ``url`` from their own threads; all signed in."""
+    stop = threading.Event()
+    visitors = [Visitor(url, user, stop) for user in users]
+    for visitor in visitors:
+        visitor.start()
+    try:
+        wait_until(lambda: all(v.signed_in for v in visitors))
+        yield visitors
+    finally:
+        stop.set()
+        for visitor in visitors:
+            visitor.join(15)
+    assert not any(visitor.is_alive() for visitor in visitors)
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out waiting'
+        time.sleep(0.01)
+
+
+def recovery_seconds(url, since, limit=5.0):
+    """Seconds from ``since`` to the answer of the first request that
+    writes a Redis session and succeeds, polling every 25 ms."""
+    while True:
+        exchange = Browser(url).get('/whoami?write=1')
+        if exchange.status == 200:
+            return exchange.done - since
+        assert exchange.status == 503, exchange
+        assert time.monotonic() - since < limit, 'no recovery'
+        time.sleep(0.025)
+
+
+def assert_unavailable_page(exchange):
+    """The 503 a browser gets while Redis is unavailable."""
+    assert exchange.status == 503
+    assert exchange.headers['Retry-After'] == '1'
+    assert exchange.headers['Content-Type'].startswith('text/html')
+    assert 'session store is unavailable' in exchange.body
+    assert 'Traceback' not in exchange.body
+    assert exchange.set_cookies == []
+
+
+def assert_answers(exchanges):
+    """Every request was answered: 200, or a 503 page for a request that
+    loads the Redis session; never a 500."""
+    assert [e for e in exchanges if e.status is None] == []
+    assert {e.status for e in exchanges} <= {200, 503}
+    assert {e.status for e in exchanges if e.route in QUIET_ROUTES} == {200}
+    for exchange in exchanges:
+        if exchange.status == 503:
+            assert exchange.route in REDIS_ROUTES
+            assert_unavailable_page(exchange)
+
+
+def index_entries(client, index):
+    """``{session id: (user tag, handle)}`` of every entry of the index;
+    the ZSET and the HASH of each user name the same handles."""
+    entries = {}
+    for h in client.scan_iter(match=index.key_prefix + '{*}:h'):
+        z = h[:-1] + b'z'
+        fields = client.hgetall(h)
+        assert set(fields) == set(client.zrange(z, 0, -1))
+        tag = h.decode()[len(index.key_prefix) + 1 : -3]
+        for handle, raw in fields.items():
+            entries[json.loads(raw)['sid']] = (tag, handle.decode())
+    return entries
+
+
+def assert_index_agrees_with_sessions(client, tracker):
+    """Nothing half-written: every stored session decodes; every signed-in
+    session is in its user's index, under its own handle; every entry
+    names a live session once the grace of a login in flight is over."""
+    prefix = tracker.factory.key_prefix
+    sessions = {
+        key.decode()
+        for key in client.scan_iter(match=prefix + '*')
+        if not key.endswith(b':ended')
+    }
+    signed_in = set()
+    for sid in sessions:
+        payload = json.loads(client.get(sid))
+        assert isinstance(payload['m'], dict) and payload['c']
+        if '{' in sid:
+            signed_in.add(sid)
+    index = tracker.index
+    entries = index_entries(client, index)
+    assert signed_in <= set(entries)
+    for sid in signed_in:
+        marker = json.loads(client.get(sid))['m']['_session_suite']
+        tag, handle = entries[sid]
+        assert sid.startswith(f'{prefix}{{{tag}}}:')
+        assert marker['h'] == handle == index.handle(sid)
+    clock = index.clock
+    later = clock() + GRACE_MS + 1
+    index.clock = lambda: later
+    try:
+        for user in list(index.users()):
+            index.prune(user)
+    finally:
+        index.clock = clock
+    assert set(index_entries(client, index)) == signed_in
+
+
+@pytest.fixture(scope='module')
+def figures():
+    """Lines of figures, written to ``test-artifacts/faults.txt``."""
+    lines = []
+    yield lines
+    if lines:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / 'faults.txt').write_text('\n'.join(lines) + '\n')
+        print('\n' + '\n'.join(lines))
+
+
+def summary(exchanges, during):
+    redis = [e for e in exchanges if e.route in REDIS_ROUTES]
+    quiet = [e for e in exchanges if e.route in QUIET_ROUTES]
+    unavailable = [e for e in exchanges if e.status == 503]
+    return (
+        f'{len(exchanges)} requests ({len(redis)} on Redis routes, '
+        f'{len(quiet)} not), {len(unavailable)} answered 503, '
+        f'{sum(1 for e in during if e.route in QUIET_ROUTES)} answered 200 '
+        'during the fault without Redis, '
+        f'{sum(1 for e in exchanges if e.status is None)} unanswered'
+    )
+
+
+# --- Redis stops and comes back ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    'include',
+    ['pyramid_session_suite.policy', 'pyramid_session_suite.user_index'],
+    ids=['policy', 'user_index'],
+)
+def test_redis_stopping_mid_traffic_is_a_503_and_service_resumes_by_itself(
+    include, figures
+):
+    with private_redis() as server:
+        app = faults_app(server.url, include)
+        tracker = app.registry.getUtility(IUserIndex)
+        with serve(app) as url, traffic(url) as visitors:
+            time.sleep(0.3)
+            server.stop(keep_port=True)
+            down = time.monotonic()
+            time.sleep(0.8)
+            restarting = time.monotonic()
+            server.start()
+            up = time.monotonic()
+            recovery = recovery_seconds(url, up)
+            recovered = up + recovery
+            time.sleep(0.5)
+        exchanges = [e for v in visitors for e in v.exchanges]
+        assert_answers(exchanges)
+        # while Redis was down: a 503 page for every request that loads
+        # the Redis session, the rest as usual, the cookie namespace intact
+        during = [e for e in exchanges if down <= e.sent < e.done < restarting]
+        redis_during = [e for e in during if e.route in REDIS_ROUTES]
+        assert redis_during
+        assert {e.status for e in redis_during} == {503}
+        assert {e.status for e in during if e.route in QUIET_ROUTES} == {200}
+        assert [v.prefs_lost for v in visitors] == [[]] * len(visitors)
+        # back within a second of Redis, with no restart of the app; the
+        # restarted Redis is empty, so the visitors signed in again
+        assert recovery < 1.0
+        after = [e for e in exchanges if e.sent > recovered]
+        assert after and {e.status for e in after} == {200}
+        assert all(v.signed_in for v in visitors)
+        client = tracker.factory.redis
+        assert_index_agrees_with_sessions(client, tracker)
+    figures.append(
+        f'Redis stopped for {restarting - down:.2f} s under traffic '
+        f'({include.rpartition(".")[2]}): {summary(exchanges, during)}; '
+        f'{len(redis_during)} of the Redis requests made during the outage '
+        f'answered 503; recovered {recovery * 1000:.0f} ms after Redis was '
+        'back'
+    )
+
+
+# --- Redis freezes: slower than the socket timeout -------------------------
+
+SOCKET_TIMEOUT = 0.3
+
+
+def test_a_frozen_redis_is_a_503_within_the_socket_timeout_and_nothing_is_lost(
+    figures,
+):
+    with private_redis() as server:
+        app = faults_app(
+            server.url,
+            **{
+                'session_suite.namespace.main.redis_socket_timeout': str(
+                    SOCKET_TIMEOUT
+                ),
+                'session_suite.namespace.main.redis_connect_timeout': '0.3',
+            },
+        )
+        tracker = app.registry.getUtility(IUserIndex)
+        client = tracker.factory.redis
+        with serve(app) as url, traffic(url) as visitors:
+            time.sleep(0.3)
+            server.process.send_signal(signal.SIGSTOP)
+            frozen = time.monotonic()
+            try:
+                time.sleep(1.2)
+            finally:
+                thawing = time.monotonic()
+                server.process.send_signal(signal.SIGCONT)
+            thawed = time.monotonic()
+            recovery = recovery_seconds(url, thawed)
+            recovered = thawed + recovery
+            time.sleep(0.5)
+        exchanges = [e for v in visitors for e in v.exchanges]
+        assert_answers(exchanges)
+        # bounded by the socket timeout: no request hangs on a frozen Redis
+        redis = [e for e in exchanges if e.route in REDIS_ROUTES]
+        assert max(e.seconds for e in redis) < SOCKET_TIMEOUT + 1.5
+        during = [e for e in exchanges if frozen <= e.sent < e.done < thawing]
+        redis_during = [e for e in during if e.route in REDIS_ROUTES]
+        assert redis_during
+        assert {e.status for e in redis_during} == {503}
+        assert {e.status for e in during if e.route in QUIET_ROUTES} == {200}
+        assert [v.prefs_lost for v in visitors] == [[]] * len(visitors)
+        assert recovery < 1.0
+        after = [e for e in exchanges if e.sent > recovered]
+        assert after and {e.status for e in after} == {200}
+        # Redis kept its data: nobody was signed out, nothing half-written
+        assert [v.signed_out for v in visitors] == [[]] * len(visitors)
+        assert_index_agrees_with_sessions(client, tracker)
+    waits = sorted(e.seconds for e in exchanges if e.status == 503)
+    figures.append(
+        f'Redis frozen (SIGSTOP) for {thawing - frozen:.2f} s under traffic, '
+        f'socket_timeout {SOCKET_TIMEOUT} s: {summary(exchanges, during)}; '
+        f'503s answered in {waits[0]:.2f}-{waits[-1]:.2f} s (median '
+        f'{statistics.median(waits):.2f} s); recovered '
+        f'{recovery * 1000:.0f} ms after SIGCONT'
+    )
+
+
+# --- the timeouts ------------------------------------------------------------
+
+
+def client_options(client):
+    options = client.connection_pool.connection_kwargs
+    return options['socket_timeout'], options['socket_connect_timeout']
+
+
+def test_redis_clients_have_a_2_s_socket_and_1_s_connect_timeout_by_default(
+    redis_url,
+):
+    config = make_config(redis_url)
+    config.commit()
+    tracker = config.registry.getUtility(IUserIndex)
+    assert client_options(tracker.factory.redis) == (2.0, 1.0)
+    assert tracker.index.client is tracker.factory.redis
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url)
+    assert client_options(factory.redis) == (2.0, 1.0)
+
+
+def test_the_timeouts_of_the_ini_file_reach_the_client(tmp_path, redis_url):
+    ini = tmp_path / 'app.ini'
+    ini.write_text(
+        '[app:main]\n'
+        'use = call:tests.scriptapp:main\n'
+        f'session_suite.redis_url = {redis_url}\n'
+        'session_suite.namespace.main.redis_socket_timeout = 0.3\n'
+        'session_suite.namespace.main.redis_connect_timeout = 0.25\n'
+    )
+    tracker = get_app(str(ini)).registry.getUtility(IUserIndex)
+    assert client_options(tracker.factory.redis) == (0.3, 0.25)
+    assert tracker.index.client is tracker.factory.redis
