@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-topologies clean
+.PHONY: demo test lint format bench bench-topologies soak clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ bench: $(STAMP)
 
 bench-topologies: $(STAMP)
 	$(BIN)/python -m bench.topologies
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --seconds 60 --clients 32
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

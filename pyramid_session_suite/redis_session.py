@@ -152,6 +152,7 @@ class RedisSession(_BaseRedisSession):
                 if ok == 0:  # ended (displaced, revoked) before it began
                     self._record('not created: ended during the request')
                     state.dont_persist = True
+                    state.ended_before_created = True
                     return
                 if not ok:
                     raise RuntimeError('session id collision')

@@ -57,7 +57,12 @@ def free_port():
 
 
 class RedisServer:
-    """A Redis server for the lifetime of a ``with`` block."""
+    """A Redis server for the lifetime of a ``with`` block.
+
+    The server is stopped when the thread that started it ends (Linux
+    ties it to that thread, so that no server outlives a killed test run):
+    start it from the main thread, or from one that outlives it.
+    """
 
     def __init__(self, url=None, binary=None, args=(), config=None):
         if url is None:

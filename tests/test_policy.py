@@ -291,3 +291,23 @@ def test_skipped_paths_and_static_assets_do_not_load_the_session(
     assert alice.get('/health/ping').json == {}
     assert round_trips.trips == []
     alice.get('/whoami', status=401)  # the policy still runs elsewhere
+
+
+def test_a_login_displaced_before_it_was_written_is_told_so(redis_url):
+    def login_then_displaced(request):
+        from pyramid_session_suite import login
+
+        request.response.headerlist.extend(login(request, 'alice'))
+        # a concurrent login elsewhere ends it before the response
+        index = request.registry.getUtility(IUserIndex).index
+        index.revoke_all('alice', reason='displaced')
+        return {'user': 'alice'}
+
+    config = make_config(redis_url, include=POLICY)
+    config.add_route('racy', '/racy')
+    config.add_view(login_then_displaced, route_name='racy', renderer='json')
+    alice = browser(config.make_wsgi_app())
+    res = alice.get('/racy')
+    assert 'main=' in res.headers['Set-Cookie']
+    res = alice.get('/whoami', status=401)
+    assert res.headers['X-Session-Ended'] == 'displaced'
