@@ -79,12 +79,24 @@ def serve(app, host='127.0.0.1'):
     import waitress
 
     server = waitress.create_server(app, host=host, port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def run():
+        # the loop closes the server itself: closing it from another
+        # thread races with its select()
+        while not stop.is_set():
+            server.asyncore.loop(
+                timeout=0.05, map=server._map, use_poll=True, count=1
+            )
+        server.task_dispatcher.shutdown()
+        waitress.wasyncore.close_all(server._map)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield f'http://{host}:{server.effective_port}'
     finally:
-        server.close()
+        stop.set()
         thread.join(5)
 
 
