@@ -68,18 +68,23 @@ end
 """
 
 #: KEYS z h; ARGV handle now meta ttl max lock grace replaced|'' end_ttl
-#: -> {1, 0, evicted handles...} | {0, retry_after_ms}
+#: origin|'' -> {1, 0, evicted handles...} | {0, retry_after_ms}
 REGISTER = (
     _PRUNE
     + """
 local z, h = KEYS[1], KEYS[2]
 local handle, now, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local ttl, max, lock = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local replaced, end_ttl = ARGV[8], tonumber(ARGV[9])
+local replaced, end_ttl, origin = ARGV[8], tonumber(ARGV[9]), ARGV[10]
 local kept = prune(z, h, now, tonumber(ARGV[7]))
 local others = {}
 for _, entry in ipairs(kept) do
-  if entry[1] ~= handle and entry[1] ~= replaced then
+  if origin ~= '' and entry[4]['o'] == origin then
+    -- an earlier login of this same browser whose answer never arrived
+    finish(entry[3], '', 0)
+    redis.call('ZREM', z, entry[1])
+    redis.call('HDEL', h, entry[1])
+  elseif entry[1] ~= handle and entry[1] ~= replaced then
     table.insert(others, entry)
   end
 end
@@ -279,6 +284,7 @@ class UserIndex:
         max_sessions=0,
         lock_seconds=0,
         replaces=None,
+        origin=None,
     ):
         """Record a new session of ``userid``; enforce ``max_sessions`` (0:
         unlimited): sessions over the limit are ended, oldest activity
@@ -286,10 +292,18 @@ class UserIndex:
         entry ``replaces`` (the same browser's previous session, rotated
         away) neither counts nor stays.
 
+        ``origin`` is the handle of the session id the browser logs in
+        from (its cookie's, before the login). An entry of ``userid`` made
+        from the same origin is a login of this browser whose answer never
+        arrived (a timeout, a 503 while Redis stalled): it is ended
+        instead of counted, so a retry is not locked out by it.
+
         Return ``(True, evicted_handles)`` or ``(False, retry_after)``.
         """
         now = self.clock()
         meta = dict(meta, sid=session_id, created=now)
+        if origin:
+            meta['o'] = origin
         reply = self.register_script(
             keys=self.keys(userid),
             args=[
@@ -302,6 +316,7 @@ class UserIndex:
                 GRACE_MS,
                 replaces or '',
                 self.end_ttl_ms,
+                origin or '',
             ],
         )
         if reply[0] == 1:
@@ -369,6 +384,7 @@ class UserIndex:
             meta = json.loads(reply[i + 2])
             pttl = int(reply[i + 3])
             meta.pop('sid', None)
+            meta.pop('o', None)
             created = meta.pop('created', 0) / 1000
             entries.append(
                 SessionEntry(

@@ -147,6 +147,13 @@ class SessionTracker:
                 return session
         return None
 
+    def origin(self, request):
+        """The handle of the session id the request's cookie names (its
+        session may be gone), or ``None``."""
+        cookie = request.cookies.get(self.cookie_name)
+        session_id = cookie and self.factory.session_id_from_cookie(cookie)
+        return self.index.handle(session_id) if session_id else None
+
     # -- transitions ---------------------------------------------------------
 
     def register(self, request, session, userid, limits=True, replaces=None):
@@ -164,6 +171,7 @@ class SessionTracker:
             max_sessions=self.max_sessions if limits else 0,
             lock_seconds=self.lock_seconds if limits else 0,
             replaces=replaces,
+            origin=self.origin(request),
         )
         if not admitted:
             return admitted, detail

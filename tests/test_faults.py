@@ -185,8 +185,6 @@ def faults_app(redis_url, include='pyramid_session_suite.policy', **extra):
 def private_redis():
     """A Redis server of the test's own, which it may stop and freeze."""
     with RedisServer(url='') as server:
-        if not server.started:
-            pytest.skip('REDIS_URL is set: no Redis server of our own')
         yield server
 
 
@@ -465,3 +463,53 @@ def test_the_timeouts_of_the_ini_file_reach_the_client(tmp_path, redis_url):
     tracker = get_app(str(ini)).registry.getUtility(IUserIndex)
     assert client_options(tracker.factory.redis) == (0.3, 0.25)
     assert tracker.index.client is tracker.factory.redis
+
+
+def test_a_login_lost_to_a_stalled_redis_does_not_lock_out_its_retry():
+    from webtest import TestApp
+
+    from pyramid_session_suite.events import SessionRegistered
+
+    with private_redis() as server:
+        app = faults_app(
+            server.url,
+            **{
+                'session_suite.policy.lock_seconds': '300',
+                'session_suite.redis_socket_timeout': '0.3',
+            },
+        )
+        tracker = app.registry.getUtility(IUserIndex)
+        stalls = []
+
+        def stall_once(event):
+            # Redis stalls after the registration, before the session
+            # is written; it wakes once the request has given up
+            if not stalls:
+                stalls.append(threading.Timer(0.8, wake))
+                server.process.send_signal(signal.SIGSTOP)
+                stalls[0].start()
+
+        def wake():
+            server.process.send_signal(signal.SIGCONT)
+
+        app.registry.registerHandler(stall_once, (SessionRegistered,))
+        browser = TestApp(app, extra_environ={'REMOTE_ADDR': '192.0.2.1'})
+        browser.get('/whoami?write=1')
+        res = browser.get('/login?user=alice', status=503)
+        assert 'Set-Cookie' not in res.headers
+        stalls[0].join()
+        # Redis applied the login's writes when it woke: a session that
+        # no browser holds, counted by the index
+        client = server.client()
+        wait_until(lambda: tracker.index.count('alice') == 1)
+        [ghost] = [
+            k for k in client.keys('*:main:{*') if not k.endswith(b':ended')
+        ]
+        # the same browser tries again: its lost login does not count
+        browser.get('/login?user=alice')
+        assert browser.get('/whoami').json['user'] == 'alice'
+        assert tracker.index.count('alice') == 1
+        assert not client.exists(ghost)
+        # another browser is still held off by the lock
+        other = TestApp(app, extra_environ={'REMOTE_ADDR': '192.0.2.2'})
+        other.get('/login?user=alice', status=409)
