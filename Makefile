@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-topologies soak clean
+.PHONY: demo test lint format bench bench-topologies soak fuzz clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench-topologies: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --seconds 60 --clients 32
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m fuzz --seconds 120
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

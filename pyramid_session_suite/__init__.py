@@ -10,6 +10,7 @@ from .config import includeme, register_session_factory
 from .cookie import CookieSessionFactory
 from .exceptions import (
     SessionSuiteNotIncluded,
+    SessionTooLarge,
     UnregisteredSession,
     WeakSecret,
 )
@@ -27,6 +28,7 @@ __all__ = [
     'SessionMultiManager',
     'SessionMultiManagerConfig',
     'SessionSuiteNotIncluded',
+    'SessionTooLarge',
     'UnregisteredSession',
     'WeakSecret',
     'LoginRefusedError',

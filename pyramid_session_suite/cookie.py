@@ -1,11 +1,20 @@
-"""Signed-cookie session namespaces: Pyramid's, with safer defaults."""
+"""Signed-cookie session namespaces: Pyramid's, with safer defaults; and
+the reading of a request's cookies that every namespace shares."""
 
-from pyramid.session import SignedCookieSessionFactory
+import logging
+from pyramid.session import BaseCookieSessionFactory, JSONSerializer
+from webob.cookies import SignedSerializer, parse_cookie
 
+from .exceptions import SessionTooLarge
 from .settings import check_secret
+
+log = logging.getLogger(__name__)
 
 #: reissue the cookie when a tenth of the timeout has passed
 REISSUE_FRACTION = 10
+
+#: the most a browser keeps of one cookie: its name and value together
+MAX_COOKIE_BYTES = 4096
 
 
 def CookieSessionFactory(
@@ -31,15 +40,27 @@ def CookieSessionFactory(
     - ``invalidate()`` deletes the cookie (Pyramid sends an empty session);
     - the cookie is reissued only when a tenth of ``timeout`` has passed
       (Pyramid: on every access), unless ``reissue_time`` says otherwise;
-    - ``SameSite=Lax`` and SHA-512 signatures by default.
+    - ``SameSite=Lax`` and SHA-512 signatures by default;
+    - a write that would make the cookie bigger than a browser keeps
+      (4096 bytes, name and value) raises :class:`.SessionTooLarge`, a 413
+      (Pyramid raises ``ValueError`` when the response is made: a 500);
+      a value grown in place is found when the cookie is made, and the
+      browser keeps its previous cookie. Deletions carry the cookie's
+      attributes.
     """
     check_secret(secret)
     if reissue_time is None and timeout:
         reissue_time = max(1, timeout // REISSUE_FRACTION)
-    base = SignedCookieSessionFactory(
+    signer = SignedSerializer(
         secret,
-        salt='pyramid_session_suite.cookie.' + cookie_name,
-        hashalg='sha512',
+        'pyramid_session_suite.cookie.' + cookie_name,
+        'sha512',
+        serializer=serializer or JSONSerializer(),
+    )
+    # Pyramid refuses a value of more than 4064 bytes
+    room = min(4064, MAX_COOKIE_BYTES - len(cookie_name) - 1)
+    base = BaseCookieSessionFactory(
+        signer,
         cookie_name=cookie_name,
         timeout=timeout,
         reissue_time=reissue_time,
@@ -49,7 +70,6 @@ def CookieSessionFactory(
         secure=secure,
         httponly=httponly,
         samesite=samesite,
-        serializer=serializer,
     )
 
     class CookieSession(base):
@@ -58,19 +78,95 @@ def CookieSessionFactory(
         #: ``True`` once :meth:`invalidate` was called in this request
         invalidated = False
 
+        def __init__(self, request):
+            readable_cookies(request)
+            base.__init__(self, request)
+
         def invalidate(self):
             base.invalidate(self)
             self.invalidated = True
             self.changed()
 
+        def __setitem__(self, key, value):
+            base.__setitem__(self, key, value)
+            self._check_size()
+
+        def setdefault(self, key, default=None):
+            value = base.setdefault(self, key, default)
+            self._check_size()
+            return value
+
+        def update(self, *args, **kw):
+            base.update(self, *args, **kw)
+            self._check_size()
+
+        def flash(self, msg, queue='', allow_duplicate=True):
+            base.flash(self, msg, queue, allow_duplicate)
+            self._check_size()
+
+        def _size(self):
+            value = (self.accessed, self.created, dict(self))
+            return len(signer.dumps(value))
+
+        def _check_size(self):
+            size = self._size()
+            if size > room:
+                raise SessionTooLarge(cookie_name, size, room)
+
         def _set_cookie(self, response):
             if self.invalidated and not dict.__len__(self):
-                response.delete_cookie(
+                response.set_cookie(
                     self._cookie_name,
+                    None,
                     path=self._cookie_path,
                     domain=self._cookie_domain,
+                    secure=self._cookie_secure,
+                    httponly=self._cookie_httponly,
+                    samesite=self._cookie_samesite,
                 )
                 return True
+            size = self._size()
+            if size > room:
+                log.error(
+                    'session cookie %r not saved: %d bytes, too big for a '
+                    'browser (at most %d)',
+                    cookie_name,
+                    size,
+                    room,
+                )
+                return False
             return base._set_cookie(self, response)
 
     return CookieSession
+
+
+def readable_cookies(request):
+    """``request.cookies``, readable whatever the Cookie header holds.
+
+    WebOb decodes every cookie of the header as UTF-8 at the first lookup
+    and raises ``UnicodeDecodeError`` for all of them if one value is not
+    (``x="\\377"``), so that a cookie planted by a neighbouring site would
+    make every request of the browser fail. Such values are dropped from
+    the request's ``Cookie`` header; the other cookies are kept.
+    """
+    cookies = request.cookies
+    try:
+        len(cookies)
+        return cookies
+    except UnicodeDecodeError:
+        pass
+    kept = []
+    for name, value in parse_cookie(request.environ.get('HTTP_COOKIE', '')):
+        try:
+            value.decode('utf-8')
+        except UnicodeDecodeError:
+            continue
+        quoted = b''.join(
+            b'\\%03o' % byte
+            if byte in b'"\\' or byte < 32 or byte == 127
+            else bytes([byte])
+            for byte in value
+        )
+        kept.append(name + b'="' + quoted + b'"')
+    request.environ['HTTP_COOKIE'] = b'; '.join(kept).decode('latin-1')
+    return request.cookies

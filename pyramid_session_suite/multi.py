@@ -5,6 +5,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IDict
 from zope.interface import implementer
 
+from .cookie import readable_cookies
 from .exceptions import SessionSuiteNotIncluded, UnregisteredSession
 from .interfaces import ISessionMultiManagerConfig
 
@@ -167,7 +168,7 @@ class SessionMultiManager(dict):
         carries their cookie; discriminated-out namespaces are skipped.
         """
         config = self._config
-        cookies = self.request.cookies
+        cookies = readable_cookies(self.request)
         for namespace in config._session_factories:
             if dict.__contains__(self, namespace):
                 session = dict.__getitem__(self, namespace)

@@ -22,6 +22,7 @@ from pyramid.httpexceptions import HTTPSeeOther, HTTPUnauthorized
 from pyramid.tweens import EXCVIEW
 
 from . import activity
+from .cookie import readable_cookies
 from .events import SessionExpired
 from .interfaces import IUserIndex
 from .redis import ENDED_KEY
@@ -151,7 +152,7 @@ def policy_tween_factory(handler, registry):
     def policy_tween(request):
         path = request.path_info
         if (
-            cookie_name not in request.cookies
+            cookie_name not in readable_cookies(request)
             or path in skip
             or path.startswith(skip_under)
         ):

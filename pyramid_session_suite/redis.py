@@ -16,7 +16,7 @@ Compared with ``pyramid_session_redis.RedisSessionFactory``:
 import logging
 import re
 import secrets
-from pyramid_session_redis import _cookie_callback, _delete_cookie, _set_cookie
+from pyramid_session_redis import _cookie_callback, _set_cookie
 from pyramid_session_redis.exceptions import (
     InvalidSession,
     InvalidSession_NoSessionCookie,
@@ -31,6 +31,7 @@ from webob.cookies import SignedSerializer
 
 from .activity import record
 from .clients import redis_client as _redis_client
+from .cookie import readable_cookies
 from .events import SessionEnded
 from .persist import LOADED_SESSIONS_KEY, discard_sessions
 from .redis_session import (
@@ -159,7 +160,7 @@ class RedisSessionFactory:
         A plain ``GET``: no TTL refresh, no callback, no cookie; for
         observers such as the debug toolbar panel.
         """
-        cookie = request.cookies.get(self.cookie_name)
+        cookie = readable_cookies(request).get(self.cookie_name)
         session_id = cookie and self.session_id_from_cookie(cookie)
         if not session_id:
             return None
@@ -217,7 +218,7 @@ class RedisSessionFactory:
 
     def __call__(self, request):
         session_id = None
-        cookie = request.cookies.get(self.cookie_name)
+        cookie = readable_cookies(request).get(self.cookie_name)
         if cookie is not None:
             session_id = self.session_id_from_cookie(cookie)
         stale = False
@@ -282,6 +283,12 @@ class _CookieCallback:
             return
         state = session.__dict__.get('_session_state')
         if state is not None and state.new and state.dont_persist:
+            if getattr(state, 'ended_before_created', False):
+                # ended (displaced by a concurrent login, revoked) before
+                # it was written: its cookie leads the browser to the
+                # reason, on its next request, like any ended session
+                self._set_cookie(request, response)
+                return
             if state.managed_dict:
                 # a new session that was not created: no cookie for it
                 if self.stale:
@@ -327,10 +334,7 @@ class _CookieCallback:
         )
 
     def _delete_cookie(self, response):
+        # with the attributes it was set with: a browser ignores the
+        # deletion of a ``__Host-`` or ``__Secure-`` cookie without Secure
         options = self.factory.cookie_options
-        _delete_cookie(
-            response,
-            cookie_name=self.factory.cookie_name,
-            cookie_path=options['path'],
-            cookie_domain=options['domain'],
-        )
+        response.set_cookie(self.factory.cookie_name, None, **options)

@@ -112,7 +112,7 @@ def parse_settings(settings, table, prefix=PREFIX, strict=False):
             raise ConfigurationError(f'{key} is required')
         else:
             value = default
-        if value is None and default is REQUIRED:
+        if default is REQUIRED and (value is None or value == []):
             raise ConfigurationError(f'{key} is required')
         if value is None and convert is as_str:
             value = default  # an empty string setting means its default

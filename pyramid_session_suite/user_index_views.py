@@ -84,6 +84,10 @@ FLASH_QUEUE = 'session_suite'
 #: what a handle looks like (see :meth:`.index.UserIndex.handle`)
 HANDLE = re.compile(r'[A-Za-z0-9_-]{22}')
 
+#: what WebOb raises for a body it cannot read as a form: a multipart body
+#: without a boundary, a charset other than UTF-8 (``DeprecationWarning``)
+UNREADABLE_FORM = (ValueError, LookupError, DeprecationWarning)
+
 #: headers of every listing: personal data, negotiated on ``Accept``
 LISTING_HEADERS = {
     'Cache-Control': 'no-store',
@@ -124,6 +128,13 @@ def includeme(config):
         permission=permission,
         require_csrf=True,
     )
+    # Pyramid's CSRF check reads the form before the view does: a form that
+    # cannot be read is a 400 there too, not a 500
+    for route_name in (USER_REVOKE_ROUTE, ADMIN_REVOKE_ROUTE):
+        for error in UNREADABLE_FORM:
+            config.add_exception_view(
+                unreadable_form, context=error, route_name=route_name
+            )
     registry = config.registry
 
     def check():
@@ -337,12 +348,26 @@ def request_fields(request):
     if request.content_type == 'application/json':
         try:
             fields = request.json_body
-        except ValueError:
+        except (ValueError, LookupError, RecursionError):
+            # not JSON, an unknown charset, or nested too deep
             raise HTTPBadRequest('The body is not valid JSON.') from None
         if not isinstance(fields, dict):
             raise HTTPBadRequest('The body must be a JSON object.')
         return fields
-    return request.POST
+    try:
+        return request.POST
+    except UNREADABLE_FORM:
+        raise HTTPBadRequest('The form cannot be read.') from None
+
+
+def unreadable_form(exc, request):
+    """400 for a POST whose body cannot be read as a form; any other
+    error goes on."""
+    try:
+        request_fields(request)
+    except HTTPBadRequest as unreadable:
+        return unreadable
+    raise exc
 
 
 def revoked(request, count, ended, route_name, route_kw, message):

@@ -115,7 +115,9 @@ class CrossDomain:
         group; else ``default`` (no open redirect)."""
         if not isinstance(url, str) or not url or len(url) > 2048:
             return default
-        if any(c in url for c in '\r\n\t\\ ') or url.startswith('//'):
+        if not (url.isascii() and url.isprintable()):
+            return default  # control characters or non-ASCII: no Location
+        if any(c in url for c in '\\ ') or url.startswith('//'):
             return default
         if url.startswith('/'):
             return url

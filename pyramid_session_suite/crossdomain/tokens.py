@@ -27,6 +27,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..exceptions import WeakSecret
+from ..settings import check_secret
+
 VERSION = 1
 _AAD = b'pyramid_session_suite/crossdomain/v1|'
 _NONCE = 12
@@ -129,6 +132,10 @@ class TokenCodec:
     """
 
     def __init__(self, secrets, sites, timeout=30, skew=5, clock=time.time):
+        if not secrets:
+            raise WeakSecret('a secret is required')
+        for secret in secrets:
+            check_secret(secret)
         self.ciphers = [AESGCM(derive_key(s)) for s in secrets]
         self.sites = frozenset(sites)
         self.timeout = timeout

@@ -27,6 +27,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from .. import activity
+from ..cookie import readable_cookies
 from ..events import SessionReplaced, TokenRejected
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
@@ -40,6 +41,15 @@ NO_STORE = {'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'}
 
 def _crossdomain(request):
     return request.registry[CROSSDOMAIN_KEY]
+
+
+def _query(request):
+    """The query parameters; none when the query string is not UTF-8
+    (WebOb refuses to decode it)."""
+    try:
+        return request.GET
+    except UnicodeDecodeError:
+        return {}
 
 
 def _redirect(url):
@@ -76,6 +86,14 @@ def _start(request, crossdomain, next_url):
     return response
 
 
+def _forget(request, response, name, path):
+    """Delete a cookie of the flow, with the attributes it was set with."""
+    secure = request.scheme == 'https'
+    response.set_cookie(
+        name, None, path=path, secure=secure, httponly=True, samesite='Lax'
+    )
+
+
 #: query parameter of a page the hub had no session for: not bounced again
 TRIED_PARAM = 'session_suite_xd'
 
@@ -96,15 +114,15 @@ def pull_tween_factory(handler, registry):
     def pull_tween(request):
         if (
             request.method != 'GET'
-            or cookie_name in request.cookies
-            or TRIED_COOKIE in request.cookies
+            or cookie_name in readable_cookies(request)
+            or TRIED_COOKIE in readable_cookies(request)
             or request.host_url == crossdomain.hub
             or request.host_url not in crossdomain.sites
             or request.path_info.startswith(prefix)
             or request.is_xhr
             or request.headers.get('Sec-Fetch-Mode', 'navigate') != 'navigate'
             or not request.accept.acceptable_offers(['text/html'])
-            or TRIED_PARAM in request.GET
+            or TRIED_PARAM in _query(request)
         ):
             return handler(request)
         return _start(request, crossdomain, request.path_qs)
@@ -118,7 +136,7 @@ def pull_tween_factory(handler, registry):
 def begin(request):
     """Push: get the hub's session here, then go to ``next``."""
     crossdomain = _crossdomain(request)
-    next_url = crossdomain.safe_next(request.params.get('next'))
+    next_url = crossdomain.safe_next(_query(request).get('next'))
     if 'push' not in crossdomain.flows or request.host_url == crossdomain.hub:
         return _redirect(next_url)
     return _start(request, crossdomain, next_url)
@@ -130,8 +148,8 @@ def begin(request):
 def export(request):
     """On the hub: hand the session to ``dst`` (a site of the group)."""
     crossdomain = _crossdomain(request)
-    dst = request.params.get('dst', '')
-    state = request.params.get('state', '')
+    dst = _query(request).get('dst', '')
+    state = _query(request).get('state', '')
     if (
         dst not in crossdomain.sites
         or dst == request.host_url
@@ -139,7 +157,7 @@ def export(request):
         or not 16 <= len(state) <= 64
     ):
         raise HTTPBadRequest('Not a site of this group.', headers=NO_STORE)
-    next_url = request.params.get('next', '/')
+    next_url = _query(request).get('next', '/')
     query = {'next': next_url}
     session_id = _current_session_id(request, crossdomain)
     if session_id is None:
@@ -167,18 +185,18 @@ def _current_session_id(request, crossdomain):
 def import_(request):
     """On a destination: adopt the session a token hands over."""
     crossdomain = _crossdomain(request)
-    next_url = crossdomain.safe_next(request.params.get('next'))
-    if request.params.get('none') == '1':
+    next_url = crossdomain.safe_next(_query(request).get('next'))
+    if _query(request).get('none') == '1':
         # marked, so that a browser keeping no cookies is not sent again
         response = _redirect(_mark_tried(next_url))
-        response.delete_cookie(STATE_COOKIE, path=crossdomain.prefix + '/')
+        _forget(request, response, STATE_COOKIE, crossdomain.prefix + '/')
         return response
     try:
         payload = _redeem(
             request,
             crossdomain,
-            request.params.get('t'),
-            state=request.cookies.get(STATE_COOKIE),
+            _query(request).get('t'),
+            state=readable_cookies(request).get(STATE_COOKIE),
             flow='redirect',
         )
     except TokenError as exc:
@@ -187,8 +205,8 @@ def import_(request):
             headers=dict(NO_STORE, **{'X-Session-Suite-Reason': exc.reason}),
         ) from None
     response = _redirect(next_url)
-    response.delete_cookie(STATE_COOKIE, path=crossdomain.prefix + '/')
-    response.delete_cookie(TRIED_COOKIE, path='/')
+    _forget(request, response, STATE_COOKIE, crossdomain.prefix + '/')
+    _forget(request, response, TRIED_COOKIE, '/')
     _adopt(request, response, crossdomain, payload)
     return response
 
