@@ -1,11 +1,11 @@
-"""Signed-cookie session namespaces: Pyramid's, with safer defaults; and
-the reading of a request's cookies that every namespace shares."""
+"""Signed-cookie session namespaces: Pyramid's, with safer defaults."""
 
 import logging
 from pyramid.session import BaseCookieSessionFactory, JSONSerializer
-from webob.cookies import SignedSerializer, parse_cookie
+from webob.cookies import SignedSerializer
 
 from .exceptions import SessionTooLarge
+from .request_cookies import readable_cookies
 from .settings import check_secret
 
 log = logging.getLogger(__name__)
@@ -138,35 +138,3 @@ def CookieSessionFactory(
             return base._set_cookie(self, response)
 
     return CookieSession
-
-
-def readable_cookies(request):
-    """``request.cookies``, readable whatever the Cookie header holds.
-
-    WebOb decodes every cookie of the header as UTF-8 at the first lookup
-    and raises ``UnicodeDecodeError`` for all of them if one value is not
-    (``x="\\377"``), so that a cookie planted by a neighbouring site would
-    make every request of the browser fail. Such values are dropped from
-    the request's ``Cookie`` header; the other cookies are kept.
-    """
-    cookies = request.cookies
-    try:
-        len(cookies)
-        return cookies
-    except UnicodeDecodeError:
-        pass
-    kept = []
-    for name, value in parse_cookie(request.environ.get('HTTP_COOKIE', '')):
-        try:
-            value.decode('utf-8')
-        except UnicodeDecodeError:
-            continue
-        quoted = b''.join(
-            b'\\%03o' % byte
-            if byte in b'"\\' or byte < 32 or byte == 127
-            else bytes([byte])
-            for byte in value
-        )
-        kept.append(name + b'="' + quoted + b'"')
-    request.environ['HTTP_COOKIE'] = b'; '.join(kept).decode('latin-1')
-    return request.cookies

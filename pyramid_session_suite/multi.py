@@ -5,9 +5,9 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IDict
 from zope.interface import implementer
 
-from .cookie import readable_cookies
 from .exceptions import SessionSuiteNotIncluded, UnregisteredSession
 from .interfaces import ISessionMultiManagerConfig
+from .request_cookies import readable_cookies
 
 #: environ key of an observer told about namespace loads and invalidations
 #: (the debug toolbar panel); nothing is told when it is absent

@@ -22,10 +22,10 @@ from pyramid.httpexceptions import HTTPSeeOther, HTTPUnauthorized
 from pyramid.tweens import EXCVIEW
 
 from . import activity
-from .cookie import readable_cookies
 from .events import SessionExpired
 from .interfaces import IUserIndex
 from .redis import ENDED_KEY
+from .request_cookies import readable_cookies
 from .settings import PREFIX, as_list, as_seconds, one_of, parse_settings
 from .user_index import marker_of
 

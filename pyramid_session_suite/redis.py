@@ -31,7 +31,6 @@ from webob.cookies import SignedSerializer
 
 from .activity import record
 from .clients import redis_client as _redis_client
-from .cookie import readable_cookies
 from .events import SessionEnded
 from .persist import LOADED_SESSIONS_KEY, discard_sessions
 from .redis_session import (
@@ -41,6 +40,7 @@ from .redis_session import (
     json_dumps,
     json_loads,
 )
+from .request_cookies import readable_cookies
 from .settings import check_secret
 
 __all__ = [

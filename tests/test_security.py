@@ -766,3 +766,38 @@ def test_the_factories_have_no_default_secret_and_refuse_short_ones(
                 make(weak)
     with pytest.raises(WeakSecret):
         TokenCodec([], [HUB, SITE])
+
+
+@pytest.mark.parametrize(
+    'junk',
+    [
+        'a' * 16384,
+        '=' + 'a' * 16384,
+        'x=y ' + 'a' * 16384,
+        '"' + 'a' * 16384,
+    ],
+    ids=['name run', 'leading =', 'after a space', 'open quote'],
+)
+def test_a_header_that_webob_parses_in_quadratic_time_is_defused(junk):
+    from webob import Request
+
+    from pyramid_session_suite.request_cookies import readable_cookies
+
+    request = Request.blank('/')
+    request.environ['HTTP_COOKIE'] = f'main=abc.def; {junk}; prefs="x"'
+    assert dict(readable_cookies(request)) == {'main': 'abc.def', 'prefs': 'x'}
+    # what WebOb parses holds only well-formed cookies: no long run of
+    # name characters without "="
+    assert request.environ['HTTP_COOKIE'] == 'main=abc.def; prefs="x"'
+
+
+def test_short_headers_are_read_as_webob_reads_them():
+    from webob import Request
+
+    from pyramid_session_suite.request_cookies import readable_cookies
+
+    header = 'a=1; junk; b="x; y"; c'
+    request = Request.blank('/')
+    request.environ['HTTP_COOKIE'] = header
+    assert dict(readable_cookies(request)) == {'a': '1', 'b': 'x; y'}
+    assert request.environ['HTTP_COOKIE'] == header

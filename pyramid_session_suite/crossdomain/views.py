@@ -27,8 +27,8 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from .. import activity
-from ..cookie import readable_cookies
 from ..events import SessionReplaced, TokenRejected
+from ..request_cookies import readable_cookies
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
 
