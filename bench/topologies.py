@@ -26,28 +26,11 @@ SCENARIOS = ('read', 'write', 'user read', 'user write')
 
 
 def make_app(connection):
-    from pyramid.authentication import SessionAuthenticationHelper
     from pyramid.config import Configurator
 
     from pyramid_session_suite import login
 
-    class Policy:
-        helper = SessionAuthenticationHelper()
-
-        def identity(self, request):
-            return self.helper.authenticated_userid(request)
-
-        def authenticated_userid(self, request):
-            return self.helper.authenticated_userid(request)
-
-        def permits(self, request, context, permission):
-            return True
-
-        def remember(self, request, userid, **kw):
-            return self.helper.remember(request, userid, **kw)
-
-        def forget(self, request, **kw):
-            return self.helper.forget(request, **kw)
+    from .soakapp import SessionSecurityPolicy
 
     def view(request):
         if request.params.get('write'):
@@ -70,7 +53,7 @@ def make_app(connection):
         **connection,
     }
     config = Configurator(settings=settings)
-    config.set_security_policy(Policy())
+    config.set_security_policy(SessionSecurityPolicy())
     config.include('pyramid_session_suite.policy')
     config.add_route('home', '/')
     config.add_view(view, route_name='home', renderer='json')

@@ -285,55 +285,52 @@ class RedisClusterServers:
         finally:
             client.close()
 
+    def replicas_of(self, server):
+        """The live replicas of primary ``server``."""
+        replicas = []
+        for candidate in self.servers:
+            if not candidate.started:
+                continue
+            with candidate.client() as client:
+                role = client.info('replication')
+            if role.get('master_port') == server.port:
+                replicas.append(candidate)
+        if not replicas:
+            raise RuntimeError(f'{server.address} has no replica')
+        return replicas
+
     def fail_over(self, server):
         """Promote a replica of primary ``server`` (a coordinated manual
         failover, as an operator does before maintenance); return it."""
-        with server.client() as client:
-            myid = client.execute_command('CLUSTER MYID').decode()
-        for candidate in self.servers:
-            with candidate.client() as client:
-                role = client.info('replication')
-                if role.get('role') != 'slave':
-                    continue
-                if role.get('master_port') != server.port:
-                    continue
-                client.execute_command('CLUSTER FAILOVER')
-
-                def promoted(client=client):
-                    return client.info('replication')['role'] == 'master'
-
-                _wait(promoted, 20, f'a replica of {myid} to take over')
-                return candidate
-        raise RuntimeError(f'{server.address} has no replica')
+        replica = self.replicas_of(server)[0]
+        with replica.client() as client:
+            client.execute_command('CLUSTER FAILOVER')
+        return self._promoted([replica], server)
 
     def stop_primary(self, server):
         """Stop primary ``server`` (as a crash or a lost machine does) and
         wait until the cluster has promoted one of its replicas; return
         it."""
-        replicas = []
-        for candidate in self.servers:
-            with candidate.client() as client:
-                role = client.info('replication')
-                if role.get('master_port') == server.port:
-                    replicas.append(candidate)
-        if not replicas:
-            raise RuntimeError(f'{server.address} has no replica')
+        replicas = self.replicas_of(server)
         server.stop(keep_port=True)
+        promoted = self._promoted(replicas, server)
+        self.wait_healthy()
+        return promoted
 
-        def promoted():
+    def _promoted(self, replicas, server):
+        """Wait until one of ``replicas`` is a primary; return it."""
+        promoted = []
+
+        def one_promoted():
             for replica in replicas:
                 with replica.client() as client:
                     if client.info('replication')['role'] == 'master':
+                        promoted.append(replica)
                         return True
             return False
 
-        _wait(promoted, 30, f'a replica of {server.address} to take over')
-        self.wait_healthy()
-        return next(
-            r
-            for r in replicas
-            if r.client().info('replication')['role'] == 'master'
-        )
+        _wait(one_promoted, 30, f'a replica of {server.address} to take over')
+        return promoted[0]
 
     def wait_healthy(self, timeout=20):
         """Wait until every live node says the cluster is ``ok``."""

@@ -83,14 +83,14 @@ def browser(app):
     return TestApp(app, extra_environ={'REMOTE_ADDR': '198.51.100.7'})
 
 
-def users_app(topology, **settings):
-    config = make_config(topology.settings, **settings)
+def users_app(connection, **settings):
+    config = make_config(connection, **settings)
     app = config.make_wsgi_app()
     return app, config.registry.getUtility(IUserIndex)
 
 
 def test_the_client_is_the_topologys(topology):
-    app, tracker = users_app(topology)
+    app, tracker = users_app(topology.settings)
     client = tracker.factory.redis
     if topology.name == 'cluster':
         assert isinstance(client, LazyRedisCluster)
@@ -101,7 +101,7 @@ def test_the_client_is_the_topologys(topology):
 
 
 def test_sessions_are_created_read_rotated_and_ended(topology):
-    app, tracker = users_app(topology)
+    app, tracker = users_app(topology.settings)
     alice = browser(app)
     assert alice.get('/whoami?write=1').json['n'] == 1
     assert alice.get('/whoami?write=1').json['n'] == 2
@@ -124,7 +124,7 @@ def test_sessions_are_created_read_rotated_and_ended(topology):
 
 
 def test_a_users_keys_share_one_hash_slot(topology):
-    app, tracker = users_app(topology)
+    app, tracker = users_app(topology.settings)
     for _ in range(3):
         browser(app).get('/login?user=alice')
     browser(app).get('/login?user=bob')
@@ -138,7 +138,7 @@ def test_a_users_keys_share_one_hash_slot(topology):
 
 
 def test_users_list_and_revoke_their_sessions(topology):
-    app, tracker = users_app(topology)
+    app, tracker = users_app(topology.settings)
     laptop, phone = browser(app), browser(app)
     laptop.get('/login?user=alice')
     phone.get('/login?user=alice')
@@ -188,16 +188,11 @@ def test_an_unreachable_store_is_a_503_and_the_app_still_starts():
             'session_suite.redis_sentinel_master': 'nobody',
         },
     ):
-        app, tracker = users_app(Unreachable(settings))
+        settings['session_suite.redis_connect_timeout'] = '0.2'
+        app, tracker = users_app(settings)
         res = browser(app).get('/whoami?write=1', status=503)
         assert 'Traceback' not in res.text
         assert 'Set-Cookie' not in res.headers
-
-
-class Unreachable:
-    def __init__(self, settings):
-        self.settings = dict(settings)
-        self.settings['session_suite.redis_connect_timeout'] = '0.2'
 
 
 # --- failover during traffic (last: they change the primaries) ------------
@@ -241,7 +236,7 @@ def drive(app, browsers, stop):
     indirect=['topology'],
 )
 def test_a_primary_failover_during_traffic_loses_no_session(topology, how):
-    app, tracker = users_app(topology)
+    app, tracker = users_app(topology.settings)
     browsers = [browser(app) for _ in range(12)]
     for i, b in enumerate(browsers):
         b.get(f'/login?user=user{i}')
