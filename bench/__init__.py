@@ -1,7 +1,8 @@
 """Benchmark: bare Pyramid, ``pyramid_session_multi`` with
 ``pyramid_session_redis``, and ``pyramid_session_suite`` (plain, and with
-its per-user index and session policy), through in-process WSGI calls; the
-listing of a user's sessions; and the Redis memory of the sessions. Run it
+its per-user index and session policy), through in-process WSGI calls and
+over HTTP; the listing of a user's sessions; overlapping writers of one
+session (the tabs scenario); and the Redis memory of the sessions. Run it
 with ``python -m bench``."""
 
 from .cli import main

@@ -19,7 +19,12 @@ Every application has the same routes:
     checks the CSRF token of ``r`` and logs ``user`` in on ``r``: with
     :func:`pyramid_session_suite.login` on the suite's ``users`` variant,
     with ``invalidate()`` and a write elsewhere. The session keeps its data
-    and gets ``user``.
+    and gets ``user``;
+``/tabs?key=…[&key=…][&value=N][&delete=1][&pause=S]``
+    loads the session of ``r``, pauses ``pause`` seconds, then sets each
+    ``key`` to the integer ``value`` (or, with ``delete``, deletes it): one
+    browser tab of the tabs scenario (see :mod:`.tabs`); without ``key``,
+    answers the session as JSON.
 
 ``floor`` answers every route with a constant and has no sessions at all.
 ``anchor`` and ``suite`` are built once with plain namespaces; the logged-in
@@ -30,6 +35,8 @@ variant is the same application.
 """
 
 import hmac
+import json
+import time
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.response import Response
@@ -66,6 +73,7 @@ ROUTES = {
     'visitor': '/visitor',
     'anon': '/anon',
     'login': '/login',
+    'tabs': '/tabs',
 }
 
 
@@ -137,6 +145,23 @@ def suite_login_view(request):
     return response
 
 
+def tabs_view(request):
+    """One tab writing (or deleting) its own keys of ``r``, after a pause
+    with the session loaded; or, given no key, the session as JSON."""
+    session = request.session_multi['r']
+    keys = request.GET.getall('key')
+    if not keys:
+        return Response(json.dumps(dict(session)))
+    loaded = [session.get(key) for key in keys]
+    time.sleep(float(request.GET.get('pause', 0)))
+    for key in keys:
+        if request.GET.get('delete'):
+            session.pop(key, None)
+        else:
+            session[key] = int(request.GET.get('value', 0))
+    return Response(json.dumps(loaded))
+
+
 def floor_view(request):
     return Response(b'hello')
 
@@ -147,6 +172,7 @@ VIEWS = {
     'write': write_view,
     'visitor': visitor_view,
     'anon': anon_view,
+    'tabs': tabs_view,
 }
 
 

@@ -77,7 +77,10 @@ def parse_args(argv):
     parser.add_argument(
         '--no-http',
         action='store_true',
-        help='skip the HTTP layer (waitress on loopback, concurrent clients)',
+        help=(
+            'skip the HTTP layer (waitress on loopback, concurrent clients) '
+            'and the tabs scenario'
+        ),
     )
     parser.add_argument(
         '--strict',

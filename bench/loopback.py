@@ -103,14 +103,18 @@ class HttpResults:
 
 class Server:
     """A waitress server of ``app`` on a free loopback port, in a
-    background thread."""
+    background thread, with ``threads`` worker threads."""
 
-    def __init__(self, app):
+    def __init__(self, app, threads=4):
         from webtest.http import StopableWSGIServer
 
         self.port = free_port()
         self.server = StopableWSGIServer.create(
-            app, host='127.0.0.1', port=self.port, expose_tracebacks=False
+            app,
+            host='127.0.0.1',
+            port=self.port,
+            expose_tracebacks=False,
+            threads=threads,
         )
         if not self.server.wait():
             raise RuntimeError(f'no server on port {self.port}')

@@ -273,6 +273,10 @@ def text_report(results, command):
     if results.http is not None:
         out += ['', http_title(results), '']
         out += [format_table(HTTP_COLUMNS, http_rows(results))]
+    if results.tabs is not None:
+        out += ['', tabs_title(results.tabs), '']
+        out += [format_table(TABS_COLUMNS, tabs_rows(results.tabs)), '']
+        out += tabs_lines(results.tabs)
     if results.memory:
         out += ['', memory_title(results), '', memory_table(results)]
     out += ['', 'Budget (timings are noisy: a timing MISS is a hint)', '']
@@ -315,6 +319,18 @@ def rst_report(results, command):
             out.append(f'- ``{name}``: {meaning}')
         out += ['']
         out += _list_table(HTTP_COLUMNS, http_rows(results))
+    if results.tabs is not None:
+        tabs = results.tabs
+        heading = 'Tabs'
+        out += ['', heading, '-' * len(heading), '', tabs_title(tabs)]
+        out += ['', 'Columns:', '']
+        for name, meaning in TABS_COLUMNS[2:]:
+            out.append(f'- ``{name}``: {meaning}')
+        out += ['', '::', '']
+        table = format_table(TABS_COLUMNS, tabs_rows(tabs))
+        out += [f'   {line}'.rstrip() for line in table.splitlines()]
+        out += ['']
+        out += [f'- {line}' for line in tabs_lines(tabs)]
     heading = 'Budget'
     out += ['', heading, '-' * len(heading), '']
     out += ['Timings are noisy: a timing MISS is a hint, not a verdict.', '']
@@ -393,6 +409,104 @@ def http_title(results):
     )
 
 
+TABS_COLUMNS = (
+    ('scenario', 'round'),
+    ('stack', 'stack'),
+    ('requests', 'overlapping requests sent'),
+    ('200', 'of which answered with status 200'),
+    (
+        'lost',
+        'tabs set: keys set by a request answered with 200, not stored '
+        'afterwards (lost updates); tabs delete: keys deleted by a request '
+        'answered with 200, still stored afterwards (undone deletions)',
+    ),
+    ('rt/req', 'Redis round trips per request'),
+    ('cmd/req', 'Redis commands per request'),
+    ('req/s', 'requests per second (at most clients / pause)'),
+)
+
+
+def tabs_title(tabs):
+    return (
+        f'Tabs: overlapping requests of one session over HTTP (waitress on '
+        f'loopback, {tabs.clients} threads), {tabs.clients} at a time, '
+        f'each pausing {tabs.pause * 1e3:g} ms with the session loaded. '
+        'tabs set: each sets a key of its own; tabs delete: each deletes a '
+        'key of its own from a session holding them all'
+    )
+
+
+def tabs_rows(tabs):
+    """The rows of the tabs table, as strings."""
+    return [
+        [
+            found.name,
+            found.stack,
+            f'{found.requests:,}',
+            f'{found.answered:,}',
+            f'{len(found.lost):,}',
+            f'{found.round_trips:g}',
+            f'{found.commands:g}',
+            f'{found.rate:,.0f}',
+        ]
+        for found in tabs.rounds.values()
+    ]
+
+
+def tabs_lines(tabs):
+    """Per stack, its lost updates and undone deletions, in words."""
+    parts = []
+    for stack in STACKS:
+        words = []
+        for kind, verb, what in (
+            ('set', 'lost', 'updates'),
+            ('delete', 'undid', 'deletions'),
+        ):
+            if tabs.has(kind, stack):
+                found = tabs.round(kind, stack)
+                words.append(
+                    f'{verb} {len(found.lost)} of {found.answered} {what}'
+                )
+        if words:
+            parts.append(f'{stack} ' + ' and '.join(words))
+    return ['tabs: ' + '; '.join(parts)] if parts else []
+
+
+def tabs_checks(tabs):
+    """The budget of the tabs scenario: the suite loses no update and
+    undoes no deletion, every request answered with 200."""
+    checks = []
+    for kind, promise, verb in (
+        ('set', 'loses no update', 'lost'),
+        ('delete', 'undoes no deletion', 'undone'),
+    ):
+        if not tabs.has(kind, 'suite'):
+            continue
+        found = tabs.round(kind, 'suite')
+        checks.append(
+            (
+                f'tabs {kind}: suite {promise} ({len(found.lost)} of '
+                f'{found.requests} {verb}, {found.answered} answered 200)',
+                not found.lost and found.answered == found.requests,
+                False,
+            )
+        )
+    return checks
+
+
+def tabs_text(tabs):
+    """The tabs scenario alone, as plain text, with its budget."""
+    out = [tabs_title(tabs), '']
+    out += [format_table(TABS_COLUMNS, tabs_rows(tabs)), '']
+    out += tabs_lines(tabs)
+    out += ['']
+    out += [
+        f'{"PASS" if met else "MISS"}  {line}'
+        for line, met, _ in tabs_checks(tabs)
+    ]
+    return '\n'.join(out) + '\n'
+
+
 #: round-trip budgets of the suite: (scenario, budget, most allowed)
 ROUND_TRIP_BUDGETS = (
     ('read', 1, 1),
@@ -454,6 +568,8 @@ def budget_checks(results):
                     False,
                 )
             )
+    if results.tabs is not None:
+        checks += tabs_checks(results.tabs)
     return checks
 
 

@@ -9,7 +9,9 @@ stack, in a stack order that rotates, so that machine noise falls on all
 stacks alike. The rate of a cell is the median of its batches; the ratio
 of two stacks is the median of their ratios in each repetition.
 
-Then the Redis memory of the sessions is measured (see :mod:`.memory`).
+With the HTTP layer come the tabs scenario's overlapping writers of one
+session (see :mod:`.tabs`). Then the Redis memory of the sessions is
+measured (see :mod:`.memory`).
 """
 
 from dataclasses import dataclass, field
@@ -141,6 +143,8 @@ class Results:
     memory: list = field(default_factory=list)
     #: the :class:`.loopback.HttpResults`, if the HTTP layer ran
     http: object = None
+    #: the :class:`.tabs.TabsResults`, if the HTTP layer ran
+    tabs: object = None
 
     def cell(self, scenario, stack):
         return self.cells[scenario, stack]
@@ -204,7 +208,7 @@ def run(
     ``memory_sessions`` is the number of sessions per stack of the memory
     measurement (see :mod:`.memory`), ``list_size`` the number of sessions
     of the listed user. With ``http``, the HTTP layer runs too (see
-    :mod:`.loopback`).
+    :mod:`.loopback`), and the tabs scenario (see :mod:`.tabs`).
     """
     if iterations is None:
         iterations = SMOKE_ITERATIONS if smoke else DEFAULT_ITERATIONS
@@ -288,7 +292,7 @@ def run(
                             + _per_stack(cells, scenario, _last_rate),
                             timing=True,
                         )
-            http_results = None
+            http_results = tabs_results = None
             if http:
                 http_results = run_http(
                     {stack: apps[stack, 'plain'] for stack in STACKS},
@@ -300,6 +304,15 @@ def run(
                     },
                     bar,
                     smoke=smoke,
+                )
+                # imported here: ``python -m bench.tabs`` imports
+                # ``bench`` before running the module as ``__main__``
+                from .tabs import STACKS as TABS_STACKS, run_tabs
+
+                tabs_results = run_tabs(
+                    {stack: apps[stack, 'plain'] for stack in TABS_STACKS},
+                    recorder,
+                    bar,
                 )
             for key, cell in cells.items():
                 server_time = getattr(workloads[key], 'server_time', None)
@@ -324,6 +337,7 @@ def run(
         scenarios=scenarios,
         memory=memory_rows,
         http=http_results,
+        tabs=tabs_results,
     )
 
 

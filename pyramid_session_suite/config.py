@@ -54,6 +54,7 @@ def includeme(config):
         'pyramid_session_suite.config.persist_tween_factory', under=EXCVIEW
     )
     _add_redis_error_views(config)
+    _add_session_lock(config)
 
     settings = parse_settings(registry.settings, CORE_SETTINGS)
     for name in settings['namespaces']:
@@ -212,6 +213,14 @@ def _uses_redis_sessions(registry):
     factories = list(manager_config._session_factories.values())
     factories.append(registry.queryUtility(ISessionFactory))
     return any(isinstance(f, RedisSessionFactory) for f in factories)
+
+
+def _add_session_lock(config):
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return
+    config.include('pyramid_session_suite.locking')
 
 
 def _add_redis_error_views(config):

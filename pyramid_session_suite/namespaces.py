@@ -19,6 +19,8 @@ from .settings import (
     PREFIX,
     REQUIRED,
     as_bool,
+    as_nonnegative_float,
+    as_positive_float,
     as_seconds,
     as_str,
     check_secret,
@@ -42,6 +44,8 @@ NAMESPACE_SETTINGS = (
     ('cookie_samesite', one_of('Strict', 'Lax', 'None'), 'Lax'),
     ('key_prefix', as_str, None),
     ('serializer', one_of('json', 'pickle'), 'json'),
+    ('lock_timeout', as_positive_float, 30.0),
+    ('lock_wait', as_nonnegative_float, 10.0),
     *CONNECTION_SETTINGS,
 )
 
@@ -102,6 +106,8 @@ def redis_session_factory(options, cookie, namespace, core, prefix):
         key_prefix=options['key_prefix'] or f'session_suite:{namespace}:',
         serialize=serialize,
         deserialize=deserialize,
+        lock_timeout=options['lock_timeout'],
+        lock_wait=options['lock_wait'],
         **cookie,
     )
 

@@ -5,10 +5,12 @@ Compared with ``pyramid_session_redis.RedisSessionFactory``:
 - each factory owns one Redis client, created once;
 - loading a session is one ``GETEX`` (read and refresh the TTL together), so
   a read-only request costs one round trip;
-- a new session is written with one ``SET ... NX`` at the end of the
-  request; ids are made locally, never inserted as empty placeholders;
-- an existing session is written with ``SET ... XX``, so a session deleted
-  while a request was in flight (revoked, expired) is never resurrected;
+- a new session is written once, at the end of the request; ids are made
+  locally, never inserted as empty placeholders;
+- an existing session gets only the keys its request changed, merged into
+  what Redis holds (:mod:`.stored`), so overlapping requests of one browser
+  lose nothing, and a session deleted while a request was in flight
+  (revoked, expired) is never resurrected;
 - a cookie whose session is gone is cleared;
 - payloads are JSON by default, not pickle.
 """
@@ -34,9 +36,11 @@ from .clients import redis_client as _redis_client
 from .events import SessionEnded
 from .persist import LOADED_SESSIONS_KEY, discard_sessions
 from .redis_session import (
+    EMPTIED,
     ENDED_KEY,
     ENDED_SUFFIX,
     RedisSession,
+    decode,
     json_dumps,
     json_loads,
 )
@@ -69,6 +73,9 @@ class RedisSessionFactory:
     namespace. Options follow ``pyramid_session_redis.RedisSessionFactory``;
     the Redis connection is given as ``redis_url`` (with ``redis_options``
     passed to :meth:`redis.Redis.from_url`) or as a ready ``redis_client``.
+    ``lock_timeout`` (seconds) bounds how long a request of a view with
+    ``session_lock`` holds its session's lock; ``lock_wait`` how long
+    another waits for it.
     """
 
     backend = 'redis'
@@ -99,6 +106,8 @@ class RedisSessionFactory:
         invalidate_empty_session=True,
         func_check_response_allow_cookies=None,
         func_invalid_logger=None,
+        lock_timeout=30,
+        lock_wait=10,
     ):
         if (secret is None) == (cookie_signer is None):
             raise ValueError('give one of `secret` and `cookie_signer`')
@@ -131,6 +140,12 @@ class RedisSessionFactory:
             func_check_response_allow_cookies
         )
         self.func_invalid_logger = func_invalid_logger
+        if not lock_timeout or lock_timeout <= 0:
+            raise ValueError('lock_timeout must be more than 0 seconds')
+        if lock_wait is None or lock_wait < 0:
+            raise ValueError('lock_wait must be 0 seconds or more')
+        self.lock_timeout = lock_timeout
+        self.lock_wait = lock_wait
         self.cookie_options = {
             'max_age': cookie_max_age,
             'path': cookie_path,
@@ -168,7 +183,7 @@ class RedisSessionFactory:
         if data is None:
             return None
         try:
-            return dict(self.deserialize(data)['m'])
+            return dict(decode(data, self.deserialize)[0]['m'])
         except Exception:
             return None
 
@@ -293,6 +308,14 @@ class _CookieCallback:
                 # a new session that was not created: no cookie for it
                 if self.stale:
                     self._delete_cookie(response=response)
+                return
+        if state is not None and not state.new and not state.managed_dict:
+            merged = getattr(state, 'merged', None)
+            if merged == EMPTIED:
+                # this request emptied it, and its key is gone
+                session.discard()
+            elif merged is not None:
+                # emptied here, but other requests added keys meanwhile
                 return
         check = factory.func_check_response_allow_cookies
         if check is not None and not check(response):

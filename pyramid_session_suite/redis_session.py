@@ -2,15 +2,18 @@
 writes are guarded.
 
 Loading is one ``GETEX`` (read and refresh the TTL together). A new session
-is written with one ``SET ... NX`` at the end of the request (a user's
-session, made by :meth:`RedisSession.rotate`, with a script that also
-checks it was not ended meanwhile); an existing one with ``SET ... XX``,
-so a session deleted while a request was in flight is never resurrected.
+is created at the end of the request by one script that writes it unless
+its id is taken or it was ended meanwhile. An existing session is never
+written whole: one script applies the keys this request set and deleted
+to what Redis holds now (see :mod:`.stored`), so overlapping requests of
+one browser keep each other's changes, and a session deleted while a
+request was in flight is never resurrected.
 """
 
 import json
 import logging
 from pyramid_session_redis.exceptions import (
+    InvalidSession,
     InvalidSession_DeserializationError,
     InvalidSession_Lazycreate,
     InvalidSession_NotInBackend,
@@ -23,6 +26,7 @@ from pyramid_session_redis.session import (
 from pyramid_session_redis.util import LazyCreateSession
 import redis
 
+from . import stored
 from .activity import record
 from .persist import Command
 
@@ -35,14 +39,8 @@ ENDED_KEY = 'session_suite.ended'
 #: suffix of the key that says why a session ended
 ENDED_SUFFIX = ':ended'
 
-#: KEYS sid, sid:ended; ARGV payload, ttl -> OK | nil (id taken) | 0 (ended)
-CREATE_UNLESS_ENDED = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if tonumber(ARGV[2]) > 0 then
-  return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX')
-"""
+#: the reply of :data:`.stored.MERGE` when the write emptied the session
+EMPTIED = 2
 
 
 def json_dumps(payload):
@@ -62,14 +60,41 @@ def _flat(data):
     return all(type(value) in _SCALARS for value in data.values())
 
 
+def decode(persisted, deserialize):
+    """Return ``(payload, records)`` of a stored session: ``payload`` as
+    ``pyramid_session_redis`` shapes it (``m``: the data, ``c``: created,
+    ``t``: its own timeout if it has one), ``records`` the stored values by
+    name; ``records`` is ``None`` for a payload of an earlier release."""
+    if not stored.is_stored_session(persisted):
+        payload = deserialize(persisted)
+        # a payload of another shape is as unreadable as a broken one
+        payload['m'], payload['c']  # noqa: B018
+        return payload, None
+    created, records = stored.unpack(persisted)
+    data = {}
+    payload = {'m': data, 'c': created, 'v': 1}
+    for name, value in records.items():
+        first = name[0]
+        if first == stored.INTERNAL:
+            if name == stored.TIMEOUT_NAME:
+                payload['t'] = int(value) or None
+        elif first == stored.OTHER_KEY:
+            data[deserialize(name[1:])] = deserialize(value)
+        else:
+            data[name.decode('utf-8')] = deserialize(value)
+    return payload, records
+
+
 class RedisSession(_BaseRedisSession):
     """A ``pyramid_session_redis`` session with guarded reads and writes.
 
     Everything documented for ``pyramid_session_redis.RedisSession`` holds,
     with these differences: ``ensure_id()`` reserves an id without writing
     to Redis (the key is written at the end of the request, and only if the
-    session holds data), and a write never recreates a key that was deleted
-    after the session was loaded.
+    session holds data); a write applies only the keys this request set
+    (or changed in place) and deleted to what Redis holds at that moment;
+    and a write never recreates a key that was deleted after the session
+    was loaded.
     """
 
     #: ``True`` when the load already refreshed the key's TTL (GETEX).
@@ -85,10 +110,101 @@ class RedisSession(_BaseRedisSession):
     #: the namespace's cookie name, for :func:`.activity.record`
     cookie_name = None
 
+    #: the stored value of each key as loaded (or last written) by this
+    #: request, by name (bytes)
+    _stored = None
+
+    #: ``True`` when the session was loaded from a payload of an earlier
+    #: release: its next write is whole
+    _legacy = False
+
     def _record(self, action, **details):
         if self.environ is not None:
             record(self.environ, 'redis', action, cookie=self.cookie_name,
                    **details)  # fmt: skip
+
+    # -- what this request changed -------------------------------------------
+
+    def _set(self, key):
+        self.__dict__.setdefault('_set_keys', set()).add(key)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._set(key)
+
+    def setdefault(self, key, default=None):
+        missing = key not in self.managed_dict
+        value = super().setdefault(key, default)
+        if missing:
+            self._set(key)
+        return value
+
+    def update(self, other=(), **more):
+        other = dict(other, **more)
+        super().update(other)
+        for key in other:
+            self._set(key)
+
+    def adjust_session_timeout(self, timeout_seconds):
+        super().adjust_session_timeout(timeout_seconds)
+        self.__dict__['_timeout_changed'] = True
+
+    adjust_timeout_for_session = adjust_session_timeout
+
+    def _name(self, key):
+        if type(key) is str:
+            return key.encode('utf-8')
+        return bytes((stored.OTHER_KEY,)) + self.serialize(key)
+
+    def changes(self):
+        """``(sets, deletes, unchanged)``: the ``(name, value)`` records
+        this request set or changed in place, the names it deleted, against
+        what it loaded, and (for a session loaded from an earlier release's
+        payload, which is stored whole at its first write) the records it
+        did not change."""
+        state = self._session_state
+        loaded = self._stored or {}
+        forced = self.__dict__.get('_set_keys', ())
+        sets = []
+        unchanged = []
+        names = set()
+        for key, value in state.managed_dict.items():
+            name = self._name(key)
+            names.add(name)
+            data = self.serialize(value)
+            if key in forced or loaded.get(name) != data:
+                sets.append((name, data))
+            else:
+                unchanged.append((name, data))
+        if self.__dict__.get('_timeout_changed'):
+            sets.append((stored.TIMEOUT_NAME, b'%d' % (state.timeout or 0)))
+        deletes = [
+            name
+            for name in loaded
+            if name not in names and name[0] != stored.INTERNAL
+        ]
+        if not self._legacy:
+            return sets, deletes, ()
+        # the first write of an earlier release's payload is whole
+        if state.timeout != self._timeout and not self.__dict__.get(
+            '_timeout_changed'
+        ):
+            unchanged.append(
+                (stored.TIMEOUT_NAME, b'%d' % (state.timeout or 0))
+            )
+        return sets, deletes, unchanged
+
+    def _written(self, sets, deletes):
+        """What is stored now, after a write of ``sets`` and ``deletes``."""
+        loaded = self.__dict__.setdefault('_stored', {})
+        for name in deletes:
+            loaded.pop(name, None)
+        loaded.update(sets)
+        self.__dict__.pop('_set_keys', None)
+        self.__dict__.pop('_timeout_changed', None)
+        self._legacy = False
+
+    # -- reading -------------------------------------------------------------
 
     def from_redis(self, session_id=None, persisted_hash=None):
         session_id = session_id or self.session_id
@@ -101,12 +217,10 @@ class RedisSession(_BaseRedisSession):
             self._ttl_refreshed = True
         else:
             persisted = self.redis.get(session_id)
-        if persisted is None:
+        if persisted is None or persisted[:1] == b'\x00':
             raise InvalidSession_NotInBackend('session not in Redis')
         try:
-            deserialized = self.deserialize(persisted)
-            # a payload of another shape is as unreadable as a broken one
-            deserialized['m'], deserialized['c']  # noqa: B018
+            deserialized = self._decode(persisted)
         except Exception as exc:
             if self._deserialized_fails_new:
                 raise InvalidSession_DeserializationError(
@@ -123,6 +237,30 @@ class RedisSession(_BaseRedisSession):
             return deserialized, None
         return deserialized
 
+    def _decode(self, persisted):
+        payload, self._stored = decode(persisted, self.deserialize)
+        self._legacy = self._stored is None
+        if self._legacy:
+            # what each value would be stored as, to notice a change
+            self._stored = {
+                self._name(key): self.serialize(value)
+                for key, value in payload['m'].items()
+            }
+        elif 't' not in payload and self._timeout:
+            payload['t'] = self._timeout
+        return payload
+
+    def to_redis(self):
+        """The whole session as it is stored."""
+        state = self._session_state
+        records = [
+            (self._name(key), self.serialize(value))
+            for key, value in state.managed_dict.items()
+        ]
+        if state.timeout != self._timeout:
+            records.append((stored.TIMEOUT_NAME, b'%d' % (state.timeout or 0)))
+        return stored.pack(state.created, records)
+
     def ensure_id(self):
         state = self._session_state
         if state.session_id is LazyCreateSession:
@@ -135,56 +273,97 @@ class RedisSession(_BaseRedisSession):
             return self.timeout
         return None
 
+    # -- writing -------------------------------------------------------------
+
     def persist_command(self, serialized_session=None):
-        """Return the :class:`Command` that writes this session: ``SET NX``
-        for a new key, ``SET XX`` for an existing one."""
+        """Return the :class:`Command` that writes this session (``None``
+        when there is nothing to write): a new session is created whole,
+        an existing one gets only this request's changes."""
         self.ensure_id()
         state = self._session_state
-        if serialized_session is None:
-            serialized_session = self.to_redis()
+        if getattr(state, 'insert_pending', False):
+            return self._create_command(serialized_session)
+        sets, deletes, unchanged = self.changes()
+        state.please_persist = False
+        if not sets and not deletes:
+            return None
+        return self._merge_command(sets, deletes, unchanged)
+
+    def _create_command(self, serialized_session=None):
+        state = self._session_state
+        payload = serialized_session or self.to_redis()
         ttl = self._ttl()
-        create = getattr(state, 'insert_pending', False)
         state.please_persist = False
         state.dont_refresh = True
 
-        def written(ok):
-            if create:
-                if ok == 0:  # ended (displaced, revoked) before it began
-                    self._record('not created: ended during the request')
-                    state.dont_persist = True
-                    state.ended_before_created = True
-                    return
-                if not ok:
-                    raise RuntimeError('session id collision')
-                self._record('created', ttl=ttl)
-                state.insert_pending = False
-            elif not ok:
+        def created(ok):
+            if ok == 0:  # ended (displaced, revoked) before it began
+                self._record('not created: ended during the request')
+                state.dont_persist = True
+                state.ended_before_created = True
+                return
+            if not ok:
+                raise RuntimeError('session id collision')
+            self._record('created', ttl=ttl)
+            state.insert_pending = False
+            self._stored = stored.unpack(payload)[1]
+            self._written((), ())
+
+        sid = state.session_id
+        if '{' in sid:
+            # a user's session (see rotate()): not if it ended meanwhile
+            return Command.eval(
+                stored.CREATE,
+                (sid, sid + ENDED_SUFFIX),
+                (payload, (ttl or 0) * 1000),
+                created,
+            )
+        return Command('set', (sid, payload), {'ex': ttl, 'nx': True}, created)
+
+    def _merge_command(self, sets, deletes, unchanged=()):
+        state = self._session_state
+        ttl = self._ttl()
+        state.dont_refresh = True
+        args = [
+            (ttl or 0) * 1000,
+            stored.header(state.created),
+            '1' if self._legacy else '0',
+            len(sets),
+            len(unchanged),
+        ]
+        for name, value in (*sets, *unchanged):
+            args += (name, value)
+        args += deletes
+
+        def merged(reply):
+            if reply == 1 or reply == EMPTIED:
+                self._record(
+                    'emptied' if reply == EMPTIED else 'saved',
+                    ttl=ttl,
+                    keys=len(sets),
+                    deleted=len(deletes),
+                )
+                state.merged = reply
+                self._written((*sets, *unchanged), deletes)
+                return
+            if reply == 0:
                 # deleted (revoked, expired) since it was loaded: stays so
                 log.info('session was deleted during the request; not saved')
                 self._record('not saved: deleted during the request')
-                state.dont_persist = True
-                return
             else:
-                self._record('saved', ttl=ttl)
-            state.persisted_hash = hashed_value(serialized_session)
+                log.warning(
+                    'session stored by an earlier release was not merged'
+                )
+                self._record('not saved: stored by an earlier release')
+            state.dont_persist = True
 
-        sid = state.session_id
-        if create and '{' in sid:
-            # a user's session (see rotate()): not if it ended meanwhile
-            return Command.eval(
-                CREATE_UNLESS_ENDED,
-                (sid, sid + ENDED_SUFFIX),
-                (serialized_session, ttl or 0),
-                written,
-            )
-        options = (
-            {'ex': ttl, 'nx': True} if create else {'ex': ttl, 'xx': True}
-        )
-        return Command('set', (sid, serialized_session), options, written)
+        return Command.eval(stored.MERGE, (state.session_id,), args, merged)
 
     def do_persist(self, serialized_session=None):
         """Write the session to Redis now."""
-        self.persist_command(serialized_session).run(self.redis)
+        command = self.persist_command(serialized_session)
+        if command is not None:
+            command.run(self.redis)
 
     def do_refresh(self, force_redis_ttl=None):
         if force_redis_ttl is None and self._ttl_refreshed:
@@ -201,16 +380,36 @@ class RedisSession(_BaseRedisSession):
         ):
             self.redis.delete(state.session_id)
             self._record('deleted')
-        self.__dict__.pop('_session_state', None)
-        self._ttl_refreshed = False
-        self.invalidated = True
+        self._forget()
+
+    def reload(self):
+        """Read the session again from Redis, dropping this request's
+        changes: its data as of now (a session ended meanwhile is
+        discarded)."""
+        state = self.__dict__.get('_session_state')
+        if state is None or state.new:
+            return
+        self._forget()
+        self.invalidated = False
+        try:
+            self._session_state = self._make_session_state(
+                session_id=state.session_id, new=False
+            )
+        except InvalidSession:
+            self.discard()
 
     def discard(self):
         """Forget the session in this request without touching Redis (its
         key was deleted elsewhere, e.g. revoked): its cookie is deleted and
         nothing is written."""
         self.__dict__.pop('pending_deletes', None)
-        self.__dict__.pop('_session_state', None)
+        self._forget()
+
+    def _forget(self):
+        for name in ('_session_state', '_stored', '_set_keys'):
+            self.__dict__.pop(name, None)
+        self.__dict__.pop('_timeout_changed', None)
+        self._legacy = False
         self._ttl_refreshed = False
         self.invalidated = True
 
@@ -238,28 +437,34 @@ class RedisSession(_BaseRedisSession):
         persist tween, which sends them in one round trip per client.
 
         With ``create`` false (an error response), a new session is not
-        created: no key, no cookie. Sessions that end the request empty are
-        left to the cookie callback, which deletes them instead.
+        created: no key, no cookie. A new session that ends the request
+        empty is left to the cookie callback (nothing to write); an
+        existing one that was emptied is merged like any other change
+        (the key is deleted if no other request added to it).
         """
         commands = [
             Command('delete', (key,), {}, None)
             for key in self.__dict__.pop('pending_deletes', ())
         ]
         state = self.__dict__.get('_session_state')
-        if state is None or state.dont_persist or not state.managed_dict:
+        if state is None or state.dont_persist:
+            return commands
+        if state.new and not state.managed_dict:
             return commands
         if state.new and not create:
             state.dont_persist = state.dont_refresh = True
             self._record('not created: error response')
             return commands
         state.flushed = True
-        if state.please_persist:
-            commands.append(self.persist_command())
-        elif state.new or not _flat(state.managed_dict):
-            # a value that can change in place may have: compare payloads
-            serialized = state.should_persist(self)
-            if serialized:
-                commands.append(self.persist_command(serialized))
+        if (
+            state.please_persist
+            or state.new
+            or '_set_keys' in self.__dict__
+            or not _flat(state.managed_dict)
+        ):
+            command = self.persist_command()
+            if command is not None:
+                commands.append(command)
         return commands
 
     def _deferred_callback(self, request):
@@ -267,14 +472,13 @@ class RedisSession(_BaseRedisSession):
         try:
             for key in self.__dict__.pop('pending_deletes', ()):
                 self.redis.delete(key)
-            if (
-                state is not None
-                and getattr(state, 'flushed', False)
-                and not state.please_persist
-            ):
-                # the tween already compared and wrote; only a refresh may
-                # be left (changes after it must call session.changed())
-                if state.please_refresh and not state.dont_refresh:
+            if state is not None and getattr(state, 'flushed', False):
+                # the tween already wrote what changed; what changed after
+                # it is written here (call session.changed() for a value
+                # changed in place), and a refresh may be left
+                if state.please_persist and not state.dont_persist:
+                    self.do_persist()
+                elif state.please_refresh and not state.dont_refresh:
                     self.do_refresh()
                 return
             super()._deferred_callback(request)

@@ -61,6 +61,14 @@ def as_positive_float(value):
     return value
 
 
+def as_nonnegative_float(value):
+    """A number of seconds, 0 or more."""
+    value = as_float(value)
+    if value is not None and value < 0:
+        raise ValueError(f'must be 0 seconds or more, not {value!r}')
+    return value
+
+
 def as_int(value):
     if value is None or (isinstance(value, str) and not value.strip()):
         return None

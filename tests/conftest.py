@@ -9,7 +9,12 @@ from pyramid import testing
 import pytest
 import redis
 
-from pyramid_session_suite.testing import RedisServer, RoundTrips
+from pyramid_session_suite.redis_session import decode, json_loads
+from pyramid_session_suite.testing import (
+    RedisClusterServers,
+    RedisServer,
+    RoundTrips,
+)
 
 SECRET = 'test-only secret, never used outside the tests'
 
@@ -18,6 +23,14 @@ SECRET = 'test-only secret, never used outside the tests'
 def redis_server():
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope='session')
+def cluster():
+    """A real 3-primary Redis Cluster with a replica each, for the whole
+    run."""
+    with RedisClusterServers(primaries=3, replicas=1) as servers:
+        yield servers
 
 
 @pytest.fixture
@@ -73,12 +86,12 @@ ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / 'test-artifacts'
 
 
 @contextlib.contextmanager
-def serve(app, host='127.0.0.1'):
+def serve(app, host='127.0.0.1', threads=4):
     """Serve a WSGI app with waitress on a free loopback port; yield its
     base URL."""
     import waitress
 
-    server = waitress.create_server(app, host=host, port=0, threads=4)
+    server = waitress.create_server(app, host=host, port=0, threads=threads)
     stop = threading.Event()
 
     def run():
@@ -151,3 +164,10 @@ def city_db(tmp_path_factory):
     path = tmp_path_factory.mktemp('geoip') / 'City-Test.mmdb'
     writer.to_db_file(str(path))
     return path
+
+
+def stored(client, key, deserialize=json_loads):
+    """What Redis holds for the session ``key``, shaped as
+    ``pyramid_session_redis`` payloads are: ``m`` (the data), ``c``
+    (created), ``t`` (its own timeout, if any)."""
+    return decode(client.get(key), deserialize)[0]

@@ -16,6 +16,7 @@ from bench.report import (
 )
 from bench.runner import LIST_USER
 from bench.scenarios import SMOKE_LIST_SIZE
+from pyramid_session_suite import stored
 from pyramid_session_suite.index import user_tag
 
 # pyramid_session_redis (the anchor) calls the deprecated Redis.setex
@@ -53,12 +54,12 @@ def counted(results, scenario, stack):
     [
         ('untouched', []),
         ('read', [['GETEX']]),
-        ('write', [['GETEX'], ['SET']]),
+        ('write', [['GETEX'], ['EVAL']]),
         ('new', [['SET']]),
         # logged in, with the policy and the user index (touch_interval
         # 60 s): the bookkeeping costs nothing in steady state
         ('user read', [['GETEX']]),
-        ('user write', [['GETEX'], ['SET']]),
+        ('user write', [['GETEX'], ['EVAL']]),
         # the anonymous session, the index (and policy) script, then the
         # old id deleted and the new one created, pipelined
         ('login', [['GETEX'], ['EVALSHA'], ['DEL', 'EVAL']]),
@@ -87,9 +88,14 @@ def test_suite_creates_a_session_with_set_nx(results):
 
 
 @pytest.mark.parametrize('scenario', ['write', 'user write'])
-def test_suite_writes_an_existing_session_with_set_xx(results, scenario):
+def test_suite_merges_the_keys_a_request_changed(results, scenario):
     _, (command,) = counted(results, scenario, 'suite')
-    assert b'XX' in set_options(command)
+    assert command[0].upper() == b'EVAL'
+    assert command[1] == stored.MERGE.encode()
+    # one key of the session (ttl, header, whole, 1 key set, 0 kept)
+    session_key, ttl, _, whole, sets, kept = command[3:9]
+    assert command[2] == b'1' and b'session' in session_key
+    assert (ttl, whole, sets, kept) == (b'1200000', b'0', b'1', b'0')
 
 
 def test_suite_login_moves_the_session_into_the_users_slot(results):
@@ -333,3 +339,42 @@ def test_the_topology_benchmark_runs():
     }
     assert all(r[0] > 0 for r in rates.values())
     assert out.getvalue().count('\n') == 1 + 3 * len(topologies.SCENARIOS)
+
+
+def test_the_tabs_scenario_counts_lost_updates(results):
+    from bench.tabs import DELETERS, KINDS, WRITERS
+
+    tabs = results.tabs
+    assert set(tabs.rounds) == {
+        (kind, stack) for kind in KINDS for stack in ('anchor', 'suite')
+    }
+    for found in tabs.rounds.values():
+        # every overlapping request answered with 200, its Redis round
+        # trips counted (none of a connection's handshake)
+        assert found.answered == found.requests
+        assert found.round_trips > 0 and found.rate > 0
+        assert not {'HELLO', 'CLIENT'} & {
+            command[0].upper() for trip in found.trips for command in trip
+        }
+    assert tabs.round('set', 'suite').requests == WRITERS
+    assert tabs.round('delete', 'suite').requests == DELETERS
+    # the last writer wins the anchor's whole session
+    lost = len(tabs.round('set', 'anchor').lost)
+    assert lost > 0
+    text = text_report(results, 'x')
+    rows = {tuple(line.split()[:3]): line.split() for line in text.split('\n')}
+    for (kind, stack), found in tabs.rounds.items():
+        row = rows['tabs', kind, stack]
+        assert row[3:6] == [str(found.requests)] * 2 + [str(len(found.lost))]
+    assert f'anchor lost {lost} of {WRITERS} updates' in text
+    # the suite's promise is a budget line, PASS or MISS, never --strict
+    checks = [c for c in budget_checks(results) if c[0].startswith('tabs')]
+    assert [line.split(':')[0] for line, _, _ in checks] == [
+        'tabs set',
+        'tabs delete',
+    ]
+    assert not any(round_trips for _, _, round_trips in checks)
+    for line, met, _ in checks:
+        assert f'{"PASS" if met else "MISS"}  {line}' in text
+    rst = rst_report(results, 'x')
+    assert '\nTabs\n----\n' in rst and f'anchor lost {lost} of' in rst

@@ -3,7 +3,6 @@
 import atexit
 import configparser
 import html
-import json
 import os
 import re
 import time
@@ -16,6 +15,8 @@ from webtest import TestApp
 
 import demo
 from pyramid_session_suite.interfaces import IUserIndex
+
+from .conftest import stored
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INI = os.path.join(ROOT, 'development.ini')
@@ -71,7 +72,7 @@ def test_home_counts_visits_in_redis(app, redis_client):
     assert text_of(res, 'visits') == '2'
     assert set_cookie_names(res) == []
     assert redis_client.keys(MAIN_KEYS) == [key]
-    assert json.loads(redis_client.get(key))['m']['visits'] == 2
+    assert stored(redis_client, key)['m']['visits'] == 2
 
 
 def test_theme_toggle(app):

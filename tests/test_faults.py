@@ -22,7 +22,7 @@ from pyramid_session_suite.index import GRACE_MS
 from pyramid_session_suite.interfaces import IUserIndex
 from pyramid_session_suite.testing import RedisServer
 
-from .conftest import ARTIFACTS, SECRET, serve
+from .conftest import ARTIFACTS, SECRET, serve, stored
 from .usersapp import FIREFOX, make_config
 
 #: routes whose requests load the Redis session (``main``)
@@ -272,7 +272,7 @@ def assert_index_agrees_with_sessions(client, tracker):
     }
     signed_in = set()
     for sid in sessions:
-        payload = json.loads(client.get(sid))
+        payload = stored(client, sid)
         assert isinstance(payload['m'], dict) and payload['c']
         if '{' in sid:
             signed_in.add(sid)
@@ -280,7 +280,7 @@ def assert_index_agrees_with_sessions(client, tracker):
     entries = index_entries(client, index)
     assert signed_in <= set(entries)
     for sid in signed_in:
-        marker = json.loads(client.get(sid))['m']['_session_suite']
+        marker = stored(client, sid)['m']['_session_suite']
         tag, handle = entries[sid]
         assert sid.startswith(f'{prefix}{{{tag}}}:')
         assert marker['h'] == handle == index.handle(sid)

@@ -12,7 +12,7 @@ from webtest import TestApp
 from pyramid_session_suite import RedisSessionFactory, WeakSecret
 from pyramid_session_suite.testing import RedisServer, free_port
 
-from .conftest import SECRET
+from .conftest import SECRET, stored
 
 
 def counter_view(request):
@@ -59,7 +59,7 @@ def test_a_new_session_costs_one_round_trip(app, round_trips, redis_client):
     assert round_trips.trips == [['SET']]
     [key] = session_keys(redis_client)
     assert 1190 < redis_client.ttl(key) <= 1200
-    assert json.loads(redis_client.get(key))['m'] == {'n': 1}
+    assert stored(redis_client, key)['m'] == {'n': 1}
 
 
 def test_a_read_costs_one_round_trip_and_refreshes_the_ttl(
@@ -78,7 +78,7 @@ def test_a_write_costs_two_round_trips(app, round_trips):
     app.get('/?write=1')
     round_trips.reset()
     assert app.get('/?write=1').json['n'] == 2
-    assert round_trips.trips == [['GETEX'], ['SET']]
+    assert round_trips.trips == [['GETEX'], ['EVAL']]
 
 
 def test_untouched_namespaces_cost_nothing(app, round_trips):
@@ -224,8 +224,8 @@ def test_each_factory_has_its_own_client(redis_server):
     db2 = redis.Redis.from_url(base + '/2')
     [k1] = db1.keys()
     [k2] = db2.keys()
-    assert json.loads(db1.get(k1))['m'] == {'x': 1}
-    assert json.loads(db2.get(k2))['m'] == {'x': 2}
+    assert stored(db1, k1)['m'] == {'x': 1}
+    assert stored(db2, k2)['m'] == {'x': 2}
 
 
 def test_an_emptied_session_is_deleted(counted, redis_client):
@@ -290,7 +290,7 @@ def test_payloads_are_json_by_default_and_pickle_on_request(
     app.get('/?write=1')
     assert app.get('/?write=1').json['n'] == 2
     [key] = session_keys(redis_client)
-    assert pickle.loads(redis_client.get(key))['m'] == {'n': 2}
+    assert stored(redis_client, key, pickle.loads)['m'] == {'n': 2}
 
 
 def test_an_unreadable_payload_gives_a_new_session(app, redis_client):
@@ -395,7 +395,7 @@ def test_an_error_response_creates_no_session(counted, redis_client):
     app.get('/?write=1')
     app.get('/refuse', status=400)
     [key] = session_keys(redis_client)
-    assert json.loads(redis_client.get(key))['m']['junk'] == 'from a bot'
+    assert stored(redis_client, key)['m']['junk'] == 'from a bot'
 
 
 def test_a_csrf_failure_of_an_anonymous_post_stores_nothing(
@@ -438,7 +438,7 @@ def test_a_write_after_the_view_is_still_saved(counted, round_trips):
     app.get('/late')
     round_trips.reset()
     assert app.get('/?write=1').json['n'] == 2
-    assert round_trips.trips == [['GETEX'], ['SET']]
+    assert round_trips.trips == [['GETEX'], ['EVAL']]
     request = DummyRequest(cookies={'r': app.cookies['r']})
     assert factory.peek(request) == {'n': 2, 'late': True}
 
@@ -490,7 +490,7 @@ def test_writes_to_namespaces_on_one_client_share_a_round_trip(
     assert round_trips.trips == [['SET', 'SET']]
     round_trips.reset()
     app.get('/')
-    assert round_trips.trips == [['GETEX'], ['GETEX'], ['SET', 'SET']]
+    assert round_trips.trips == [['GETEX'], ['GETEX'], ['EVAL', 'EVAL']]
 
 
 def test_values_changed_in_place_are_saved(counted, round_trips):
@@ -511,7 +511,7 @@ def test_values_changed_in_place_are_saved(counted, round_trips):
     app.get('/append?add=a')
     round_trips.reset()
     assert app.get('/append?add=b').json == {'items': ['a', 'b']}
-    assert round_trips.trips == [['GETEX'], ['SET']]
+    assert round_trips.trips == [['GETEX'], ['EVAL']]
     round_trips.reset()
     assert app.get('/append').json == {'items': ['a', 'b']}
     assert round_trips.trips == [['GETEX']]

@@ -13,20 +13,11 @@ from webtest import TestApp
 from pyramid_session_suite.clients import LazyRedisCluster
 from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.testing import (
-    RedisClusterServers,
-    RedisSentinelServers,
-)
+from pyramid_session_suite.testing import RedisSentinelServers
 
 from .crossdomainapp import HUB, SITE, by_host, make_site
 from .test_policy import policy_app
 from .usersapp import make_config
-
-
-@pytest.fixture(scope='module')
-def cluster():
-    with RedisClusterServers(primaries=3, replicas=1) as servers:
-        yield servers
 
 
 @pytest.fixture(scope='module')

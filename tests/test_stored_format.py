@@ -1,0 +1,267 @@
+"""How Redis sessions are stored: values round-trip exactly through every
+write path, a write changes only its own keys, and sessions stored by the
+previous release keep working."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+import json
+import pickle
+from pyramid.config import Configurator
+from pyramid_session_redis.util import encode_session_payload
+import pytest
+from webtest import TestApp
+
+from pyramid_session_suite import RedisSessionFactory, stored as fmt
+from pyramid_session_suite.redis_session import decode, json_dumps
+
+from .conftest import SECRET, stored
+from .usersapp import FIREFOX, make_config
+
+#: values JSON keeps exactly (Python is their only encoder)
+JSON_VALUES = {
+    'past 2**53': 2**53 + 1,
+    'huge': 10**30,
+    'negative': -(2**63),
+    'float': 0.1,
+    'smallest': 5e-324,
+    'largest': 1.7976931348623157e308,
+    'minus zero': -0.0,
+    'empty list': [],
+    'empty dict': {},
+    'unicode': 'naïve 日本語 ✓ \U0001f600 \x00 "quoted"',
+    'nested': {'a': [1, {'b': []}, {}], 'c': {'d': [[], {}, [{}]]}},
+    'flags': [True, False, None],
+    'digits': '12345678901234567890',
+    'long': 'x' * 70_000,
+    'k' * 300: 'a key longer than 255 bytes',
+}
+
+#: what only pickle keeps
+PICKLE_VALUES = dict(
+    JSON_VALUES,
+    **{
+        'tuple': (1, (2, 3)),
+        'set': {1, 2},
+        'bytes': b'\x00\xff',
+        'when': datetime(2026, 12, 6, 1, 2, 3, 456789, tzinfo=timezone.utc),
+        'decimal': Decimal('0.1'),
+        'int keys': {1: 'one', (2, 3): 'tuple'},
+    },
+)
+PICKLE_VALUES[7] = 'a key that is not a string'
+PICKLE_VALUES[('a', 1)] = 'a tuple key'
+
+
+def same(a, b):
+    """Equal, and of the same types all the way down."""
+    return repr(a) == repr(b)
+
+
+def values_app(factory, values):
+    config = Configurator()
+    config.include('pyramid_session_suite')
+    config.set_session_factory(factory)
+
+    def put(request):
+        request.session.update(values)
+        return {}
+
+    def other(request):  # a write of another key: the merge path
+        request.session['other'] = request.params.get('v', 1)
+        return {}
+
+    def check(request):
+        session = request.session
+        return {
+            'wrong': [
+                repr(key)[:40]
+                for key, value in values.items()
+                if key not in session or not same(session[key], value)
+            ],
+            'size': len(session.keys()),
+        }
+
+    for name, view in [('put', put), ('other', other), ('check', check)]:
+        config.add_route(name, '/' + name)
+        config.add_view(view, route_name=name, renderer='json')
+    return TestApp(config.make_wsgi_app())
+
+
+@pytest.mark.parametrize(
+    'serializer, values',
+    [('json', JSON_VALUES), ('pickle', PICKLE_VALUES)],
+)
+def test_values_round_trip_exactly(redis_url, serializer, values):
+    options = {}
+    if serializer == 'pickle':
+        options = {'serialize': pickle.dumps, 'deserialize': pickle.loads}
+    factory = RedisSessionFactory(
+        SECRET, redis_url=redis_url, cookie_name='s', **options
+    )
+    app = values_app(factory, values)
+    app.get('/put')  # created whole
+    assert app.get('/check').json == {'wrong': [], 'size': len(values)}
+    app.get('/other?v=2')  # merged in Redis
+    assert app.get('/check').json == {'wrong': [], 'size': len(values) + 1}
+    app.get('/put')  # every key again
+    app.get('/other?v=3')
+    assert app.get('/check').json == {'wrong': [], 'size': len(values) + 1}
+
+
+def test_a_merge_leaves_the_other_keys_byte_for_byte(redis_url, redis_client):
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url, cookie_name='s')
+    app = values_app(factory, JSON_VALUES)
+    app.get('/put')
+    [key] = redis_client.keys('session:*')
+    before = fmt.unpack(redis_client.get(key))[1]
+    app.get('/other?v=2')
+    created, after = fmt.unpack(redis_client.get(key))
+    assert after.pop(b'other') == b'"2"'
+    assert list(after.items()) == list(before.items())
+    for name, value in JSON_VALUES.items():
+        assert after[name.encode()] == json_dumps(value)
+
+
+def test_an_older_payload_is_never_merged_into(redis_client):
+    """A write that holds only some keys is not applied to a payload of an
+    earlier release (stored again by an older worker mid-request)."""
+    old = json_dumps(encode_session_payload({'a': 1, 'b': 2}, 1, 1200, None))
+    redis_client.set('s1', old)
+    merge = redis_client.register_script(fmt.MERGE)
+    header = fmt.header(1)
+    args = [0, header, '0', 1, 0, b'a', b'3']
+    assert merge(keys=['s1'], args=args) == -1
+    assert redis_client.get('s1') == old
+    # a whole write replaces it
+    args = [0, header, '1', 1, 1, b'a', b'3', b'b', b'2']
+    assert merge(keys=['s1'], args=args) == 1
+    assert decode(redis_client.get('s1'), json.loads)[0]['m'] == {
+        'a': 3,
+        'b': 2,
+    }
+
+
+def test_a_merge_never_writes_an_ended_or_missing_session(redis_client):
+    merge = redis_client.register_script(fmt.MERGE)
+    args = [0, fmt.header(1), '0', 1, 0, b'a', b'1']
+    assert merge(keys=['gone'], args=args) == 0
+    assert redis_client.exists('gone') == 0
+    redis_client.set('ended', b'\x00revoked')
+    assert merge(keys=['ended'], args=args) == 0
+    assert redis_client.get('ended') == b'\x00revoked'
+
+
+def test_the_last_key_deleted_deletes_the_session(redis_url, redis_client):
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url, cookie_name='s')
+    config = Configurator()
+    config.include('pyramid_session_suite')
+    config.set_session_factory(factory)
+    inner = []
+
+    def put(request):
+        request.session[request.params['key']] = 1
+        return {}
+
+    def drop(request):
+        request.session.pop(request.params['key'])
+        if request.params.get('meanwhile'):
+            # another request of the same browser adds a key meanwhile
+            inner[0].get('/put?key=' + request.params['meanwhile'])
+        return {}
+
+    for name, view in [('put', put), ('drop', drop)]:
+        config.add_route(name, '/' + name)
+        config.add_view(view, route_name=name, renderer='json')
+    wsgi = config.make_wsgi_app()
+    app = TestApp(wsgi)
+    app.get('/put?key=a')
+    [key] = redis_client.keys('session:*')
+    inner.append(TestApp(wsgi, cookiejar=app.cookiejar))
+    res = app.get('/drop?key=a&meanwhile=b')
+    # emptied here, but the other request's key is kept: so is the session
+    assert stored(redis_client, key)['m'] == {'b': 1}
+    assert 'Set-Cookie' not in res.headers
+    res = app.get('/drop?key=b')
+    assert redis_client.exists(key) == 0
+    assert 'Max-Age=0' in res.headers['Set-Cookie']
+
+
+# --- upgrade in place --------------------------------------------------------
+
+
+def legacy(data, created, timeout=1200, serialize=json_dumps):
+    """A session payload as the previous release wrote it: the whole
+    session, serialized at once."""
+    return serialize(encode_session_payload(data, created, timeout, None))
+
+
+@pytest.mark.parametrize('serializer', ['json', 'pickle'])
+def test_sessions_stored_by_the_previous_release_keep_working(
+    redis_url, redis_client, serializer
+):
+    serialize, deserialize = json_dumps, json.loads
+    values = JSON_VALUES
+    if serializer == 'pickle':
+        serialize, deserialize = pickle.dumps, pickle.loads
+        values = PICKLE_VALUES
+    factory = RedisSessionFactory(
+        SECRET,
+        redis_url=redis_url,
+        cookie_name='s',
+        serialize=serialize,
+        deserialize=deserialize,
+    )
+    app = values_app(factory, values)
+    sid = factory.new_session_id()
+    redis_client.set(
+        sid, legacy(dict(values), 1_700_000_000, serialize=serialize), ex=900
+    )
+    app.set_cookie('s', factory.cookie_signer.dumps(sid).decode())
+    assert app.get('/check').json == {'wrong': [], 'size': len(values)}
+    assert redis_client.get(sid)[:1] != b'\x01'  # a read changes nothing
+    app.get('/other?v=2')  # the first write stores it the new way
+    assert redis_client.get(sid)[:1] == b'\x01'
+    payload = stored(redis_client, sid, deserialize)
+    assert payload['c'] == 1_700_000_000
+    assert app.get('/check').json == {'wrong': [], 'size': len(values) + 1}
+    assert 1100 < redis_client.ttl(sid) <= 1200
+
+
+def test_a_timeout_of_its_own_survives_the_upgrade(redis_url, redis_client):
+    factory = RedisSessionFactory(SECRET, redis_url=redis_url, cookie_name='s')
+    app = values_app(factory, {})
+    sid = factory.new_session_id()
+    redis_client.set(sid, legacy({'a': 1}, 1_700_000_000, timeout=60), ex=60)
+    app.set_cookie('s', factory.cookie_signer.dumps(sid).decode())
+    app.get('/other')
+    assert stored(redis_client, sid)['t'] == 60
+    assert 0 < redis_client.ttl(sid) <= 60
+    app.get('/other?v=3')
+    assert 0 < redis_client.ttl(sid) <= 60
+
+
+def test_a_logged_in_user_of_the_previous_release_stays_logged_in(
+    redis_url, redis_client
+):
+    app = TestApp(
+        make_config(redis_url).make_wsgi_app(),
+        extra_environ={'HTTP_USER_AGENT': FIREFOX},
+    )
+    app.get('/login?user=alice')
+    app.get('/whoami?write=1')
+    [sid] = [
+        k for k in redis_client.keys('session_suite:main:{*') if b':' in k
+    ]
+    # stored again the way the previous release stored it
+    payload = stored(redis_client, sid)
+    ttl = redis_client.ttl(sid)
+    redis_client.set(sid, legacy(payload['m'], payload['c']), ex=ttl)
+    mine = app.get('/mine').json
+    assert mine['current']
+    assert [s['current'] for s in mine['sessions']] == [True]
+    before = app.get('/whoami').json
+    assert before['user'] == 'alice'
+    app.get('/whoami?write=1')
+    assert redis_client.get(sid)[:1] == b'\x01'
+    assert app.get('/whoami').json['user'] == 'alice'
+    assert app.get('/mine').json['current'] == mine['current']
