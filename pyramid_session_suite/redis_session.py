@@ -171,6 +171,13 @@ class RedisSession(_BaseRedisSession):
         for key, value in state.managed_dict.items():
             name = self._name(key)
             names.add(name)
+            if (
+                type(value) in _SCALARS
+                and key not in forced
+                and name in loaded
+                and not self._legacy
+            ):
+                continue  # cannot have changed in place; not set
             data = self.serialize(value)
             if key in forced or loaded.get(name) != data:
                 sets.append((name, data))

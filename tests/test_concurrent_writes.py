@@ -290,10 +290,27 @@ def assert_stays_deleted(redis_client, sid, times=10):
         time.sleep(0.03)
 
 
+@pytest.fixture(params=['one server', 'cluster'])
+def store(request, redis_url, redis_client):
+    """``(connection settings, client)`` of one Redis server or of the
+    Redis Cluster."""
+    if request.param == 'one server':
+        return redis_url, redis_client
+    import redis
+
+    servers = request.getfixturevalue('cluster')
+    client = redis.RedisCluster.from_url(servers.url)
+    client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    request.addfinalizer(client.close)
+    nodes = ' '.join(servers.nodes)
+    return {'session_suite.redis_cluster_nodes': nodes}, client
+
+
 def test_an_invalidated_session_stays_deleted_among_concurrent_writers(
-    redis_url, redis_client, gate
+    store, gate
 ):
-    app = writers_app(redis_url, gate, include='pyramid_session_suite')
+    connection, redis_client = store
+    app = writers_app(connection, gate, include='pyramid_session_suite')
     with serve(app) as url:
         browser = Browser(url)
         browser.get('/login?user=alice')
@@ -312,7 +329,7 @@ def test_an_invalidated_session_stays_deleted_among_concurrent_writers(
     # the cookie is never set back to the ended session; a request that
     # came too late got a new, empty session under another id
     assert cookie not in cookies_set(exchanges)
-    for key in redis_client.keys('session_suite:main:*'):
+    for key in redis_client.scan_iter('session_suite:main:*'):
         assert key.decode() != sid
         data = stored(redis_client, key)['m']
         assert 'auth.userid' not in data and 'base' not in data

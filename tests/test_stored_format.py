@@ -265,3 +265,24 @@ def test_a_logged_in_user_of_the_previous_release_stays_logged_in(
     assert redis_client.get(sid)[:1] == b'\x01'
     assert app.get('/whoami').json['user'] == 'alice'
     assert app.get('/mine').json['current'] == mine['current']
+
+
+def test_two_requests_that_loaded_the_old_form_both_keep_their_changes(
+    redis_client,
+):
+    """The first write stores the whole session the new way; the second,
+    which loaded the old form too, is merged into it like any write."""
+    old = {'a': 1, 'b': 2}
+    redis_client.set('s1', legacy(old, 1))
+    merge = redis_client.register_script(fmt.MERGE)
+
+    def write(sets, unchanged):
+        args = [0, fmt.header(1), '1', len(sets), len(unchanged)]
+        for name, value in (*sets, *unchanged):
+            args += (name.encode(), json_dumps(value))
+        return merge(keys=['s1'], args=args)
+
+    assert write([('c', 9)], [('a', 1), ('b', 2)]) == 1
+    assert write([('b', 3)], [('a', 1)]) == 1
+    data = decode(redis_client.get('s1'), json.loads)[0]['m']
+    assert data == {'a': 1, 'b': 3, 'c': 9}
