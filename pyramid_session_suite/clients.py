@@ -24,6 +24,20 @@ DEFAULT_REDIS_OPTIONS = {
     'socket_connect_timeout': 1.0,
 }
 
+#: how many times a command that failed to connect or timed out is sent
+#: again, at once, on a new connection (redis-py's own default is 10
+#: times, with backoff: a frozen server would hold a request for many
+#: timeouts)
+DEFAULT_RETRIES = 1
+
+
+def as_retries(value):
+    retries = as_int(value)
+    if retries is not None and retries < 0:
+        raise ValueError(f'must be 0 or more, not {value!r}')
+    return retries
+
+
 #: connection settings, read under ``session_suite.`` and under each
 #: ``session_suite.namespace.<ns>.``; a namespace that names no server
 #: (url, cluster nodes or Sentinels) takes all of them from
@@ -40,6 +54,7 @@ CONNECTION_SETTINGS = (
     ('redis_ssl', as_bool, None),
     ('redis_socket_timeout', as_positive_float, None),
     ('redis_connect_timeout', as_positive_float, None),
+    ('redis_retries', as_retries, None),
 )
 
 _SERVER_KEYS = ('redis_url', 'redis_cluster_nodes', 'redis_sentinels')
@@ -53,6 +68,7 @@ def redis_client(
     sentinels=None,
     sentinel_master=None,
     sentinel_options=None,
+    retries=DEFAULT_RETRIES,
     **options,
 ):
     """Return a Redis client for exactly one of ``url`` (one server),
@@ -62,7 +78,9 @@ def redis_client(
     ``options`` go to the client (``socket_timeout``, ``password``,
     ``ssl``, ``db``...; defaults: :data:`DEFAULT_REDIS_OPTIONS`);
     ``sentinel_options`` to the connections to the Sentinels themselves
-    (they default to the timeouts of ``options``).
+    (they default to the timeouts of ``options``). A command that could
+    not connect or timed out is sent again ``retries`` times, without a
+    pause (unless ``options`` hold a ``retry`` of their own).
     """
     given = [x for x in (url, cluster_nodes, sentinels) if x]
     if len(given) != 1:
@@ -71,7 +89,11 @@ def redis_client(
         )
     options = dict(DEFAULT_REDIS_OPTIONS, **options)
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
+    if 'retry' not in options:
+        options['retry'] = Retry(NoBackoff(), retries)
     if url:
         return redis.Redis.from_url(url, **options)
     if cluster_nodes:
@@ -88,6 +110,7 @@ def redis_client(
         {
             'socket_timeout': options['socket_timeout'],
             'socket_connect_timeout': options['socket_connect_timeout'],
+            'retry': options['retry'],
         },
         **(sentinel_options or {}),
     )
@@ -229,6 +252,7 @@ def client_from_settings(options, prefix):
         ('redis_ssl', 'ssl'),
         ('redis_socket_timeout', 'socket_timeout'),
         ('redis_connect_timeout', 'socket_connect_timeout'),
+        ('redis_retries', 'retries'),
     ):
         if options[key] is not None:
             kwargs[name] = options[key]

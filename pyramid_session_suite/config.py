@@ -225,8 +225,11 @@ def _add_session_lock(config):
 
 def _add_redis_error_views(config):
     try:
-        from .persist import UNAVAILABLE_ERRORS, session_store_unavailable
+        import redis
+
+        from .persist import session_store_unavailable
     except ImportError:
         return
-    for error in UNAVAILABLE_ERRORS:
-        config.add_exception_view(session_store_unavailable, context=error)
+    config.add_exception_view(
+        session_store_unavailable, context=redis.RedisError
+    )

@@ -24,7 +24,9 @@ QUEUED_KEY = 'session_suite.redis_queued'
 #: registry key: ``hook(request, create)`` callables run before the flush
 BEFORE_FLUSH_KEY = 'session_suite.before_flush'
 
-#: Redis errors that mean "the session store is unavailable right now"
+#: Redis errors that mean "the session store is unavailable right now":
+#: unreachable, too slow, refusing writes, loading, out of memory, a
+#: reply that is not RESP, a cluster that is down or moving
 UNAVAILABLE_ERRORS = (
     redis.ConnectionError,
     redis.TimeoutError,
@@ -32,10 +34,47 @@ UNAVAILABLE_ERRORS = (
     redis.exceptions.ClusterError,
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.AskError,
+    redis.exceptions.MovedError,
+    redis.exceptions.InvalidResponse,
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.NoPermissionError,
+)
+
+#: error codes of replies that mean the same, when the client knows no
+#: class of its own for them (``BUSY``: a script runs too long;
+#: ``MISCONF``: snapshots fail; ``NOREPLICAS``: too few replicas to write)
+UNAVAILABLE_CODES = frozenset(
+    {
+        'BUSY',
+        'CLUSTERDOWN',
+        'LOADING',
+        'MASTERDOWN',
+        'MISCONF',
+        'NOREPLICAS',
+        'OOM',
+        'READONLY',
+        'TRYAGAIN',
+        'UNBLOCKED',
+    }
 )
 
 #: any error of the Redis client
 REDIS_ERRORS = (redis.RedisError, *UNAVAILABLE_ERRORS)
+
+
+def store_unavailable(exc):
+    """Whether ``exc`` says the store cannot serve now (a 503), rather than
+    that a command of ours is wrong (a bug: it stays an error)."""
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        return True
+    if isinstance(exc, redis.ResponseError):
+        code = str(exc).split(' ', 1)[0]
+        return code in UNAVAILABLE_CODES
+    return False
 
 
 class Command:
@@ -157,8 +196,17 @@ def discard_sessions(request):
 
 
 def session_store_unavailable(exc, request):
-    """Exception view: the session store is down or too slow."""
-    log.warning('session store unavailable: %r', exc)
+    """Exception view of Redis errors: the session store is down, too slow
+    or refusing writes (a 503 with ``Retry-After``); any other error of the
+    client (a command of ours that Redis rejects) is raised again."""
+    if not store_unavailable(exc):
+        raise exc
+    log.warning(
+        'session store unavailable: %s.%s: %s',
+        type(exc).__module__,
+        type(exc).__name__,
+        exc,
+    )
     return HTTPServiceUnavailable(
         'The session store is unavailable; please retry shortly.',
         headers={'Retry-After': '1'},

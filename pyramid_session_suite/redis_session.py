@@ -325,7 +325,12 @@ class RedisSession(_BaseRedisSession):
                 (payload, (ttl or 0) * 1000),
                 created,
             )
-        return Command('set', (sid, payload), {'ex': ttl, 'nx': True}, created)
+
+        def set_nx(ok):
+            # a SET sent again after a lost reply finds its own payload
+            created(ok or self.redis.get(sid) == payload)
+
+        return Command('set', (sid, payload), {'ex': ttl, 'nx': True}, set_nx)
 
     def _merge_command(self, sets, deletes, unchanged=()):
         state = self._session_state
