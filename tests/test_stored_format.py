@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 import json
 import pickle
+from hypothesis import given, settings, strategies as st
 from pyramid.config import Configurator
 from pyramid_session_redis.util import encode_session_payload
 import pytest
@@ -286,3 +287,47 @@ def test_two_requests_that_loaded_the_old_form_both_keep_their_changes(
     assert write([('b', 3)], [('a', 1)]) == 1
     data = decode(redis_client.get('s1'), json.loads)[0]['m']
     assert data == {'a': 1, 'b': 3, 'c': 9}
+
+
+# --- the merge, against a model ----------------------------------------------
+
+names = st.one_of(
+    st.binary(min_size=1, max_size=12),
+    st.binary(min_size=250, max_size=300),  # lengths past one byte
+)
+values = st.one_of(
+    st.binary(max_size=20),
+    st.binary(min_size=250, max_size=600),
+)
+
+
+@given(
+    before=st.dictionaries(names, values, max_size=8),
+    sets=st.dictionaries(names, values, max_size=6),
+    deletes=st.lists(names, max_size=6),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_merge_applies_exactly_the_changes(
+    redis_server, before, sets, deletes
+):
+    client = redis_server.client()
+    deletes = [name for name in deletes if name not in sets]
+    client.set('model', fmt.pack(7, before.items()))
+    args = [0, fmt.header(7), '0', len(sets), 0]
+    for name, value in sets.items():
+        args += (name, value)
+    args += deletes
+    reply = client.eval(fmt.MERGE, 1, 'model', *args)
+    expected = {k: v for k, v in before.items() if k not in deletes}
+    expected.update(sets)
+    if not expected:
+        assert reply == 2 and client.exists('model') == 0
+        return
+    assert reply == 1
+    created, records = fmt.unpack(client.get('model'))
+    assert created == 7
+    assert records == expected
+    # the keys kept keep their order; new ones follow in the order sent
+    kept = [k for k in before if k in expected]
+    assert list(records)[: len(kept)] == kept
+    client.close()
