@@ -147,39 +147,53 @@ if kind ~= 1 then
   end
 end
 for i = last + 2 * b + 1, #ARGV do dels[ARGV[i]] = true end
-local out = {string.sub(cur, 1, 5)}
-local pos, stop = 6, #cur
+-- the lengths of the names changed: other records are kept unread
+local lens = {}
+for k in pairs(sets) do lens[#k] = true end
+for k in pairs(dels) do lens[#k] = true end
+local out = {}
+local run, pos, stop = 1, 6, #cur
 while pos <= stop do
   local start = pos
   local kl = string.byte(cur, pos)
   pos = pos + 1
   if kl == 255 then kl, pos = struct.unpack('>I2', cur, pos) end
-  local k = string.sub(cur, pos, pos + kl - 1)
+  local at = pos
   pos = pos + kl
   local vl = string.byte(cur, pos)
   pos = pos + 1
   if vl == 255 then vl, pos = struct.unpack('>I4', cur, pos) end
   pos = pos + vl
-  local v = sets[k]
-  if v then
-    table.insert(out, record(k, v))
-    sets[k] = nil
-  elseif not dels[k] then
-    table.insert(out, string.sub(cur, start, pos - 1))
+  if lens[kl] then
+    local k = string.sub(cur, at, at + kl - 1)
+    local v = sets[k]
+    if v or dels[k] then
+      -- the unchanged records before this one, as they are
+      if start > run then
+        table.insert(out, string.sub(cur, run, start - 1))
+      end
+      if v then
+        table.insert(out, record(k, v))
+        sets[k] = nil
+      end
+      run = pos
+    end
   end
 end
+if run <= stop then table.insert(out, string.sub(cur, run, stop)) end
 for _, k in ipairs(order) do
   if sets[k] then table.insert(out, record(k, sets[k])) end
 end
-if #out == 1 then
+local new = table.concat(out)
+if #new <= 5 then
   redis.call('DEL', KEYS[1])
   return 2
 end
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then
-  redis.call('SET', KEYS[1], table.concat(out), 'PX', ttl)
+  redis.call('SET', KEYS[1], new, 'PX', ttl)
 else
-  redis.call('SET', KEYS[1], table.concat(out), 'KEEPTTL')
+  redis.call('SET', KEYS[1], new, 'KEEPTTL')
 end
 return 1
 """
