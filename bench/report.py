@@ -233,7 +233,7 @@ def token_lines(results):
     parts = []
     for kind, what in (
         ('token', 'mint + open (no Redis)'),
-        ('redeem', 'mint + full redeem (open, SET NX EX + EXISTS pipelined)'),
+        ('redeem', 'mint + full redeem (open, then the claim script)'),
     ):
         for scenario in results.scenarios:
             if scenario.kind == kind and results.has(scenario.name, 'suite'):

@@ -128,8 +128,8 @@ def make_scenarios(list_size=LIST_SIZE):
         Scenario(
             'token redeem',
             'mint, then the full redeem of site B\'s import view: open() and '
-            'the single-use claim (SET NX EX of the token id and EXISTS of '
-            'the session, pipelined: one round trip); no WSGI',
+            'the single-use claim (one EVAL: the token id is claimed only '
+            'if the session exists; one round trip); no WSGI',
             kind='redeem',
             variant='crossdomain',
             stacks=('suite',),

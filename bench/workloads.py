@@ -152,8 +152,8 @@ class HandOffs:
     """Cross-domain hand-offs, as the redirect flow makes them: the hub
     mints a token for site B (bound to the browser's state cookie), site B
     opens it. With ``redeem``, site B redeems it in full, as its import
-    view does: it opens it and claims it (``SET NX EX`` of the token's id
-    and ``EXISTS`` of the session, one pipelined round trip). The session
+    view does: it opens it and claims it (one ``EVAL``: the token's id is
+    claimed only if the session exists, one round trip). The session
     handed off exists (made while preparing)."""
 
     #: the browser's state cookie

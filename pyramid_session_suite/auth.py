@@ -10,13 +10,19 @@
 
     headers = logout(request)              # instead of forget()
 
-``login`` rotates the session id (no session fixation), records the session
-in the user index and applies the unique-session policy when they are
-included; a refusal raises :class:`LoginRefusedError` (409) and changes
+``login`` rotates the session id and the CSRF token (no session fixation,
+and no token obtained before the login passes after it), records the
+session in the user index and applies the unique-session policy when they
+are included; a refusal raises :class:`LoginRefusedError` (409) and changes
 nothing. ``logout`` ends the session everywhere it is recorded.
 """
 
+from pyramid.csrf import (
+    LegacySessionCSRFStoragePolicy,
+    SessionCSRFStoragePolicy,
+)
 from pyramid.httpexceptions import HTTPConflict
+from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
 from pyramid.security import forget, remember
 
 from . import activity
@@ -43,12 +49,22 @@ class LoginRefusedError(HTTPConflict):
 
 
 def login(request, userid, **kw):
-    """Log ``userid`` in on this request's session; return the headers of
+    """Log ``userid`` in on this request's session with a new session id
+    and a new CSRF token; return the headers of
     :func:`pyramid.security.remember` (``kw`` is passed to it)."""
     tracker = request.registry.queryUtility(IUserIndex)
     if tracker is None:
         _rotate(request.session)
-        return remember(request, userid, **kw)
+    else:
+        _register(request, tracker, userid)
+    headers = remember(request, userid, **kw)
+    _renew_csrf_token(request)
+    return headers
+
+
+def _register(request, tracker, userid):
+    """Record the login in the user index, or raise
+    :class:`LoginRefusedError`."""
     session = tracker.session(request)
     previous = marker_of(session)
     same_user = previous is not None and previous['u'] == userid
@@ -66,7 +82,6 @@ def login(request, userid, **kw):
     if previous is not None and not same_user:
         # the session was someone else's before: that entry goes
         tracker.index.forget(previous['u'], previous['h'])
-    return remember(request, userid, **kw)
 
 
 def logout(request, **kw):
@@ -84,6 +99,20 @@ def logout(request, **kw):
     else:
         session.invalidate()
     return forget(request, **kw)
+
+
+def _renew_csrf_token(request):
+    """A new CSRF token, wherever the CSRF storage policy keeps it, even if
+    the session had none (as Django does): a token obtained, or planted,
+    before the login no longer passes."""
+    policy = request.registry.queryUtility(ICSRFStoragePolicy)
+    if policy is None:
+        return
+    session_policies = LegacySessionCSRFStoragePolicy, SessionCSRFStoragePolicy
+    if isinstance(policy, session_policies):
+        if request.registry.queryUtility(ISessionFactory) is None:
+            return  # no request.session: no token to renew
+    policy.new_csrf_token(request)
 
 
 def _rotate(session):

@@ -298,7 +298,8 @@ class UserIndex:
         arrived (a timeout, a 503 while Redis stalled): it is ended
         instead of counted, so a retry is not locked out by it.
 
-        Return ``(True, evicted_handles)`` or ``(False, retry_after)``.
+        Return ``(True, evicted_handles)`` or ``(False, retry_after)``
+        (whole seconds, never more than ``lock_seconds``).
         """
         now = self.clock()
         meta = dict(meta, sid=session_id, created=now)
@@ -321,7 +322,10 @@ class UserIndex:
         )
         if reply[0] == 1:
             return True, [_text(h) for h in reply[2:]]
-        return False, max(1, -(-int(reply[1]) // 1000))
+        # never longer than the lock, even when the session's last activity
+        # was recorded by a process whose clock is ahead of this one's
+        seconds = -(-int(reply[1]) // 1000)
+        return False, min(seconds, int(lock_seconds))
 
     def touch_command(self, userid, handle, changes=None):
         """Return the :class:`.persist.Command` that records activity (and

@@ -126,8 +126,12 @@ class SessionLock:
         self.held = True
 
     def locked(self):
-        pttl = self.client.pttl(self.key)
-        retry_after = max(1, math.ceil(pttl / 1000)) if pttl > 0 else 1
+        """The 409: ``Retry-After`` is the time the lock is still held, in
+        whole seconds rounded up but never more than the lock's own
+        timeout (0 when it was given back meanwhile)."""
+        pttl = max(0, self.client.pttl(self.key))
+        longest = self.timeout_ms // 1000
+        retry_after = min(math.ceil(pttl / 1000), longest)
         return SessionLocked(headers={'Retry-After': str(retry_after)})
 
     def release_command(self):

@@ -362,7 +362,13 @@ class RedisClusterServers:
 class RedisSentinelServers:
     """A primary, its ``replicas`` and ``sentinels`` Sentinels on loopback,
     for the lifetime of a ``with`` block. The primary is known to the
-    Sentinels as :attr:`master_name`."""
+    Sentinels as :attr:`master_name`.
+
+    When the block starts, every replica has synced with the primary and
+    acknowledges its writes (as :class:`RedisClusterServers` waits for its
+    replicas), so that losing the primary right away loses no write a
+    ``WAIT`` has confirmed. The data nodes start a replica's sync without
+    the default delay (``repl-diskless-sync-delay 0``)."""
 
     def __init__(
         self,
@@ -387,15 +393,19 @@ class RedisSentinelServers:
         return [server.address for server in self.sentinel_servers]
 
     def start(self):
+        # no 5 s wait for more replicas before a sync starts
+        args = ['--repl-diskless-sync-delay', '0']
         try:
-            self.primary = RedisServer(url='', binary=self.binary).start()
+            self.primary = RedisServer(
+                url='', binary=self.binary, args=args
+            ).start()
+            primary = ['--replicaof', '127.0.0.1', str(self.primary.port)]
             for _ in range(self.replica_count):
                 replica = RedisServer(
-                    url='',
-                    binary=self.binary,
-                    args=['--replicaof', '127.0.0.1', str(self.primary.port)],
+                    url='', binary=self.binary, args=[*args, *primary]
                 )
                 self.replicas.append(replica.start())
+            self._wait_replicated()
             quorum = self.sentinel_count // 2 + 1
             name = self.master_name
             config = (
@@ -417,6 +427,26 @@ class RedisSentinelServers:
             self.stop()
             raise
         return self
+
+    def _wait_replicated(self):
+        """Wait until every replica's link to the primary is up and the
+        primary counts each of them as acknowledging its writes."""
+        clients = [server.client() for server in self.replicas]
+        primary = self.primary.client()
+
+        def replicated():
+            for client in clients:
+                info = client.info('replication')
+                if info.get('master_link_status') != 'up':
+                    return False
+            acks = primary.execute_command('WAIT', len(clients), 100)
+            return acks >= len(clients)
+
+        try:
+            _wait(replicated, 30, 'the replicas to sync with the primary')
+        finally:
+            for client in [primary, *clients]:
+                client.close()
 
     def _wait_discovered(self):
         name = self.master_name

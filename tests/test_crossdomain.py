@@ -1,13 +1,18 @@
 """Cross-domain session sharing: the flows through WebTest, and every
 reason a token is refused."""
 
+import json
+import os
 import time
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyramid.exceptions import ConfigurationError
 import pytest
+from redis.crc import key_slot
 from webtest import TestApp
 
 from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
 from pyramid_session_suite.crossdomain.tokens import (
+    _AAD,
     BadPayload,
     BadSignature,
     BadSource,
@@ -22,6 +27,8 @@ from pyramid_session_suite.crossdomain.tokens import (
     WrongFlow,
     _b64decode,
     _b64encode,
+    derive_key,
+    state_digest,
 )
 from pyramid_session_suite.events import SessionReplaced, TokenRejected
 
@@ -261,6 +268,173 @@ def test_the_script_loader_is_off_by_default(redis_url):
     assert '<script' not in browser.get(HUB + '/page').text
 
 
+# --- a refused token changes nothing in Redis -----------------------------
+
+STATE = 's' * 32
+
+
+def seal(payload, dst=SITE):
+    """A token holding any payload, sealed with the group's key for
+    ``dst``."""
+    nonce = os.urandom(12)
+    data = json.dumps(payload).encode()
+    sealed = AESGCM(derive_key(XD_SECRET)).encrypt(
+        nonce, data, _AAD + dst.encode()
+    )
+    return _b64encode(b'\x01' + nonce + sealed)
+
+
+def valid_payload(sid, flow='redirect'):
+    return {
+        'sid': sid,
+        'src': HUB,
+        'dst': SITE,
+        'iat': round(time.time(), 3),
+        'jti': _b64encode(os.urandom(16)),
+        'flow': flow,
+        'st': state_digest(STATE) if flow == 'redirect' else '',
+    }
+
+
+#: how each refusal of the import view is made, from a valid payload
+REFUSALS = {
+    'malformed': lambda p: 'not-a-token',
+    'version': lambda p: _b64encode(b'\x02' + _b64decode(seal(p))[1:]),
+    'bad-tag': lambda p: seal(p, dst=THIRD),
+    'payload': lambda p: seal({k: v for k, v in p.items() if k != 'jti'}),
+    'wrong-destination': lambda p: seal(dict(p, dst=THIRD)),
+    'bad-source': lambda p: seal(dict(p, src='https://evil.example')),
+    'expired': lambda p: seal(dict(p, iat=p['iat'] - 3600)),
+    'from-the-future': lambda p: seal(dict(p, iat=p['iat'] + 3600)),
+    'wrong-flow': lambda p: seal(dict(p, flow='script', st='')),
+    'state-mismatch': lambda p: seal(dict(p, st=state_digest('another'))),
+    'replayed': seal,  # redeemed once before
+    'session-gone': lambda p: seal(dict(p, sid=p['sid'] + 'x')),
+}
+
+
+def redis_state(client):
+    """Every key with its value, and how many changes the server has
+    made so far (``rdb_changes_since_last_save``: every write counts, a
+    TTL refresh included)."""
+    keys = {key: client.dump(key) for key in client.keys('*')}
+    return keys, client.info('persistence')['rdb_changes_since_last_save']
+
+
+@pytest.fixture
+def shared(sites, redis_client):
+    """Alice's session at the hub (its id), and a tab on the site that has
+    a session of its own there and the state cookie."""
+    hub, site = sites
+    browser = TestApp(hub, extra_environ={'HTTP_HOST': 'www.site-a.test'})
+    browser.get(HUB + '/login?user=alice')
+    [sid] = [k.decode() for k in redis_client.keys('session_suite:main:*')]
+    tab = TestApp(site, extra_environ={'HTTP_HOST': 'www.site-b.test'})
+    tab.get(SITE + '/login?user=bob', xhr=True)  # xhr: not bounced
+    tab.set_cookie('session_suite_xd_state', STATE)
+    return sid, tab
+
+
+@pytest.mark.parametrize('reason', sorted(REFUSALS))
+def test_a_refused_token_writes_nothing(reason, shared, events, redis_client):
+    sid, tab = shared
+    token = REFUSALS[reason](valid_payload(sid))
+    url = f'{SITE}/_session_suite/xd/import?next=/page&t={token}'
+    if reason == 'replayed':
+        tab.get(url, status=303)
+    before = redis_state(redis_client)
+    res = tab.get(url, status=400)
+    assert res.headers['X-Session-Suite-Reason'] == reason
+    assert 'Set-Cookie' not in res.headers
+    assert 'Retry-After' not in res.headers  # retrying cannot help
+    assert redis_state(redis_client) == before
+    rejected = [e.reason for e in events if isinstance(e, TokenRejected)]
+    assert rejected == [reason]
+    assert '<p id="user">bob</p>' in tab.get(SITE + '/page').text
+
+
+#: how each refusal of the script loader is made: (payload change, request
+#: headers, scheme)
+SCRIPT_REFUSALS = {
+    'insecure': ({}, {}, 'http'),
+    'not-a-script': ({}, {'Sec-Fetch-Dest': 'image'}, 'https'),
+    'referer': ({}, {'Referer': 'https://evil.example/'}, 'https'),
+    'session-gone': ({'sid': 'session_suite:main:gone'}, {}, 'https'),
+    'replayed': ({}, {}, 'https'),  # loaded once before
+}
+
+
+@pytest.mark.parametrize('reason', sorted(SCRIPT_REFUSALS))
+def test_a_refused_script_token_writes_nothing(
+    reason, shared, events, redis_client
+):
+    sid, tab = shared
+    change, headers, scheme = SCRIPT_REFUSALS[reason]
+    token = seal(dict(valid_payload(sid, flow='script'), **change))
+    url = f'{scheme}://www.site-b.test/_session_suite/xd/s/{token}.js'
+    headers = {'Referer': HUB + '/page', 'Sec-Fetch-Dest': 'script',
+               **headers}  # fmt: skip
+    if reason == 'replayed':
+        tab.get(url, headers=headers, status=200)
+    before = redis_state(redis_client)
+    res = tab.get(url, headers=headers, status=404)
+    assert res.headers['X-Session-Suite-Reason'] == reason
+    assert 'Set-Cookie' not in res.headers
+    assert 'Retry-After' not in res.headers
+    assert redis_state(redis_client) == before
+    rejected = [e.reason for e in events if isinstance(e, TokenRejected)]
+    assert rejected == [reason]
+
+
+def test_a_script_token_where_the_flow_is_off_writes_nothing(
+    redis_url, redis_client
+):
+    site = make_site(redis_url)
+    tab = TestApp(site, extra_environ={'HTTP_HOST': 'www.site-b.test'})
+    token = seal(valid_payload('session_suite:main:x', flow='script'))
+    before = redis_state(redis_client)
+    res = tab.get(f'{SITE}/_session_suite/xd/s/{token}.js', status=404)
+    assert res.headers['X-Session-Suite-Reason'] == 'flow-off'
+    assert redis_state(redis_client) == before
+
+
+def test_the_claim_is_one_script_that_writes_only_a_claim(
+    sites, redis_url, round_trips
+):
+    hub, site = sites
+    crossdomain = site.registry[CROSSDOMAIN_KEY]
+    crossdomain.factory.redis = round_trips.client(redis_url)
+    crossdomain.factory.redis.ping()
+    browser = TestApp(
+        by_host({'www.site-a.test': hub, 'www.site-b.test': site}),
+        extra_environ={'HTTP_ACCEPT': 'text/html'},
+    )
+    browser.get(HUB + '/login?user=alice')
+    res = browser.get(SITE + '/page').follow()  # to the hub and back
+    round_trips.reset()
+    res = res.follow()
+    assert res.location == SITE + '/page'
+    assert round_trips.trips == [['EVAL']]
+    [(*_, claim, sid, holder, ttl)] = round_trips.raw[0]
+    assert claim.startswith(b'session_suite:xd:jti:{')
+    assert key_slot(claim) == key_slot(sid)
+    assert holder.startswith(SITE.encode() + b' ')
+
+
+def test_a_claim_sent_again_by_the_client_is_still_ours(redis_client):
+    from pyramid_session_suite.crossdomain.views import CLAIM
+
+    redis_client.set('session', 'data')
+    claim = ('claim', 'session', 'holder', 40)
+    assert redis_client.eval(CLAIM, 2, *claim) == 1
+    assert redis_client.ttl('claim') == 40
+    # the reply was lost and the client sent it again: still claimed
+    assert redis_client.eval(CLAIM, 2, *claim) == 1
+    assert redis_client.eval(CLAIM, 2, 'claim', 'session', 'thief', 40) == 0
+    assert redis_client.eval(CLAIM, 2, 'other', 'gone', 'holder', 40) == -1
+    assert redis_client.exists('other') == 0
+
+
 # --- the token itself -----------------------------------------------------
 
 SITES = (HUB, SITE, THIRD)
@@ -344,11 +518,6 @@ def test_state_flow_source_and_destination_checks():
 
 
 def test_an_unreadable_payload():
-    import os
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from pyramid_session_suite.crossdomain.tokens import _AAD, derive_key
-
     nonce = os.urandom(12)
     sealed = AESGCM(derive_key(XD_SECRET)).encrypt(
         nonce, b'{"sid": 1}', _AAD + SITE.encode()
@@ -356,6 +525,45 @@ def test_an_unreadable_payload():
     token = _b64encode(b'\x01' + nonce + sealed)
     with pytest.raises(BadPayload):
         codec().open(token, SITE, state='s')
+
+
+#: issue times that are not a number of seconds
+NOT_NUMBERS = {
+    'string': '1700000000',
+    'list': [1700000000],
+    'object': {},
+    'bool': True,
+    'null': None,
+    'NaN': float('nan'),
+    'Infinity': float('inf'),
+    'beyond floats': 10**400,
+}
+
+
+@pytest.mark.parametrize('name', list(NOT_NUMBERS))
+def test_an_issue_time_that_is_not_a_number_is_malformed(name):
+    token = seal(dict(valid_payload('sid'), iat=NOT_NUMBERS[name]))
+    with pytest.raises(MalformedToken) as info:
+        codec().open(token, SITE, state=STATE)
+    assert info.value.reason == 'malformed'
+
+
+@pytest.mark.parametrize('name', list(NOT_NUMBERS))
+def test_an_issue_time_that_is_not_a_number_is_a_400(
+    name, shared, events, redis_client
+):
+    sid, tab = shared
+    token = seal(dict(valid_payload(sid), iat=NOT_NUMBERS[name]))
+    before = redis_state(redis_client)
+    res = tab.get(
+        SITE + '/_session_suite/xd/import',
+        {'next': '/page', 't': token},
+        status=400,
+    )
+    assert res.headers['X-Session-Suite-Reason'] == 'malformed'
+    assert 'Traceback' not in res.text
+    assert [e.reason for e in events] == ['malformed']
+    assert redis_state(redis_client) == before
 
 
 @pytest.mark.parametrize(

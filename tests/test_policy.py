@@ -50,6 +50,18 @@ def test_a_second_login_within_the_lock_is_refused(redis_url, redis_client):
     assert json.json['code'] == '409 Conflict'
 
 
+def test_retry_after_never_exceeds_the_lock(redis_url):
+    """Even when the other session's activity was recorded by a process
+    whose clock is a minute ahead."""
+    ahead, ahead_tracker = policy_app(redis_url, lock_seconds='60')
+    now = ahead_tracker.index.clock
+    ahead_tracker.index.clock = lambda: now() + 60_000
+    browser(ahead).get('/login?user=alice')
+    app, tracker = policy_app(redis_url, lock_seconds='60')
+    res = browser(app).get('/login?user=alice', status=409)
+    assert 55 < int(res.headers['Retry-After']) <= 60
+
+
 def test_after_the_lock_the_oldest_session_is_displaced(redis_url):
     app, tracker = policy_app(redis_url, lock_seconds='60')
     first, second = browser(app), browser(app)

@@ -8,7 +8,7 @@ from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 import pytest
 
-from pyramid_session_suite.locking import lock_key
+from pyramid_session_suite.locking import SessionLock, SessionLocked, lock_key
 
 from .conftest import SECRET, serve, stored
 from .test_faults import Browser
@@ -124,6 +124,31 @@ def test_a_request_that_cannot_get_the_lock_is_told_to_retry(
     assert data['held'] is True and data['other'] == '2'
     assert before != redis_client.get(sid)
     assert redis_client.exists(lock_key(sid)) == 0  # given back
+
+
+@pytest.mark.parametrize(
+    'lock_timeout, retry_after', [('0.5', 0), ('2.5', 2), ('30', 30)]
+)
+def test_retry_after_never_exceeds_the_lock(
+    redis_url, lock_timeout, retry_after
+):
+    app = lock_app(
+        redis_url,
+        **{
+            'session_suite.namespace.main.lock_timeout': lock_timeout,
+            'session_suite.namespace.main.lock_wait': '0',
+        },
+    )
+    factory = session_factory(app)
+    holder = SessionLock(factory, 'session_suite:main:sid')
+    holder.acquire()
+    waiter = SessionLock(factory, 'session_suite:main:sid')
+    with pytest.raises(SessionLocked) as info:
+        waiter.acquire()
+    assert info.value.headers['Retry-After'] == str(retry_after)
+    # given back meanwhile: retry at once
+    holder.release_if_held()
+    assert waiter.locked().headers['Retry-After'] == '0'
 
 
 def test_a_lock_whose_holder_died_expires(redis_url, redis_client):

@@ -3,7 +3,11 @@
 import os
 import redis
 
-from pyramid_session_suite.testing import RedisServer, find_redis_server
+from pyramid_session_suite.testing import (
+    RedisSentinelServers,
+    RedisServer,
+    find_redis_server,
+)
 
 
 def test_redis_url_is_used_as_is(monkeypatch):
@@ -45,3 +49,18 @@ def test_stop_and_start_keep_the_port(monkeypatch):
         assert server.url == url
         assert client.ping()
         client.close()
+
+
+def test_sentinel_replica_holds_a_write_made_right_after_start():
+    with RedisSentinelServers(replicas=1, sentinels=3) as servers:
+        (replica,) = servers.replicas
+        with servers.primary.client() as primary, replica.client() as copy:
+            assert copy.info('replication')['master_link_status'] == 'up'
+            primary.set('written', 'at once')
+            offset = primary.info('replication')['master_repl_offset']
+            assert primary.execute_command('WAIT', 1, 1000) == 1
+            info = copy.info('replication')
+            assert info['slave_repl_offset'] >= offset
+            servers.primary.process.kill()  # SIGKILL: no goodbye
+            servers.primary.process.wait()
+            assert copy.get('written') == b'at once'

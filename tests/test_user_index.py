@@ -1,6 +1,7 @@
 """Per-user session management, against a real Redis server."""
 
 import time
+from pyramid.csrf import get_csrf_token
 from pyramid.interfaces import IRequestFactory
 import pytest
 import redis
@@ -14,6 +15,7 @@ from pyramid_session_suite.events import (
 from pyramid_session_suite.index import GRACE_MS, user_tag
 from pyramid_session_suite.interfaces import IUserIndex
 
+from .conftest import stored
 from .usersapp import FIREFOX, IPHONE, make_config
 
 
@@ -147,6 +149,33 @@ def test_login_rotates_the_session_id(app, redis_client):
         'n': 1,
         'ended': None,
     }
+
+
+@pytest.mark.parametrize(
+    'include', ['pyramid_session_suite', 'pyramid_session_suite.user_index']
+)
+def test_login_renews_the_csrf_token(redis_url, redis_client, include):
+    config = make_config(redis_url, include=include)
+    config.set_default_csrf_options(require_csrf=True)
+    config.add_route('token', '/token')
+    config.add_view(get_csrf_token, route_name='token', renderer='json')
+    config.add_route('change', '/change')
+    config.add_view(
+        lambda request: 'changed', route_name='change', renderer='json'
+    )
+    firefox = browser(config.make_wsgi_app())
+    # a token obtained anonymously (or planted with a session cookie)
+    anonymous = firefox.get('/token').json
+    firefox.post('/login', {'user': 'alice', 'csrf_token': anonymous})
+    [key] = redis_client.keys('session_suite:main:*')
+    fresh = firefox.get('/token').json
+    assert fresh != anonymous
+    res = firefox.post('/change', {'csrf_token': anonymous}, status=400)
+    assert 'check_csrf_token(): Invalid token' in res.text
+    res = firefox.post('/change', {'csrf_token': fresh}, status=200)
+    assert res.json == 'changed'
+    assert stored(redis_client, key)['m']['_csrft_'] == fresh
+    assert firefox.get('/whoami').json['user'] == 'alice'
 
 
 def test_steady_state_costs_no_extra_round_trip(

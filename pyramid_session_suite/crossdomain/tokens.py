@@ -19,6 +19,7 @@ for all of them, or a subclass; each has a ``reason`` code.
 import base64
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -114,6 +115,29 @@ def state_digest(state):
     return hashlib.sha256(state.encode('utf-8')).hexdigest()[:32]
 
 
+def _hash_tag(key):
+    """The part of ``key`` Redis Cluster hashes: its ``{tag}``, else all of
+    it."""
+    start = key.find('{')
+    end = key.find('}', start + 1)
+    if start >= 0 and end > start + 1:
+        return key[start + 1 : end]
+    return key
+
+
+def _issue_time(payload):
+    """The issue time of a token's payload, in epoch seconds."""
+    issued = payload['iat']
+    if isinstance(issued, (int, float)) and not isinstance(issued, bool):
+        try:
+            issued = float(issued)
+        except OverflowError:  # an int no float can hold
+            issued = math.inf
+        if math.isfinite(issued):
+            return issued
+    raise MalformedToken('the issue time is not a number')
+
+
 def _b64encode(data):
     return base64.urlsafe_b64encode(data).rstrip(b'=').decode('ascii')
 
@@ -200,7 +224,7 @@ class TokenCodec:
             raise WrongDestination(payload['dst'])
         if payload['src'] not in self.sites or payload['src'] == dst:
             raise BadSource(payload['src'])
-        age = self.clock() - float(payload['iat'])
+        age = self.clock() - _issue_time(payload)
         if age < -self.skew:
             raise FutureToken(f'issued {-age:.1f} s ahead')
         if age > self.timeout + self.skew:
@@ -213,8 +237,9 @@ class TokenCodec:
         return payload
 
     def claim_key(self, payload, prefix):
-        """The Redis key that marks the token as used (``SET NX``)."""
-        return f'{prefix}{payload["jti"]}'
+        """The Redis key that marks the token as used: in the hash slot of
+        the session's key, so that one script checks both on a cluster."""
+        return f'{prefix}{{{_hash_tag(payload["sid"])}}}:{payload["jti"]}'
 
     @property
     def claim_ttl(self):

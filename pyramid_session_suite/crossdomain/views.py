@@ -245,6 +245,21 @@ def script(request):
     return response
 
 
+#: KEYS claim session; ARGV holder ttl -> 1 claimed (now, or by this same
+#: holder: a call the client sent again) | 0 claimed before (replayed) |
+#: -1 the session is gone. Only a claim writes.
+CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  if holder == ARGV[1] then return 1 end
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
 def _redeem(request, crossdomain, token, flow, state=None, referer=False):
     here = request.host_url
     try:
@@ -253,19 +268,18 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
             source = (request.referer or '').split('/')[:3]
             if '/'.join(source) != payload['src']:
                 raise TokenError('not loaded by the source site', 'referer')
-        client = crossdomain.factory.redis
-        pipe = client.pipeline(transaction=False)
-        pipe.set(
+        # one round trip, and nothing written for a refused token
+        claimed = crossdomain.factory.redis.eval(
+            CLAIM,
+            2,
             crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
-            here,
-            nx=True,
-            ex=crossdomain.codec.claim_ttl,
+            payload['sid'],
+            f'{here} {secrets.token_urlsafe(12)}',
+            crossdomain.codec.claim_ttl,
         )
-        pipe.exists(payload['sid'])
-        claimed, exists = pipe.execute()
-        if not claimed:
+        if claimed == 0:
             raise ReplayedToken('already used')
-        if not exists:
+        if claimed == -1:
             raise TokenError('the session is gone', 'session-gone')
     except TokenError as exc:
         _reject(request, exc, flow)
