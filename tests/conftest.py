@@ -171,3 +171,26 @@ def stored(client, key, deserialize=json_loads):
     ``pyramid_session_redis`` payloads are: ``m`` (the data), ``c``
     (created), ``t`` (its own timeout, if any)."""
     return decode(client.get(key), deserialize)[0]
+
+
+@pytest.fixture(scope='module')
+def figures(request):
+    """Lines of figures a test module measured, written to
+    ``test-artifacts/<the module's FIGURES>`` and printed."""
+    lines = []
+    yield lines
+    if lines:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / request.module.FIGURES
+        path.write_text('\n'.join(lines) + '\n')
+        print('\n' + '\n'.join(lines))
+
+
+@pytest.fixture(params=['one server', 'cluster'])
+def connection(request, redis_url):
+    """The connection settings of one Redis server, then of the Redis
+    Cluster."""
+    if request.param == 'cluster':
+        servers = request.getfixturevalue('cluster')
+        return {'session_suite.redis_cluster_nodes': ' '.join(servers.nodes)}
+    return redis_url

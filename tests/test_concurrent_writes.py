@@ -19,9 +19,12 @@ from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
 from pyramid_session_suite.redis_session import decode, json_loads
 
-from .conftest import ARTIFACTS, serve, stored
+from .conftest import serve, stored
 from .test_faults import Browser
 from .usersapp import IPHONE, make_config
+
+#: where the figures measured are written, under ``test-artifacts/``
+FIGURES = 'concurrent-writes.txt'
 
 POLICY = 'pyramid_session_suite.policy'
 
@@ -134,17 +137,6 @@ def cookies_set(exchanges, name='main'):
             if cookie == name and value and 'Max-Age=0' not in header:
                 values.append(value)
     return values
-
-
-@pytest.fixture(scope='module')
-def figures():
-    lines = []
-    yield lines
-    if lines:
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / 'concurrent-writes.txt'
-        path.write_text('\n'.join(lines) + '\n')
-        print('\n' + '\n'.join(lines))
 
 
 @pytest.fixture

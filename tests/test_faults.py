@@ -22,8 +22,11 @@ from pyramid_session_suite.index import GRACE_MS
 from pyramid_session_suite.interfaces import IUserIndex
 from pyramid_session_suite.testing import RedisServer
 
-from .conftest import ARTIFACTS, SECRET, serve, stored
+from .conftest import SECRET, serve, stored
 from .usersapp import FIREFOX, make_config
+
+#: where the figures measured are written, under ``test-artifacts/``
+FIGURES = 'faults.txt'
 
 #: routes whose requests load the Redis session (``main``)
 REDIS_ROUTES = {'/login', '/whoami'}
@@ -293,17 +296,6 @@ def assert_index_agrees_with_sessions(client, tracker):
     finally:
         index.clock = clock
     assert set(index_entries(client, index)) == signed_in
-
-
-@pytest.fixture(scope='module')
-def figures():
-    """Lines of figures, written to ``test-artifacts/faults.txt``."""
-    lines = []
-    yield lines
-    if lines:
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / 'faults.txt').write_text('\n'.join(lines) + '\n')
-        print('\n' + '\n'.join(lines))
 
 
 def summary(exchanges, during):

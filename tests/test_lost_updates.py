@@ -11,11 +11,13 @@ lose most of them: the measure can fail.
 from concurrent.futures import ThreadPoolExecutor
 import time
 from pyramid.config import Configurator
-import pytest
 
-from .conftest import ARTIFACTS, SECRET, serve
+from .conftest import SECRET, serve
 from .test_faults import Browser
 from .usersapp import redis_main
+
+#: where the figures measured are written, under ``test-artifacts/``
+FIGURES = 'lost-updates.txt'
 
 RUNS = 50
 SETS = 40
@@ -102,31 +104,12 @@ def runs(app, count):
     return lost, undone
 
 
-@pytest.fixture(scope='module')
-def figures():
-    lines = []
-    yield lines
-    if lines:
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / 'lost-updates.txt'
-        path.write_text('\n'.join(lines) + '\n')
-        print('\n' + '\n'.join(lines))
-
-
 def report(figures, name, count, lost, undone):
     figures.append(
         f'{name}: {count} runs of {SETS} overlapping sets and {DELETES} '
         f'overlapping deletions of one session: {lost} sets lost, '
         f'{undone} deletions undone'
     )
-
-
-@pytest.fixture(params=['one server', 'cluster'])
-def connection(request, redis_url):
-    if request.param == 'cluster':
-        servers = request.getfixturevalue('cluster')
-        return {'session_suite.redis_cluster_nodes': ' '.join(servers.nodes)}
-    return redis_url
 
 
 def test_overlapping_requests_of_one_session_lose_nothing(connection, figures):

@@ -64,14 +64,6 @@ def overlapping(url, cookies, path, times):
         return list(pool.map(send, range(times)))
 
 
-@pytest.fixture(params=['one server', 'cluster'])
-def connection(request, redis_url):
-    if request.param == 'cluster':
-        servers = request.getfixturevalue('cluster')
-        return {'session_suite.redis_cluster_nodes': ' '.join(servers.nodes)}
-    return redis_url
-
-
 def test_twenty_locked_increments_count_twenty(connection):
     app = lock_app(connection)
     with serve(app, threads=8) as url:
