@@ -43,12 +43,21 @@ ENDED_SUFFIX = ':ended'
 EMPTIED = 2
 
 
+#: made once: ``json.dumps`` with options makes an encoder per call
+_json_encode = json.JSONEncoder(separators=(',', ':')).encode
+_json_decode = json.JSONDecoder().decode
+
+
 def json_dumps(payload):
-    return json.dumps(payload, separators=(',', ':')).encode('utf-8')
+    """Compact JSON, UTF-8 encoded (the default serializer)."""
+    return _json_encode(payload).encode('utf-8')
 
 
 def json_loads(data):
-    return json.loads(data)
+    """The value of JSON made by :func:`json_dumps` (bytes or text)."""
+    if isinstance(data, (bytes, bytearray)):
+        data = data.decode('utf-8')
+    return _json_decode(data)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
