@@ -2,8 +2,9 @@
 writes are guarded.
 
 Loading is one ``GETEX`` (read and refresh the TTL together). A new session
-is created at the end of the request by one script that writes it unless
-its id is taken or it was ended meanwhile. An existing session is never
+is written once, at the end of the request (``SET NX``; a user's session,
+made by :meth:`RedisSession.rotate`, by a script that also checks it was
+not ended meanwhile). An existing session is never
 written whole: one script applies the keys this request set and deleted
 to what Redis holds now (see :mod:`.stored`), so overlapping requests of
 one browser keep each other's changes, and a session deleted while a
@@ -160,6 +161,10 @@ class RedisSession(_BaseRedisSession):
 
     adjust_timeout_for_session = adjust_session_timeout
 
+    def _timeout_record(self):
+        timeout = self._session_state.timeout or 0
+        return stored.TIMEOUT_NAME, b'%d' % timeout
+
     def _name(self, key):
         if type(key) is str:
             return key.encode('utf-8')
@@ -193,7 +198,7 @@ class RedisSession(_BaseRedisSession):
             else:
                 unchanged.append((name, data))
         if self.__dict__.get('_timeout_changed'):
-            sets.append((stored.TIMEOUT_NAME, b'%d' % (state.timeout or 0)))
+            sets.append(self._timeout_record())
         deletes = [
             name
             for name in loaded
@@ -205,9 +210,7 @@ class RedisSession(_BaseRedisSession):
         if state.timeout != self._timeout and not self.__dict__.get(
             '_timeout_changed'
         ):
-            unchanged.append(
-                (stored.TIMEOUT_NAME, b'%d' % (state.timeout or 0))
-            )
+            unchanged.append(self._timeout_record())
         return sets, deletes, unchanged
 
     def _written(self, sets, deletes):
@@ -233,7 +236,7 @@ class RedisSession(_BaseRedisSession):
             self._ttl_refreshed = True
         else:
             persisted = self.redis.get(session_id)
-        if persisted is None or persisted[:1] == b'\x00':
+        if persisted is None or stored.is_ended(persisted):
             raise InvalidSession_NotInBackend('session not in Redis')
         try:
             deserialized = self._decode(persisted)
@@ -274,7 +277,7 @@ class RedisSession(_BaseRedisSession):
             for key, value in state.managed_dict.items()
         ]
         if state.timeout != self._timeout:
-            records.append((stored.TIMEOUT_NAME, b'%d' % (state.timeout or 0)))
+            records.append(self._timeout_record())
         return stored.pack(state.created, records)
 
     def ensure_id(self):
@@ -427,9 +430,13 @@ class RedisSession(_BaseRedisSession):
         self._forget()
 
     def _forget(self):
-        for name in ('_session_state', '_stored', '_set_keys'):
+        for name in (
+            '_session_state',
+            '_stored',
+            '_set_keys',
+            '_timeout_changed',
+        ):
             self.__dict__.pop(name, None)
-        self.__dict__.pop('_timeout_changed', None)
         self._legacy = False
         self._ttl_refreshed = False
         self.invalidated = True
@@ -477,12 +484,7 @@ class RedisSession(_BaseRedisSession):
             self._record('not created: error response')
             return commands
         state.flushed = True
-        if (
-            state.please_persist
-            or state.new
-            or '_set_keys' in self.__dict__
-            or not _flat(state.managed_dict)
-        ):
+        if state.please_persist or state.new or not _flat(state.managed_dict):
             command = self.persist_command()
             if command is not None:
                 commands.append(command)

@@ -44,19 +44,28 @@ def header(created):
     return bytes((SESSION,)) + int(created).to_bytes(4, 'big')
 
 
+def _length(size, wide):
+    """A length: one byte under 255, else 255 and ``wide`` bytes."""
+    if size < _WIDE:
+        return bytes((size,))
+    return b'\xff' + size.to_bytes(wide, 'big')
+
+
+def _read_length(data, pos, wide):
+    """The length at ``pos`` and the position after it."""
+    size = data[pos]
+    if size == _WIDE:
+        return int.from_bytes(data[pos + 1 : pos + 1 + wide], 'big'), (
+            pos + 1 + wide
+        )
+    return size, pos + 1
+
+
 def record(name, value):
     """One record: ``name`` and ``value`` (bytes) with their lengths."""
-    size = len(name)
-    if size < _WIDE:
-        head = bytes((size,))
-    elif size < 0x10000:
-        head = b'\xff' + size.to_bytes(2, 'big')
-    else:
+    if len(name) >= 0x10000:
         raise ValueError('a session key is limited to 65,535 bytes')
-    size = len(value)
-    if size < _WIDE:
-        return head + name + bytes((size,)) + value
-    return head + name + b'\xff' + size.to_bytes(4, 'big') + value
+    return _length(len(name), 2) + name + _length(len(value), 4) + value
 
 
 def pack(created, records):
@@ -75,20 +84,12 @@ def unpack(data):
     records = {}
     pos, end = 5, len(data)
     while pos < end:
-        size = data[pos]
-        pos += 1
-        if size == _WIDE:
-            size = int.from_bytes(data[pos : pos + 2], 'big')
-            pos += 2
+        size, pos = _read_length(data, pos, 2)
         name = data[pos : pos + size]
         pos += size
         if pos >= end:
             raise ValueError('stored session cut short')
-        size = data[pos]
-        pos += 1
-        if size == _WIDE:
-            size = int.from_bytes(data[pos : pos + 4], 'big')
-            pos += 4
+        size, pos = _read_length(data, pos, 4)
         value = data[pos : pos + size]
         pos += size
         if len(value) != size:
@@ -101,12 +102,8 @@ def is_stored_session(data):
     return bool(data) and data[0] == SESSION
 
 
-def ended_reason(data):
-    """The reason of an ended session's record, or ``None`` when ``data``
-    is not one."""
-    if data and data[0] == ENDED:
-        return data[1:].decode('utf-8', 'replace')
-    return None
+def is_ended(data):
+    return bool(data) and data[0] == ENDED
 
 
 _RECORDS = """
