@@ -298,3 +298,47 @@ def test_a_cluster_primary_lost_under_traffic_is_prompt_503s(
         'lost their session with the unreplicated writes'
     )
     assert slowest < BOUND
+
+
+# --- Sentinel: the primary freezes or fails over -----------------------------
+
+
+@pytest.mark.parametrize('how', ['frozen', 'failed over'])
+def test_a_sentinel_primary_lost_under_traffic_is_prompt_503s(how, figures):
+    from pyramid_session_suite.testing import RedisSentinelServers
+
+    with RedisSentinelServers(replicas=1, sentinels=3) as servers:
+        app = faults_app(
+            {
+                'session_suite.redis_sentinels': ' '.join(servers.sentinels),
+                'session_suite.redis_sentinel_master': servers.master_name,
+            },
+            **CLIENT,
+        )
+        with serve(app) as url, traffic(url) as visitors:
+            time.sleep(0.3)
+            start = time.monotonic()
+            if how == 'frozen':
+                servers.primary.process.send_signal(signal.SIGSTOP)
+                try:
+                    time.sleep(1.5)
+                finally:
+                    servers.primary.process.send_signal(signal.SIGCONT)
+            else:
+                servers.fail_over()
+            ended = time.monotonic()
+            recovery = recovery_seconds(url, ended, limit=15)
+            time.sleep(0.3)
+    exchanges = [e for v in visitors for e in v.exchanges]
+    assert_answers(exchanges)
+    during = [e for e in exchanges if start <= e.sent < ended]
+    slowest = max(e.seconds for e in exchanges if e.route in REDIS_ROUTES)
+    lost = sum(1 for v in visitors if v.signed_out)
+    figures.append(
+        f'Sentinel primary {how}: {ended - start:.2f} s, '
+        f'{sum(e.status == 503 for e in during)} of {len(during)} requests '
+        f'503, slowest Redis request {slowest:.2f} s, recovered in '
+        f'{recovery * 1000:.0f} ms; {lost} of {len(visitors)} visitors '
+        'lost their session'
+    )
+    assert slowest < BOUND
