@@ -24,6 +24,8 @@ import itertools
 import time
 import redis
 
+from pyramid_session_suite.login_records import redis_key
+
 from .apps import TIMEOUT, build, fill_anonymous, tracker_of
 from .workloads import blank_request
 
@@ -203,7 +205,7 @@ def measure(url, count=DEFAULT_SESSIONS, say=None):
             after = used_memory(meter)
             pipe = meter.pipeline(transaction=False)
             for sid in sids:
-                pipe.strlen(sid)
+                pipe.strlen(redis_key(sid))
             sizes = pipe.execute()
             if 0 in sizes:
                 raise AssertionError(f'memory/{stack}: a session is missing')

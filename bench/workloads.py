@@ -124,27 +124,18 @@ def blank_request(app):
 
 def add_sessions(app, userid, count):
     """Give ``userid`` ``count`` sessions on the suite ``users`` application
-    ``app``, directly: each a session key (``SET`` with the namespace's
-    TTL, the payload of an anonymous visitor's session plus ``user``) and
-    an entry of the user index (``tracker.index.register``, unlimited),
-    with what the benchmark's browser would be described as."""
-    from pyramid_session_suite.index import user_tag
-
+    ``app``, directly: each the session of an anonymous visitor plus
+    ``user``, logged in through the user index (unlimited), with what the
+    benchmark's browser would be described as. Return their ids."""
     tracker = tracker_of(app)
-    factory = tracker.factory
-    request = blank_request(app)
-    session = tracker.session(request)
-    fill_anonymous(session)
-    session['user'] = userid
-    payload = session.to_redis()
-    meta = dict(tracker.client_info.describe(request), ns=tracker.namespace)
-    sids = [factory.new_session_id(user_tag(userid)) for _ in range(count)]
-    pipe = factory.redis.pipeline(transaction=False)
-    for sid in sids:
-        pipe.set(sid, payload, ex=factory.timeout)
-    pipe.execute()
-    for sid in sids:
-        tracker.index.register(userid, sid, meta)
+    sids = []
+    for _ in range(count):
+        request = blank_request(app)
+        session = tracker.session(request)
+        fill_anonymous(session)
+        session['user'] = userid
+        tracker.register(request, session, userid, limits=False)
+        sids.append(session.session_id)
     return sids
 
 

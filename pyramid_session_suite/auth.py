@@ -28,7 +28,7 @@ from pyramid.security import forget, remember
 from . import activity
 from .events import LoginRefused
 from .interfaces import IUserIndex
-from .user_index import marker_of
+from .user_index import marker_of, same_user
 
 
 class LoginRefusedError(HTTPConflict):
@@ -67,19 +67,19 @@ def _register(request, tracker, userid):
     :class:`LoginRefusedError`."""
     session = tracker.session(request)
     previous = marker_of(session)
-    same_user = previous is not None and previous['u'] == userid
-    if previous is not None and not same_user:
+    again = previous is not None and same_user(previous['u'], userid)
+    if previous is not None and not again:
         # someone else's session: none of their data comes along
         session.clear()
     admitted, detail = tracker.register(
-        request, session, userid, replaces=previous['h'] if same_user else None
+        request, session, userid, replaces=previous['h'] if again else None
     )
     if not admitted:
         activity.record(request.environ, 'policy', 'login refused',
                         retry_after=detail)  # fmt: skip
         request.registry.notify(LoginRefused(request, userid, detail))
         raise LoginRefusedError(detail)
-    if previous is not None and not same_user:
+    if previous is not None and not again:
         # the session was someone else's before: that entry goes
         tracker.index.forget(previous['u'], previous['h'])
 

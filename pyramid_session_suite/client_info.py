@@ -97,6 +97,11 @@ class ClientInfo:
         if geoip_db is not None and self.geo != 'off':
             self._reader, self._lookup = _open_geoip(geoip_db)
 
+    def summary(self, ua: str) -> tuple[str, bool]:
+        """``(label, mobile)`` of a User-Agent, e.g. ``('Firefox on
+        Linux', False)``."""
+        return self._summary(ua[:MAX_UA_LENGTH])
+
     def close(self) -> None:
         """Close the GeoIP database, if any."""
         if self._reader is not None:

@@ -27,6 +27,7 @@ from pyramid.httpexceptions import HTTPConflict
 import redis
 
 from .interfaces import ISessionMultiManagerConfig
+from .login_records import redis_key
 from .namespaces import redis_factory
 from .persist import LOADED_SESSIONS_KEY, Command, queue_command
 from .request_cookies import readable_cookies
@@ -62,9 +63,10 @@ def lock_key(session_id):
     """The Redis key of the lock of ``session_id``: in the session key's
     hash slot, so that on a cluster it is released in order with the
     session's write."""
-    if '{' in session_id:
-        return session_id + ':lock'
-    return '{' + session_id + '}:lock'
+    key = redis_key(session_id)
+    if '{' in key:
+        return key + ':lock'
+    return '{' + key + '}:lock'
 
 
 def session_lock_deriver(view, info):

@@ -85,7 +85,9 @@ class SessionPolicy:
         """``'absolute'``, ``'idle'`` or ``None`` for a session's
         bookkeeping, allowing ``clock_skew`` between workers."""
         now = self.clock() - self.clock_skew
-        deadline = marker.get('a') or 0
+        deadline = marker.get('a')
+        if deadline is None and self.absolute_timeout:
+            deadline = marker['l'] + self.absolute_timeout
         if deadline and now > deadline:
             return 'absolute'
         if (

@@ -31,6 +31,7 @@ from pyramid_session_redis.util import (
 import redis
 from webob.cookies import SignedSerializer
 
+from . import login_records, stored
 from .activity import record
 from .clients import redis_client as _redis_client
 from .events import SessionEnded
@@ -179,13 +180,19 @@ class RedisSessionFactory:
         session_id = cookie and self.session_id_from_cookie(cookie)
         if not session_id:
             return None
-        data = self.redis.get(session_id)
-        if data is None:
+        key, secret = login_records.split_id(session_id)
+        data = self.redis.get(key)
+        if data is None or stored.is_ended(data):
             return None
         try:
-            return dict(decode(data, self.deserialize)[0]['m'])
+            payload, records = decode(data, self.deserialize)
         except Exception:
             return None
+        if secret is not None and not login_records.matches(
+            records or {}, secret
+        ):
+            return None
+        return dict(payload['m'])
 
     def set_cookie(self, response, session_id, **overrides):
         """Set this namespace's cookie for ``session_id`` on ``response``,
@@ -207,11 +214,10 @@ class RedisSessionFactory:
         except (ValueError, TypeError, UnicodeError):
             return None
         prefix = self.key_prefix
-        if not (
-            isinstance(session_id, str)
-            and session_id.startswith(prefix)
-            and _ID_RE.match(session_id[len(prefix) :])
-        ):
+        if not (isinstance(session_id, str) and session_id.startswith(prefix)):
+            return None
+        rest = session_id[len(prefix) :]
+        if not (_ID_RE.match(rest) or login_records.ID_RE.match(rest)):
             return None
         return session_id
 
@@ -248,7 +254,10 @@ class RedisSessionFactory:
             stale = session_id is not None
             cookie_was_valid = False
             session = self._session(LazyCreateSession, new=True)
-            if stale and '{' in session_id:
+            reason = getattr(exc, 'ended_reason', None)
+            if reason is not None:
+                self._ended(request, reason)
+            elif stale and '{' in session_id and '.' not in session_id:
                 self._why_ended(request, session_id)
         session.environ = request.environ
         session.cookie_name = self.cookie_name
@@ -264,14 +273,19 @@ class RedisSessionFactory:
         return session
 
     def _why_ended(self, request, session_id):
-        """A user's session is gone: find out why, once, for the app."""
+        """A user's session of an earlier release is gone: find out why
+        (it said so in a key of its own then)."""
         reason = self.redis.get(session_id + ENDED_SUFFIX)
         if reason is not None:
-            reason = reason.decode('utf-8', 'replace')
-            request.environ[ENDED_KEY] = reason
-            record(request.environ, 'redis', 'ended session came back',
-                   cookie=self.cookie_name, reason=reason)  # fmt: skip
-            request.registry.notify(SessionEnded(request, self, reason))
+            self._ended(request, reason.decode('utf-8', 'replace'))
+
+    def _ended(self, request, reason):
+        """The session named by the request's cookie ended: say why, once,
+        for the app."""
+        request.environ[ENDED_KEY] = reason
+        record(request.environ, 'redis', 'ended session came back',
+               cookie=self.cookie_name, reason=reason)  # fmt: skip
+        request.registry.notify(SessionEnded(request, self, reason))
 
 
 #: the spelling used by function-style factories
@@ -320,6 +334,7 @@ class _CookieCallback:
         check = factory.func_check_response_allow_cookies
         if check is not None and not check(response):
             return
+        logged_in = getattr(session, 'logged_in', False)
         _cookie_callback(
             session,
             request,
@@ -329,7 +344,9 @@ class _CookieCallback:
             set_cookie_func=self._set_cookie,
             delete_cookie_func=self._delete_cookie,
             func_check_response_allow_cookies=None,
-            invalidate_empty_session=factory.invalidate_empty_session,
+            invalidate_empty_session=(
+                factory.invalidate_empty_session and not logged_in
+            ),
         )
         # The request's cookie names a session that no longer exists, and
         # no new session replaces it: delete the cookie. (The callback above

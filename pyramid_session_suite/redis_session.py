@@ -27,7 +27,7 @@ from pyramid_session_redis.session import (
 from pyramid_session_redis.util import LazyCreateSession
 import redis
 
-from . import stored
+from . import login_records, stored
 from .activity import record
 from .persist import Command
 
@@ -133,6 +133,36 @@ class RedisSession(_BaseRedisSession):
             record(self.environ, 'redis', action, cookie=self.cookie_name,
                    **details)  # fmt: skip
 
+    # -- the session's own records ------------------------------------------
+
+    @property
+    def key(self):
+        """The Redis key of the session."""
+        return login_records.redis_key(self.session_id)
+
+    def get_record(self, name):
+        """The value (bytes) of the session's own record ``name`` (a name
+        starting with ``0xff``, see :mod:`.login_records`), or ``None``."""
+        return self.__dict__.get('_internal', {}).get(name)
+
+    def records(self):
+        """The session's own records, by name."""
+        return dict(self.__dict__.get('_internal', {}))
+
+    def set_record(self, name, value):
+        """Set (``None``: delete) the session's own record ``name``; it is
+        written with the request's changes."""
+        internal = self.__dict__.setdefault('_internal', {})
+        if value is None:
+            if internal.pop(name, None) is None:
+                return
+        elif internal.get(name) == value:
+            return
+        else:
+            internal[name] = value
+        self.__dict__.setdefault('_internal_changed', set()).add(name)
+        self.changed()
+
     # -- what this request changed -------------------------------------------
 
     def _set(self, key):
@@ -204,6 +234,12 @@ class RedisSession(_BaseRedisSession):
             for name in loaded
             if name not in names and name[0] != stored.INTERNAL
         ]
+        internal = self.__dict__.get('_internal', {})
+        for name in self.__dict__.get('_internal_changed', ()):
+            if name in internal:
+                sets.append((name, internal[name]))
+            elif name in loaded:
+                deletes.append(name)
         if not self._legacy:
             return sets, deletes, ()
         # the first write of an earlier release's payload is whole
@@ -220,6 +256,7 @@ class RedisSession(_BaseRedisSession):
             loaded.pop(name, None)
         loaded.update(sets)
         self.__dict__.pop('_set_keys', None)
+        self.__dict__.pop('_internal_changed', None)
         self.__dict__.pop('_timeout_changed', None)
         self._legacy = False
 
@@ -231,13 +268,19 @@ class RedisSession(_BaseRedisSession):
             raise InvalidSession_Lazycreate(
                 '`session_id` is LazyCreateSession'
             )
+        key, secret = login_records.split_id(session_id)
         if self._timeout and self._set_redis_ttl:
-            persisted = self.redis.getex(session_id, ex=self._timeout)
+            persisted = self.redis.getex(key, ex=self._timeout)
             self._ttl_refreshed = True
         else:
-            persisted = self.redis.get(session_id)
-        if persisted is None or stored.is_ended(persisted):
+            persisted = self.redis.get(key)
+        if persisted is None:
             raise InvalidSession_NotInBackend('session not in Redis')
+        if stored.is_ended(persisted):
+            exc = InvalidSession_NotInBackend('session ended')
+            digest = login_records.digest(secret) if secret else b''
+            exc.ended_reason = stored.ended_reason(persisted, digest)
+            raise exc
         try:
             deserialized = self._decode(persisted)
         except Exception as exc:
@@ -246,6 +289,12 @@ class RedisSession(_BaseRedisSession):
                     'session payload did not deserialize'
                 ) from exc
             raise RawDeserializationError(exc) from exc
+        if secret is not None and not login_records.matches(
+            self._stored, secret
+        ):
+            # the slot holds another session now
+            self._forget_loaded()
+            raise InvalidSession_NotInBackend('session not in Redis')
         if deserialized.get('t', self._timeout) != self._timeout:
             # adjust_session_timeout() gave this session its own timeout:
             # the GETEX used the factory's, so refresh again at the end.
@@ -259,6 +308,12 @@ class RedisSession(_BaseRedisSession):
     def _decode(self, persisted):
         payload, self._stored = decode(persisted, self.deserialize)
         self._legacy = self._stored is None
+        if not self._legacy:
+            self.__dict__['_internal'] = {
+                name: value
+                for name, value in self._stored.items()
+                if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
+            }
         if self._legacy:
             # what each value would be stored as, to notice a change
             self._stored = {
@@ -278,7 +333,23 @@ class RedisSession(_BaseRedisSession):
         ]
         if state.timeout != self._timeout:
             records.append(self._timeout_record())
+        records.extend(self.__dict__.get('_internal', {}).items())
         return stored.pack(state.created, records)
+
+    def payload_with(self, records, without=()):
+        """The whole session as it would be stored with ``records`` as its
+        own records (the timeout aside), and without the keys
+        ``without``; the session is not changed."""
+        state = self._session_state
+        data = [
+            (self._name(key), self.serialize(value))
+            for key, value in state.managed_dict.items()
+            if key not in without
+        ]
+        if state.timeout != self._timeout:
+            data.append(self._timeout_record())
+        data.extend(records.items())
+        return stored.pack(state.created, data)
 
     def ensure_id(self):
         state = self._session_state
@@ -381,7 +452,7 @@ class RedisSession(_BaseRedisSession):
                 self._record('not saved: stored by an earlier release')
             state.dont_persist = True
 
-        return Command.eval(stored.MERGE, (state.session_id,), args, merged)
+        return Command.eval(stored.MERGE, (self.key,), args, merged)
 
     def do_persist(self, serialized_session=None):
         """Write the session to Redis now."""
@@ -390,10 +461,16 @@ class RedisSession(_BaseRedisSession):
             command.run(self.redis)
 
     def do_refresh(self, force_redis_ttl=None):
+        state = self._session_state
         if force_redis_ttl is None and self._ttl_refreshed:
-            self._session_state.please_refresh = False
+            state.please_refresh = False
             return
-        super().do_refresh(force_redis_ttl=force_redis_ttl)
+        ttl = force_redis_ttl
+        if ttl is None and self.timeout is not None and self._set_redis_ttl:
+            ttl = self.timeout
+        if ttl is not None:
+            self.redis.expire(self.key, ttl)
+        state.please_refresh = False
 
     def invalidate(self):
         state = self.__dict__.get('_session_state')
@@ -402,7 +479,7 @@ class RedisSession(_BaseRedisSession):
             and state.session_id is not LazyCreateSession
             and not getattr(state, 'insert_pending', False)
         ):
-            self.redis.delete(state.session_id)
+            self.redis.delete(self.key)
             self._record('deleted')
         self._forget()
 
@@ -429,12 +506,19 @@ class RedisSession(_BaseRedisSession):
         self.__dict__.pop('pending_deletes', None)
         self._forget()
 
+    def _forget_loaded(self):
+        for name in ('_stored', '_internal', '_internal_changed'):
+            self.__dict__.pop(name, None)
+        self._legacy = False
+
     def _forget(self):
         for name in (
             '_session_state',
             '_stored',
             '_set_keys',
             '_timeout_changed',
+            '_internal',
+            '_internal_changed',
         ):
             self.__dict__.pop(name, None)
         self._legacy = False
@@ -451,7 +535,9 @@ class RedisSession(_BaseRedisSession):
         if old is not LazyCreateSession and not getattr(
             state, 'insert_pending', False
         ):
-            self.__dict__.setdefault('pending_deletes', []).append(old)
+            self.__dict__.setdefault('pending_deletes', []).append(
+                login_records.redis_key(old)
+            )
         state.session_id = session_id or self.new_session(tag)
         state.insert_pending = True
         state.new = True
@@ -459,6 +545,44 @@ class RedisSession(_BaseRedisSession):
         state.persisted_hash = None
         self._ttl_refreshed = False
         return state.session_id
+
+    def adopt(self, session_id, payload):
+        """Become the session ``session_id``, which was just stored whole
+        as ``payload`` (by the user index, at a login): the previous key is
+        deleted at the end of the request, later changes are merged into
+        the new one, and the browser gets its cookie."""
+        state = self._session_state
+        old = state.session_id
+        if old is not LazyCreateSession and not getattr(
+            state, 'insert_pending', False
+        ):
+            self.__dict__.setdefault('pending_deletes', []).append(
+                login_records.redis_key(old)
+            )
+        state.session_id = session_id
+        state.insert_pending = False
+        state.new = False
+        state.please_recookie = True
+        state.persisted_hash = None
+        state.registered = True
+        records = stored.unpack(payload)[1]
+        self._stored = records
+        self.__dict__['_internal'] = {
+            name: value
+            for name, value in records.items()
+            if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
+        }
+        for name in ('_set_keys', '_timeout_changed', '_internal_changed'):
+            self.__dict__.pop(name, None)
+        self._legacy = False
+        self._ttl_refreshed = True
+        self.invalidated = False
+
+    @property
+    def logged_in(self):
+        """Whether the session holds a login of the user index (its own
+        records), whatever its data."""
+        return login_records.LOGIN in self.__dict__.get('_internal', {})
 
     def flush_commands(self, create=True):
         """Return the commands that write the pending changes; used by the
@@ -481,6 +605,12 @@ class RedisSession(_BaseRedisSession):
             return commands
         if state.new and not create:
             state.dont_persist = state.dont_refresh = True
+            self._record('not created: error response')
+            return commands
+        if getattr(state, 'registered', False) and not create:
+            # logged in by a request that failed: no cookie, no session
+            state.dont_persist = state.dont_refresh = True
+            commands.append(Command('delete', (self.key,), {}, None))
             self._record('not created: error response')
             return commands
         state.flushed = True

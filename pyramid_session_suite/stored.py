@@ -14,10 +14,11 @@ key that is not a string (its serialized form). Values are what the
 factory's ``serialize`` made of each value: Python is their only encoder;
 the scripts below move them as opaque bytes.
 
-A string that starts with ``0x00`` is an ended session (the reason
-follows). Anything else is a whole payload written by earlier releases
-(``{"m": ..., "c": ..., "t": ...}``): it is read as before, and replaced by
-a stored session at its next write.
+A string that starts with ``0x00`` is an ended session: the digest of its
+secret (16 bytes, for a session of a user, see :mod:`.login_records`) or
+nothing, then the reason. Anything else is a whole payload written by
+earlier releases (``{"m": ..., "c": ..., "t": ...}``): it is read as
+before, and replaced by a stored session at its next write.
 """
 
 #: the first byte of a stored session
@@ -34,6 +35,13 @@ TIMEOUT_NAME = b'\xfft'
 
 #: the first byte of the name of a key that is not a string
 OTHER_KEY = 0xFE
+
+#: the name of the record of the digest of a user session's secret (the
+#: part of its id after the last ``.``; see :mod:`.login_records`)
+SECRET_NAME = b'\xffs'
+
+#: the length of that digest
+DIGEST_SIZE = 16
 
 _WIDE = 255
 
@@ -104,6 +112,20 @@ def is_stored_session(data):
 
 def is_ended(data):
     return bool(data) and data[0] == ENDED
+
+
+def ended(digest, reason):
+    """What an ended session's key holds: ``digest`` (the session's
+    secret's, or ``b''``) and ``reason``."""
+    return bytes((ENDED,)) + digest + reason.encode('utf-8')
+
+
+def ended_reason(data, digest):
+    """The reason an ended session's key gives, if it is the session whose
+    secret's digest is ``digest`` (``b''``: a session without one)."""
+    if not is_ended(data) or data[1 : 1 + len(digest)] != digest:
+        return None
+    return data[1 + len(digest) :].decode('utf-8', 'replace')
 
 
 _RECORDS = """

@@ -10,10 +10,10 @@ revoked: by its user through ``request.user_sessions``, by anyone with the
 import time
 import zlib
 
-from . import activity
+from . import activity, login_records as lr
 from .config import add_request_attribute
 from .events import SessionRegistered, SessionRevoked
-from .index import UserIndex, user_tag
+from .index import UserIndex, UserRef, tag_of_key, user_tag
 from .interfaces import ISessionMultiManagerConfig, IUserIndex
 from .namespaces import feature_namespace, redis_factory
 from .persist import LOADED_SESSIONS_KEY, add_before_flush, queue_command
@@ -29,7 +29,8 @@ from .settings import (
 
 SETTINGS_PREFIX = PREFIX + 'user_index.'
 
-#: the key of the index's bookkeeping in the session data
+#: the key of the index's bookkeeping in the session data of earlier
+#: releases (it is now kept in the session's own records)
 MARKER = '_session_suite'
 
 #: environ key: a session was registered (logged in) during this request
@@ -128,8 +129,11 @@ class SessionTracker:
             factory.redis,
             settings['secret'],
             key_prefix=settings['key_prefix'],
+            session_prefix=factory.key_prefix,
             ttl=timeout + (settings['touch_interval'] or 0) + 60,
             end_ttl=max(settings['end_ttl'] or 0, timeout),
+            summary=client_info.summary,
+            namespace=namespace,
         )
         return cls(factory, namespace, index, client_info, settings)
 
@@ -148,56 +152,64 @@ class SessionTracker:
         return None
 
     def origin(self, request):
-        """The handle of the session id the request's cookie names (its
+        """The digest of the session id the request's cookie names (its
         session may be gone), or ``None``."""
         cookie = request.cookies.get(self.cookie_name)
         session_id = cookie and self.factory.session_id_from_cookie(cookie)
-        return self.index.handle(session_id) if session_id else None
+        return lr.origin_digest(session_id) if session_id else None
+
+    def score(self, ttl):
+        """The index score of a session used now whose key lives ``ttl``
+        seconds: its deadline, with the touch interval as margin."""
+        return self.index.deadline(ttl, (self.touch_interval + 60) * 1000)
 
     # -- transitions ---------------------------------------------------------
 
     def register(self, request, session, userid, limits=True, replaces=None):
-        """Give ``session`` a new id in ``userid``'s slot and record it in
-        the index (enforcing the login limits when ``limits``), in place of
-        the entry ``replaces`` (this browser's, for a repeated login).
-        Return ``(True, evicted_handles)`` or ``(False, retry_after)``; a
-        refusal changes nothing."""
-        session_id = self.factory.new_session_id(user_tag(userid))
-        meta = dict(self.client_info.describe(request), ns=self.namespace)
+        """Store ``session`` under a new id in a slot of ``userid``, with
+        the records of the login (enforcing the login limits when
+        ``limits``), in place of the session ``replaces`` (a handle: this
+        browser's, for a repeated login). Return ``(True,
+        evicted_handles)`` or ``(False, retry_after)``; a refusal changes
+        nothing."""
+        secret, digest = lr.new_secret()
+        describe = self.client_info.describe(request)
+        now = int(time.time() * 1000)
+        origin = self.origin(request)
+        records = lr.login_records(describe, now, origin)
+        records[lr.SECRET] = digest
+        payload = session.payload_with(records, without=(MARKER,))
+        ttl = session.timeout
         admitted, detail = self.index.register(
             userid,
-            session_id,
-            meta,
+            payload,
+            ttl=ttl,
+            score=self.score(ttl),
             max_sessions=self.max_sessions if limits else 0,
             lock_seconds=self.lock_seconds if limits else 0,
             replaces=replaces,
-            origin=self.origin(request),
+            origin=origin,
         )
         if not admitted:
             return admitted, detail
-        session.rotate(session_id=session_id)
+        slot, evicted = detail
+        tag = user_tag(userid)
+        key = f'{self.factory.key_prefix}{{{tag}}}:{slot}'
+        session.adopt(f'{key}.{secret}', payload)
+        state = session._session_state
+        state.managed_dict.pop(MARKER, None)
         request.environ[REGISTERED_KEY] = True
-        now = int(time.time())
-        handle = self.index.handle(session_id)
-        session[MARKER] = {
-            'u': userid,
-            'h': handle,
-            'l': now,
-            't': now,
-            'ip': meta['ip'],
-            'ua': ua_digest(meta['ua']),
-            'a': now + self.absolute_timeout if self.absolute_timeout else 0,
-        }
+        handle = lr.handle(slot, digest)
         activity.record(request.environ, 'user_index', 'registered',
-                        handle=handle, evicted=len(detail))  # fmt: skip
+                        handle=handle, evicted=len(evicted))  # fmt: skip
         request.registry.notify(
-            SessionRegistered(request, userid, handle, detail)
+            SessionRegistered(request, userid, handle, evicted)
         )
-        if detail:
+        if evicted:
             self.notify_revoked(
-                request, userid, detail, 'displaced', len(detail)
+                request, userid, evicted, 'displaced', len(evicted)
             )
-        return admitted, detail
+        return admitted, evicted
 
     def revoke(self, request, userid, handles, reason='revoked'):
         """End sessions of ``userid`` by handle; return how many ended."""
@@ -226,21 +238,65 @@ class SessionTracker:
 
 
 def same_user(recorded, userid):
-    """Whether the user id recorded in a session is ``userid``."""
-    return userid is not None and str(recorded) == str(userid)
+    """Whether the user recorded in a session is ``userid``."""
+    if userid is None:
+        return False
+    if isinstance(recorded, UserRef):
+        return recorded.tag == user_tag(userid)
+    return str(recorded) == str(userid)
 
 
 def ua_digest(user_agent):
-    """A short digest of a User-Agent, to notice when it changes."""
+    """A short digest of a User-Agent, to notice when it changes (in the
+    bookkeeping of earlier releases)."""
     return format(zlib.crc32(user_agent.encode('utf-8')), '08x')
 
 
+class Login(dict):
+    """The index bookkeeping of a logged-in session, read from its own
+    records: ``u`` (the user, a :class:`.index.UserRef`), ``h`` (its
+    handle), ``l`` (login time), ``t`` (last activity), ``ip``, ``ua``,
+    ``location`` and ``slot``."""
+
+    legacy = False
+
+
 def marker_of(session):
-    """The index bookkeeping of a loaded session, or ``None``."""
+    """The index bookkeeping of a loaded session (a :class:`Login`, or the
+    dict an earlier release kept in the session data), or ``None``."""
     state = session.__dict__.get('_session_state')
     if state is None:
         return None
+    internal = session.__dict__.get('_internal')
+    if internal and lr.LOGIN in internal and lr.SECRET in internal:
+        key = session.key
+        tag = tag_of_key(key)
+        if tag is None:
+            return None
+        slot = key.rpartition(':')[2]
+        return Login(
+            u=UserRef(tag),
+            h=lr.handle(slot, internal[lr.SECRET]),
+            l=lr.number(internal, lr.LOGIN) / 1000,
+            t=lr.number(internal, lr.ACTIVE) / 1000,
+            ip=lr.text(internal, lr.IP) or None,
+            ua=lr.text(internal, lr.USER_AGENT) or '',
+            location=lr.text(internal, lr.LOCATION),
+            slot=slot,
+        )
     return state.managed_dict.get(MARKER)
+
+
+def forget_login(tracker, session, marker):
+    """The session is no longer the indexed login of ``marker``'s user:
+    drop its entry and its records (the session itself stays)."""
+    tracker.index.forget(marker['u'], marker['h'])
+    if isinstance(marker, Login):
+        for name in lr.INDEX_RECORDS:
+            session.set_record(name, None)
+    else:
+        del session._session_state.managed_dict[MARKER]
+        session.changed()
 
 
 def bookkeeping(request, create):
@@ -254,17 +310,17 @@ def bookkeeping(request, create):
     if session is None:
         return
     state = session.__dict__.get('_session_state')
-    if state is None or not state.managed_dict:
+    if state is None:
         return
-    marker = state.managed_dict.get(MARKER)
+    marker = marker_of(session)
+    if marker is None and not state.managed_dict:
+        return
     if REGISTERED_KEY not in request.environ:
         # the session's record must name who is logged in now: a login or
         # logout through remember()/forget() alone does not update it
         userid = request.authenticated_userid
         if marker is not None and not same_user(marker['u'], userid):
-            tracker.index.forget(marker['u'], marker['h'])
-            del state.managed_dict[MARKER]
-            session.changed()
+            forget_login(tracker, session, marker)
             marker = None
         if marker is None:
             if tracker.auto_register and userid is not None:
@@ -272,6 +328,38 @@ def bookkeeping(request, create):
             return
     if marker is None:
         return
+    if isinstance(marker, Login):
+        _touch(request, tracker, session, marker)
+    else:
+        _touch_legacy(request, tracker, session, marker)
+
+
+def _touch(request, tracker, session, login):
+    now = time.time()
+    info = tracker.client_info
+    ip = info.ip(request)
+    ua = (request.user_agent or '')[:512]
+    changed = ip != login['ip'] or ua != login['ua']
+    if changed:
+        describe = info.describe(request)
+        session.set_record(lr.IP, lr.encode(describe['ip'] or ''))
+        session.set_record(lr.USER_AGENT, lr.encode(describe['ua']))
+        location = describe.get('location')
+        session.set_record(
+            lr.LOCATION, lr.encode(location) if location else None
+        )
+    elif now - login['t'] < tracker.touch_interval:
+        return
+    session.set_record(lr.ACTIVE, lr.encode(int(now * 1000)))
+    for command in tracker.index.touch_commands(
+        login['u'], login['slot'], tracker.score(session.timeout)
+    ):
+        queue_command(request, tracker.index.client, command)
+    activity.record(request.environ, 'user_index', 'touched',
+                    changed=['ip', 'ua'] if changed else [])  # fmt: skip
+
+
+def _touch_legacy(request, tracker, session, marker):
     now = int(time.time())
     info = tracker.client_info
     ip = info.ip(request)
@@ -288,7 +376,7 @@ def bookkeeping(request, create):
     queue_command(
         request,
         tracker.index.client,
-        tracker.index.touch_command(marker['u'], marker['h'], changes),
+        tracker.index.legacy_touch_command(marker['u'], marker['h'], changes),
     )
     activity.record(request.environ, 'user_index', 'touched',
                     changed=sorted(changes or ()))  # fmt: skip

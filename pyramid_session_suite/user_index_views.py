@@ -81,8 +81,12 @@ DEFAULT_PERMISSION = 'session_suite.admin'
 #: the flash queue of the pages' messages
 FLASH_QUEUE = 'session_suite'
 
-#: what a handle looks like (see :meth:`.index.UserIndex.handle`)
-HANDLE = re.compile(r'[A-Za-z0-9_-]{22}')
+#: what a handle looks like (see :meth:`.index.UserIndex.handle`): a
+#: slot and a digest, or an HMAC (sessions of earlier releases)
+HANDLE = re.compile(
+    r'(?:0|[A-Za-z0-9_-]{8})\.[0-9a-f]{8}'  # slot.digest
+    r'|[A-Za-z0-9_-]{22}'  # HMAC of an earlier release's session id
+)
 
 #: what WebOb raises for a body it cannot read as a form: a multipart body
 #: without a boundary, a charset other than UTF-8 (``DeprecationWarning``)

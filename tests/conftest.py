@@ -9,6 +9,13 @@ from pyramid import testing
 import pytest
 import redis
 
+from pyramid_session_suite import stored as stored_format
+from pyramid_session_suite.login_records import (
+    SLOT_KEY,
+    digest,
+    redis_key,
+    split_id,
+)
 from pyramid_session_suite.redis_session import decode, json_loads
 from pyramid_session_suite.testing import (
     RedisClusterServers,
@@ -167,10 +174,38 @@ def city_db(tmp_path_factory):
 
 
 def stored(client, key, deserialize=json_loads):
-    """What Redis holds for the session ``key``, shaped as
-    ``pyramid_session_redis`` payloads are: ``m`` (the data), ``c``
-    (created), ``t`` (its own timeout, if any)."""
-    return decode(client.get(key), deserialize)[0]
+    """What Redis holds for the session ``key`` (a key or a session id),
+    shaped as ``pyramid_session_redis`` payloads are: ``m`` (the data),
+    ``c`` (created), ``t`` (its own timeout, if any)."""
+    if isinstance(key, bytes):
+        key = key.decode()
+    return decode(client.get(redis_key(key)), deserialize)[0]
+
+
+def live_keys(client, pattern):
+    """The keys matching ``pattern`` that hold a live session: not an
+    ended session, a lock, or the reason of an earlier release."""
+    keys = []
+    for key in client.keys(pattern):
+        if key.endswith((b':ended', b':lock')):
+            continue
+        value = client.get(key)
+        if value is not None and not stored_format.is_ended(value):
+            keys.append(key.decode())
+    return sorted(keys)
+
+
+def ended_reason(client, key):
+    """Why the session at ``key`` (a key or a session id) ended, or
+    ``None`` if it has not."""
+    key, secret = split_id(key)
+    value = client.get(key)
+    if value is None or not stored_format.is_ended(value):
+        return None
+    if secret is not None:
+        return stored_format.ended_reason(value, digest(secret))
+    size = stored_format.DIGEST_SIZE if SLOT_KEY.search(key) else 0
+    return value[1 + size :].decode()
 
 
 @pytest.fixture(scope='module')

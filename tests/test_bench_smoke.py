@@ -101,22 +101,21 @@ def test_suite_merges_the_keys_a_request_changed(results, scenario):
 
 def test_suite_login_moves_the_session_into_the_users_slot(results):
     for trips in results.cell('login', 'suite').counted:
-        (getex,), (evalsha,), (delete, create) = trips
+        (getex,), (evalsha,), (delete, merge) = trips
         anonymous = getex[1]
         assert b'{' not in anonymous
         # the anonymous session that was read is the one deleted
         assert delete[1:] == [anonymous]
-        # the index script, on the user's two keys
-        assert evalsha[2] == b'2'
-        z, h = evalsha[3:5]
-        assert z.endswith(b':z') and h.endswith(b':h')
-        tag = z[z.index(b'{') : z.index(b'}') + 1]
-        assert h.startswith(z[:-1])
-        # the new session key is created in the same slot, unless ended
-        assert create[2] == b'2'
-        key, ended = create[3:5]
-        assert key.startswith(b'session:' + tag + b':')
-        assert ended == key + b':ended'
+        # the index script writes the session in the user's first slot,
+        # on the user's keys (those of earlier releases' index too)
+        assert evalsha[2] == b'4'
+        first, index, old_z, old_h = evalsha[3:7]
+        tag = first[first.index(b'{') : first.index(b'}') + 1]
+        assert first == b'session:' + tag + b':0'
+        assert index.endswith(tag + b':i')
+        assert old_z.endswith(tag + b':z') and old_h.endswith(tag + b':h')
+        # the request's later changes (its new CSRF token) are merged
+        assert merge[0].upper() == b'EVAL' and merge[3] == first
 
 
 def test_each_login_is_a_new_user(results):
@@ -142,8 +141,10 @@ def test_the_token_redeem_claims_the_token_once(results):
 def test_the_listing_reads_one_users_index(results):
     ((command,),) = counted(results, LIST, 'suite')
     tag = user_tag(LIST_USER).encode()
-    assert command[2:5] == [
-        b'2',
+    assert command[2:7] == [
+        b'4',
+        b'session:{' + tag + b'}:0',
+        b'session_suite:users:{' + tag + b'}:i',
         b'session_suite:users:{' + tag + b'}:z',
         b'session_suite:users:{' + tag + b'}:h',
     ]
@@ -235,12 +236,10 @@ def test_memory_is_measured_for_both_stacks(results, redis_server):
     anchor, suite = results.memory
     assert (anchor.stack, suite.stack) == ('anchor', 'suite')
     assert anchor.sessions == suite.sessions > 0
-    # a session key each; the suite adds its user's index (two keys)
+    # a session key each: a user with one session has no other key
     assert anchor.keys == anchor.sessions
-    assert suite.keys == 3 * suite.sessions
-    assert anchor.index_bytes is None
-    assert suite.index_bytes > 0
-    assert anchor.session_bytes > 0 and suite.session_bytes > 0
+    assert suite.keys == suite.sessions
+    assert anchor.session_bytes > 0 and suite.total_bytes > 0
     # the measurement's database is left empty
     client = db_client(redis_server.url)
     try:

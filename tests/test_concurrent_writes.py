@@ -10,16 +10,17 @@ expiry) is never brought back by a request in flight.
 The figures measured are written to ``test-artifacts/concurrent-writes.txt``.
 """
 
-import json
 import threading
 import time
 import pytest
 
 from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.login_records import redis_key
 from pyramid_session_suite.redis_session import decode, json_loads
+from pyramid_session_suite.stored import is_ended
 
-from .conftest import serve, stored
+from .conftest import ended_reason, live_keys, serve, stored
 from .test_faults import Browser
 from .usersapp import IPHONE, make_config
 
@@ -209,7 +210,7 @@ def test_concurrent_writers_keep_every_last_value(
 
         def sample():
             while not stop.is_set():
-                samples.append(redis_client.get(sid))
+                samples.append(redis_client.get(redis_key(sid)))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -276,9 +277,15 @@ def end_among_writers(url, cookie, gate, end):
     return exchanges
 
 
+def gone(redis_client, sid):
+    """Whether the session ``sid`` is gone (deleted, or ended in place)."""
+    value = redis_client.get(redis_key(sid))
+    return value is None or is_ended(value)
+
+
 def assert_stays_deleted(redis_client, sid, times=10):
     for _ in range(times):
-        assert redis_client.exists(sid) == 0
+        assert gone(redis_client, sid)
         time.sleep(0.03)
 
 
@@ -314,7 +321,7 @@ def test_an_invalidated_session_stays_deleted_among_concurrent_writers(
             res = browser.get('/logout')  # session.invalidate()
             assert res.status == 200
             assert 'main' not in browser.cookies
-            assert redis_client.exists(sid) == 0
+            assert gone(redis_client, sid)
 
         exchanges = end_among_writers(url, cookie, gate, logout)
     assert_stays_deleted(redis_client, sid)
@@ -342,7 +349,7 @@ def test_an_ended_session_is_not_resurrected_by_writers_in_flight(
         redis_url, gate, **{'session_suite.user_index.touch_interval': '0'}
     )
     tracker = app.registry.getUtility(IUserIndex)
-    z, h = tracker.index.keys('alice')
+    z = tracker.index.index_key('alice')
     with serve(app) as url:
         firefox, iphone = Browser(url), Browser(url, IPHONE)
         firefox.get('/login?user=alice')
@@ -361,27 +368,22 @@ def test_an_ended_session_is_not_resurrected_by_writers_in_flight(
                 assert res.json == {'count': 1}
             else:
                 assert tracker.revoke(None, 'alice', [handle]) == 1
-            assert redis_client.exists(sid) == 0
+            assert gone(redis_client, sid)
 
         exchanges = end_among_writers(url, cookie, gate, end)
     assert_stays_deleted(redis_client, sid)
-    assert redis_client.get(sid + ':ended') == reason.encode()
+    assert ended_reason(redis_client, sid) == reason
     # the index forgot it, and writers in flight (each one touching the
     # index) did not bring its entry back
-    sids = [json.loads(raw)['sid'] for raw in redis_client.hvals(h)]
-    assert sids == [kept]
-    assert redis_client.zrange(z, 0, -1) == [redis_client.hkeys(h)[0]]
+    kept_slot = redis_key(kept).rpartition(':')[2]
+    assert redis_client.zrange(z, 0, -1) == [kept_slot.encode()]
     listed = [entry.handle for entry in tracker.index.list('alice')]
-    assert len(listed) == 1 and handle not in listed
+    assert listed == [tracker.index.handle(kept)]
     assert cookie not in cookies_set(exchanges)
     # alice's only session is the iPhone's; the latecomers are anonymous
     tag = '{' + user_tag('alice') + '}'
-    theirs = [
-        k.decode()
-        for k in redis_client.keys('session_suite:main:*')
-        if tag in k.decode() and not k.endswith(b':ended')
-    ]
-    assert theirs == [kept]
+    theirs = live_keys(redis_client, f'session_suite:main:{tag}:*')
+    assert theirs == [redis_key(kept)]
     for value in cookies_set(exchanges):
         latecomer = stored(redis_client, session_id(app, value))
         assert 'auth.userid' not in latecomer['m']

@@ -28,6 +28,7 @@ from pyramid.view import view_config
 
 from .. import activity
 from ..events import SessionReplaced, TokenRejected
+from ..login_records import redis_key
 from ..request_cookies import readable_cookies
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
@@ -254,7 +255,8 @@ if holder then
   if holder == ARGV[1] then return 1 end
   return 0
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local session = redis.call('GET', KEYS[2])
+if not session or string.byte(session, 1) == 0 then return -1 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
@@ -273,7 +275,7 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
             CLAIM,
             2,
             crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
-            payload['sid'],
+            redis_key(payload['sid']),
             f'{here} {secrets.token_urlsafe(12)}',
             crossdomain.codec.claim_ttl,
         )
