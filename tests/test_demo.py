@@ -16,7 +16,7 @@ from webtest import TestApp
 import demo
 from pyramid_session_suite.interfaces import IUserIndex
 
-from .conftest import stored
+from .conftest import ended_reason, live_keys, stored
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INI = os.path.join(ROOT, 'development.ini')
@@ -446,13 +446,15 @@ def test_the_idle_timeout(app, tracker):
 def test_forget_me_signs_out_too(app, tracker, redis_client):
     res = sign_in(app, 'alice').follow()
     res = res.forms['theme'].submit().follow()
+    [key] = live_keys(redis_client, MAIN_KEYS)
     res = res.forms['forget'].submit(status=303)
     assert set_cookie_names(res) == ['main', 'prefs']
     assert dict(app.cookies) == {}
     assert tracker.index.count('alice') == 0
-    # only the reason the session ended is left, for a while
-    [key] = redis_client.keys(MAIN_KEYS)
-    assert key.endswith(b':ended') and redis_client.get(key) == b'logout'
+    # only the reason the session ended is left, for a while, at its key
+    assert redis_client.keys(MAIN_KEYS) == [key.encode()]
+    assert live_keys(redis_client, MAIN_KEYS) == []
+    assert ended_reason(redis_client, key) == 'logout'
 
 
 def test_about_reads_no_session_of_a_signed_in_browser(

@@ -16,7 +16,6 @@ from pyramid_session_suite import RedisSessionFactory, stored as fmt
 from pyramid_session_suite.redis_session import decode, json_dumps
 
 from .conftest import SECRET, stored
-from .usersapp import FIREFOX, make_config
 
 #: values JSON keeps exactly (Python is their only encoder)
 JSON_VALUES = {
@@ -239,33 +238,6 @@ def test_a_timeout_of_its_own_survives_the_upgrade(redis_url, redis_client):
     assert 0 < redis_client.ttl(sid) <= 60
     app.get('/other?v=3')
     assert 0 < redis_client.ttl(sid) <= 60
-
-
-def test_a_logged_in_user_of_the_previous_release_stays_logged_in(
-    redis_url, redis_client
-):
-    app = TestApp(
-        make_config(redis_url).make_wsgi_app(),
-        extra_environ={'HTTP_USER_AGENT': FIREFOX},
-    )
-    app.get('/login?user=alice')
-    app.get('/whoami?write=1')
-    [sid] = [
-        k for k in redis_client.keys('session_suite:main:{*') if b':' in k
-    ]
-    # stored again the way the previous release stored it
-    payload = stored(redis_client, sid)
-    ttl = redis_client.ttl(sid)
-    redis_client.set(sid, legacy(payload['m'], payload['c']), ex=ttl)
-    mine = app.get('/mine').json
-    assert mine['current']
-    assert [s['current'] for s in mine['sessions']] == [True]
-    before = app.get('/whoami').json
-    assert before['user'] == 'alice'
-    app.get('/whoami?write=1')
-    assert redis_client.get(sid)[:1] == b'\x01'
-    assert app.get('/whoami').json['user'] == 'alice'
-    assert app.get('/mine').json['current'] == mine['current']
 
 
 def test_two_requests_that_loaded_the_old_form_both_keep_their_changes(
