@@ -30,9 +30,10 @@ from pyramid_session_suite.interfaces import (
     ISessionMultiManagerConfig,
     IUserIndex,
 )
+from pyramid_session_suite.login_records import redis_key
 from pyramid_session_suite.settings import REQUIRED
 
-from .conftest import SECRET
+from .conftest import SECRET, live_keys
 from .crossdomainapp import HUB, SITE, XD_SECRET, by_host, make_site
 from .usersapp import make_config, settings_for
 
@@ -45,10 +46,9 @@ def factory_of(app, namespace='main'):
     return manager.get_namespace_config(namespace)
 
 
-def session_ids(redis_client):
-    """The session ids Redis holds (not the reasons of ended ones)."""
-    keys = redis_client.keys('session_suite:main:*')
-    return {k.decode() for k in keys if not k.endswith(b':ended')}
+def session_keys(redis_client):
+    """The keys of the sessions Redis holds (not the ended ones)."""
+    return set(live_keys(redis_client, 'session_suite:main:*'))
 
 
 def snapshot(redis_client):
@@ -88,12 +88,12 @@ def test_login_gives_a_planted_anonymous_session_a_new_id(
     attacker = TestApp(app)
     attacker.get('/whoami?write=1')  # an anonymous session, with data
     planted = attacker.cookies['main']
-    [planted_id] = session_ids(redis_client)
+    [planted_id] = session_keys(redis_client)
     victim = TestApp(app)
     victim.set_cookie('main', planted)
     victim.get('/login?user=alice')
     assert victim.cookies['main'] != planted
-    assert planted_id not in session_ids(redis_client)
+    assert planted_id not in session_keys(redis_client)
     assert victim.get('/whoami').json['user'] == 'alice'
     # the attacker's copy of the cookie leads nowhere
     res = attacker.get('/whoami')
@@ -123,9 +123,10 @@ def test_an_id_redis_does_not_hold_is_never_adopted(
     victim.get('/whoami?write=1')  # writes before login
     victim.get('/login?user=alice')
     victim.get('/whoami?write=1')  # and after
-    [real] = session_ids(redis_client)
+    [real] = session_keys(redis_client)
     assert real != planted_id and not redis_client.exists(planted_id)
-    assert factory.session_id_from_cookie(victim.cookies['main']) == real
+    session_id = factory.session_id_from_cookie(victim.cookies['main'])
+    assert session_id != planted_id and redis_key(session_id) == real
 
 
 # -- cookie attributes -----------------------------------------------------

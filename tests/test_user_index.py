@@ -14,8 +14,8 @@ from pyramid_session_suite.events import (
     SessionRevoked,
 )
 from pyramid_session_suite.index import user_tag
-from pyramid_session_suite.login_records import redis_key
 from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.login_records import redis_key
 
 from .conftest import ended_reason, live_keys, stored
 from .usersapp import FIREFOX, IPHONE, make_config
