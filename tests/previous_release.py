@@ -2,8 +2,8 @@
 them, to test that an upgrade keeps them working.
 
 Two forms of the session payload: ``records`` (the stored form of
-:mod:`pyramid_session_suite.stored`, release 0.9) and ``json`` (the whole
-``{"m", "c", "t"}`` payload of the releases before). In both, the session
+:mod:`pyramid_session_suite.stored`) and ``json`` (the whole ``{"m", "c",
+"t"}`` payload written before it). In both, the session
 data holds the index bookkeeping under ``_session_suite`` and the user
 index is two keys, ``{tag}:z`` and ``{tag}:h``; an ended session left
 ``<id>:ended``. The shapes were taken from what the previous release wrote

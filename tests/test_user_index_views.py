@@ -12,12 +12,14 @@ from webtest import TestApp
 from pyramid_session_suite.events import SessionRevoked
 from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.login_records import redis_key, split_id
 from pyramid_session_suite.user_index_views import (
     ago,
     duration,
     wants_json,
 )
 
+from .conftest import ended_reason, live_keys
 from .usersapp import FIREFOX, IPHONE, SessionSecurityPolicy, make_config
 
 JSON = {'Accept': 'application/json'}
@@ -97,9 +99,13 @@ def user_of(browser):
 
 
 def session_keys(redis_client):
-    """The live session keys (not the ``:ended`` reasons)."""
-    keys = (k.decode() for k in redis_client.keys(SESSION_KEYS))
-    return sorted(k for k in keys if not k.endswith(':ended'))
+    """The keys of the live sessions (not those of ended ones)."""
+    return live_keys(redis_client, SESSION_KEYS)
+
+
+def session_id(tracker, browser):
+    """The session id in the browser's cookie."""
+    return tracker.factory.session_id_from_cookie(browser.cookies['main'])
 
 
 def token_of(browser):
@@ -170,7 +176,7 @@ def test_the_html_listing_shows_both_devices(alice_twice):
 
 
 def test_the_json_listing_never_shows_a_session_id(
-    alice_twice, app, redis_client
+    alice_twice, app, redis_client, tracker
 ):
     firefox, iphone = alice_twice
     res = firefox.get('/sessions', headers=JSON)
@@ -192,9 +198,12 @@ def test_the_json_listing_never_shows_a_session_id(
         handle_of(firefox),
         handle_of(iphone),
     }
-    # the ids of both sessions are in Redis, and in no output
+    # both sessions are in Redis, and neither their ids (the cookies'),
+    # nor their secrets, nor their keys are in any output
     keys = session_keys(redis_client)
     assert len(keys) == 2
+    ids = [session_id(tracker, firefox), session_id(tracker, iphone)]
+    assert sorted(redis_key(sid) for sid in ids) == keys
     admin = logged_in(app, 'admin')
     outputs = [
         res.text,
@@ -203,11 +212,12 @@ def test_the_json_listing_never_shows_a_session_id(
         admin.get('/sessions/users/alice').text,
         admin.get('/sessions/users/alice', headers=JSON).text,
     ]
-    for key in keys:
-        secret_part = key.rsplit(':', 1)[1]
-        assert len(secret_part) >= 32
+    for sid in ids:
+        key, secret = split_id(sid)
+        assert secret is not None and len(secret) == 22
         for output in outputs:
-            assert key not in output and secret_part not in output
+            assert sid not in output and secret not in output
+            assert key not in output
 
 
 @pytest.mark.parametrize(
@@ -251,11 +261,14 @@ def test_revoking_another_session_signs_it_out(
 ):
     firefox, iphone = alice_twice
     other = handle_of(iphone)
+    other_id = session_id(tracker, iphone)
     before = session_keys(redis_client)
     page = firefox.get('/sessions')
     res = form_with(page, handle=other).submit()
     assert res.status_int == 303
     assert res.location == 'http://localhost/sessions'
+    # its key now holds why it ended, for its browser
+    assert ended_reason(redis_client, other_id) == 'revoked'
     # the other browser is anonymous, and told why; this one is not
     assert iphone.get('/whoami').json == {
         'user': None,
@@ -265,6 +278,7 @@ def test_revoking_another_session_signs_it_out(
     assert user_of(firefox) == 'alice'
     after = session_keys(redis_client)
     assert len(before) == 2 and len(after) == 1 and after[0] in before
+    assert redis_key(other_id) not in after
     assert [e.handle for e in tracker.index.list('alice')] == [
         handle_of(firefox)
     ]
