@@ -38,22 +38,19 @@ ORIGIN = b'\xffo'
 #: every record of a login, the secret's digest aside
 INDEX_RECORDS = (LOGIN, ACTIVE, IP, USER_AGENT, LOCATION, ORIGIN)
 
-#: what a handle looks like
-HANDLE_RE = re.compile(r'^(?:0|[A-Za-z0-9_-]{8})\.[0-9a-f]{8}$')
-
 #: the slot of a user's first session
 FIRST_SLOT = '0'
 
 #: ``{tag}:slot.secret`` after the key prefix
 ID_RE = re.compile(
-    r'^\{[A-Za-z0-9_-]{1,200}\}:(?:0|[A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}$'
+    r'^\{[A-Za-z0-9_-]{1,200}\}:(?:0|[A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}\Z'
 )
 
 
 #: the end of the Redis key of a user's session
 SLOT_KEY = re.compile(r'\}:(?:0|[A-Za-z0-9_-]{8})$')
 
-_TAIL = re.compile(r'\}:(0|[A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{22})$')
+_TAIL = re.compile(r'\}:(?:0|[A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}\Z')
 
 
 def new_secret():
@@ -77,10 +74,13 @@ def split_id(session_id):
     """``(redis key, secret)`` of a session id; the secret is ``None`` for
     ids whose key is the id itself (anonymous sessions, earlier
     releases)."""
-    match = _TAIL.search(session_id)
-    if match is None:
+    dot = len(session_id) - 23
+    if dot < 0 or session_id[dot] != '.':
         return session_id, None
-    return session_id[: match.start(2) - 1], match.group(2)
+    start = session_id.rfind('}:', 0, dot)
+    if start < 0 or not _TAIL.match(session_id, start):
+        return session_id, None
+    return session_id[:dot], session_id[dot + 1 :]
 
 
 def redis_key(session_id):

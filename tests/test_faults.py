@@ -18,11 +18,15 @@ from pyramid.paster import get_app
 import pytest
 
 from pyramid_session_suite import RedisSessionFactory
-from pyramid_session_suite.index import GRACE_MS
+from pyramid_session_suite import login_records as lr
+from pyramid_session_suite.index import UserRef, tag_of_key, user_tag
 from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.login_records import redis_key
+from pyramid_session_suite.stored import DIGEST_SIZE, unpack
 from pyramid_session_suite.testing import RedisServer
+from pyramid_session_suite.user_index import MARKER
 
-from .conftest import SECRET, serve, stored
+from .conftest import SECRET, live_keys, serve, stored
 from .usersapp import FIREFOX, make_config
 
 #: where the figures measured are written, under ``test-artifacts/``
@@ -249,53 +253,64 @@ def assert_answers(exchanges):
             assert_unavailable_page(exchange)
 
 
-def index_entries(client, index):
-    """``{session id: (user tag, handle)}`` of every entry of the index;
-    the ZSET and the HASH of each user name the same handles."""
-    entries = {}
-    for h in client.scan_iter(match=index.key_prefix + '{*}:h'):
-        z = h[:-1] + b'z'
-        fields = client.hgetall(h)
-        assert set(fields) == set(client.zrange(z, 0, -1))
-        tag = h.decode()[len(index.key_prefix) + 1 : -3]
-        for handle, raw in fields.items():
-            entries[json.loads(raw)['sid']] = (tag, handle.decode())
-    return entries
+def own_records(client, key):
+    """The session's own records (names starting ``0xff``) stored at
+    ``key``."""
+    return unpack(client.get(key))[1]
+
+
+def is_signed_in(records):
+    """Whether a session's own records hold a login."""
+    return lr.LOGIN in records and lr.SECRET in records
 
 
 def assert_index_agrees_with_sessions(client, tracker):
-    """Nothing half-written: every stored session decodes; every signed-in
-    session is in its user's index, under its own handle; every entry
-    names a live session once the grace of a login in flight is over."""
+    """Nothing half-written: every stored session decodes, and a user's
+    slot holds a whole login (its secret's digest and every index fact);
+    every signed-in session is listed by its user's index under its own
+    handle, and nothing else is; once pruned, the index of each user names
+    exactly the slots of its live signed-in sessions, and every user with
+    two or more has one."""
     prefix = tracker.factory.key_prefix
-    sessions = {
-        key.decode()
-        for key in client.scan_iter(match=prefix + '*')
-        if not key.endswith(b':ended')
-    }
-    signed_in = set()
-    for sid in sessions:
-        payload = stored(client, sid)
-        assert isinstance(payload['m'], dict) and payload['c']
-        if '{' in sid:
-            signed_in.add(sid)
     index = tracker.index
-    entries = index_entries(client, index)
-    assert signed_in <= set(entries)
-    for sid in signed_in:
-        marker = stored(client, sid)['m']['_session_suite']
-        tag, handle = entries[sid]
-        assert sid.startswith(f'{prefix}{{{tag}}}:')
-        assert marker['h'] == handle == index.handle(sid)
-    clock = index.clock
-    later = clock() + GRACE_MS + 1
-    index.clock = lambda: later
-    try:
-        for user in list(index.users()):
-            index.prune(user)
-    finally:
-        index.clock = clock
-    assert set(index_entries(client, index)) == signed_in
+    signed_in = {}  # tag -> {slot: handle}
+    for key in live_keys(client, prefix + '*'):
+        payload = stored(client, key)
+        assert isinstance(payload['m'], dict) and payload['c']
+        assert MARKER not in payload['m']
+        records = own_records(client, key)
+        tag = tag_of_key(key)
+        if tag is None:  # anonymous
+            assert not set(records) & {lr.SECRET, *lr.INDEX_RECORDS}, key
+            continue
+        assert lr.SLOT_KEY.search(key), key
+        assert key.startswith(f'{prefix}{{{tag}}}:')
+        assert is_signed_in(records), key
+        assert len(records[lr.SECRET]) == DIGEST_SIZE
+        for name in (lr.ACTIVE, lr.IP, lr.USER_AGENT):
+            assert name in records, (key, name)
+        assert lr.number(records, lr.LOGIN) > 0
+        assert lr.number(records, lr.ACTIVE) >= lr.number(records, lr.LOGIN)
+        slot = key.rpartition(':')[2]
+        signed_in.setdefault(tag, {})[slot] = lr.handle(
+            slot, records[lr.SECRET]
+        )
+    zsets = {
+        tag_of_key(key.decode())
+        for key in client.scan_iter(match=index.key_prefix + '{*}:i')
+    }
+    users = {user_tag(user) for user in index.users() if user is not None}
+    for tag in sorted(set(signed_in) | zsets | users):
+        user = UserRef(tag)
+        handles = signed_in.get(tag, {})
+        listed = {entry['handle'] for entry in index.list(user)}
+        assert listed == set(handles.values()), tag
+        index.prune(user)
+        slots = {
+            s.decode() for s in client.zrange(index.index_key(user), 0, -1)
+        }
+        if len(handles) > 1 or slots:
+            assert slots == set(handles), tag
 
 
 def summary(exchanges, during):
@@ -474,8 +489,9 @@ def test_a_login_lost_to_a_stalled_redis_does_not_lock_out_its_retry():
         stalls = []
 
         def stall_once(event):
-            # Redis stalls after the registration, before the session
-            # is written; it wakes once the request has given up
+            # Redis stalls after the registration, which wrote the session,
+            # before the request's other commands; it wakes once the
+            # request has given up
             if not stalls:
                 stalls.append(threading.Timer(0.8, wake))
                 server.process.send_signal(signal.SIGSTOP)
@@ -490,18 +506,24 @@ def test_a_login_lost_to_a_stalled_redis_does_not_lock_out_its_retry():
         res = browser.get('/login?user=alice', status=503)
         assert 'Set-Cookie' not in res.headers
         stalls[0].join()
-        # Redis applied the login's writes when it woke: a session that
-        # no browser holds, counted by the index
+        # the login's session is in Redis: a session that no browser
+        # holds, counted by the index
         client = server.client()
         wait_until(lambda: tracker.index.count('alice') == 1)
-        [ghost] = [
-            k for k in client.keys('*:main:{*') if not k.endswith(b':ended')
-        ]
+        [ghost_key] = live_keys(client, '*:main:{*')
+        assert is_signed_in(own_records(client, ghost_key))
+        [ghost] = [entry['handle'] for entry in tracker.index.list('alice')]
         # the same browser tries again: its lost login does not count
         browser.get('/login?user=alice')
         assert browser.get('/whoami').json['user'] == 'alice'
         assert tracker.index.count('alice') == 1
-        assert not client.exists(ghost)
+        session_id = tracker.factory.session_id_from_cookie(
+            browser.cookies['main']
+        )
+        [entry] = tracker.index.list('alice')
+        assert entry['handle'] == tracker.index.handle(session_id) != ghost
+        # the ghost is gone (its slot may hold the retry's session)
+        assert live_keys(client, '*:main:{*') == [redis_key(session_id)]
         # another browser is still held off by the lock
         other = TestApp(app, extra_environ={'REMOTE_ADDR': '192.0.2.2'})
         other.get('/login?user=alice', status=409)
