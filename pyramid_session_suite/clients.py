@@ -15,6 +15,7 @@ more.
 import threading
 from pyramid.exceptions import ConfigurationError
 
+from .deadline import bounded
 from .settings import as_bool, as_int, as_list, as_positive_float, as_str
 
 #: defaults for every client, in seconds: a slow or frozen Redis gives a
@@ -80,7 +81,9 @@ def redis_client(
     ``sentinel_options`` to the connections to the Sentinels themselves
     (they default to the timeouts of ``options``). A command that could
     not connect or timed out is sent again ``retries`` times, without a
-    pause (unless ``options`` hold a ``retry`` of their own).
+    pause (unless ``options`` hold a ``retry`` of their own). Within a
+    request, all its commands together wait at most about ``socket_timeout
+    × (retries + 1)`` (see :mod:`.deadline`).
     """
     given = [x for x in (url, cluster_nodes, sentinels) if x]
     if len(given) != 1:
@@ -94,12 +97,23 @@ def redis_client(
 
     if 'retry' not in options:
         options['retry'] = Retry(NoBackoff(), retries)
+    timeout = options.get('socket_timeout')
+    bound = timeout * (retries + 1) if timeout else None
     if url:
-        return redis.Redis.from_url(url, **options)
+        client = redis.Redis.from_url(url, **options)
+        pool = client.connection_pool
+        if bound:
+            pool.connection_class = bounded(pool.connection_class, bound)
+        return client
     if cluster_nodes:
         from redis.cluster import ClusterNode
 
         options.pop('db', None)
+        if bound:
+            base = redis.SSLConnection if options.get('ssl') else None
+            options['connection_class'] = bounded(
+                base or redis.Connection, bound
+            )
         nodes = [ClusterNode(*_address(node)) for node in cluster_nodes]
         return LazyRedisCluster(startup_nodes=nodes, **options)
     if not sentinel_master:
@@ -118,6 +132,17 @@ def redis_client(
         [_address(node) for node in sentinels],
         sentinel_kwargs=sentinel_options,
     )
+    if bound:
+        from redis.sentinel import (
+            SentinelManagedConnection,
+            SentinelManagedSSLConnection,
+        )
+
+        ssl = options.pop('ssl', False)
+        base = (
+            SentinelManagedSSLConnection if ssl else SentinelManagedConnection
+        )
+        options['connection_class'] = bounded(base, bound)
     return sentinel.master_for(sentinel_master, **options)
 
 

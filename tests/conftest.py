@@ -187,7 +187,10 @@ def live_keys(client, pattern):
     ended session, a lock, or the reason of an earlier release."""
     keys = []
     for key in client.keys(pattern):
-        if key.endswith((b':ended', b':lock')):
+        if (
+            key.endswith((b':ended', b':lock'))
+            or client.type(key) != b'string'
+        ):
             continue
         value = client.get(key)
         if value is not None and not stored_format.is_ended(value):
