@@ -81,6 +81,12 @@ local function split(handle)
   if not dot then return nil end
   return string.sub(handle, 1, dot - 1)
 end
+-- an index of the first slot alone is not needed
+local function tidy(z)
+  if redis.call('ZCARD', z) == 1 and redis.call('ZSCORE', z, '0') then
+    redis.call('DEL', z)
+  end
+end
 -- the slots to look at: the ZSET's and 0
 local function slots(z)
   local all = redis.call('ZRANGE', z, 0, -1)
@@ -256,6 +262,7 @@ for _, s in ipairs(slots(z)) do
     redis.call('ZREM', z, s)
   end
 end
+tidy(z)
 local old = {}
 local now, grace = tonumber(ARGV[1]), tonumber(ARGV[2])
 for _, e in ipairs(legacy_prune(KEYS[3], KEYS[4], now, grace)) do
@@ -295,6 +302,7 @@ if ARGV[6] == '1' then
   for _, e in ipairs(legacy_prune(lz, lh, now, grace)) do
     if e[1] ~= except then legacy_end(e[3], e[1]) end
   end
+  tidy(z)
   return n
 end
 for i = 7, #ARGV do
@@ -312,6 +320,7 @@ for i = 7, #ARGV do
     if sid then legacy_end(sid, handle) end
   end
 end
+tidy(z)
 return n
 """
 )
@@ -330,6 +339,7 @@ for _, s in ipairs(slots(z)) do
     pruned = pruned + 1
   end
 end
+tidy(z)
 local before = redis.call('ZCARD', KEYS[3])
 local kept = #legacy_prune(KEYS[3], KEYS[4], tonumber(ARGV[1]),
                            tonumber(ARGV[2]))
@@ -674,6 +684,7 @@ class UserIndex:
         seen = set()
         patterns = (
             f'{self.session_prefix}{{*}}:*',
+            f'{self.key_prefix}{{*}}:i',
             f'{self.key_prefix}{{*}}:z',
         )
         for pattern in patterns:

@@ -12,10 +12,13 @@ import pytest
 from webtest import TestApp
 
 from pyramid_session_suite.index import GRACE_MS, user_tag
+from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.login_records import redis_key, split_id
 from pyramid_session_suite.scripts.sessions import main
 from pyramid_session_suite.testing import free_port
 
-from . import scriptapp
+from . import previous_release as previous, scriptapp
+from .conftest import ended_reason, live_keys
 from .usersapp import FIREFOX, IPHONE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -98,20 +101,57 @@ def alice_and_bob(app):
     return firefox, iphone, bob
 
 
-def entry_meta(redis_client, userid, handle):
-    """The index entry of a session, as stored, and its hash key."""
-    h = f'session_suite:users:{{{user_tag(userid)}}}:h'
-    return json.loads(redis_client.hget(h, handle)), h
+def session_id(app, client):
+    """The session id in the browser's cookie."""
+    factory = app.registry.getUtility(IUserIndex).factory
+    return factory.session_id_from_cookie(client.cookies['main'])
 
 
-def kill(redis_client, userid, handle, age=True):
-    """Delete the session key of an entry (as Redis expiry would) and, with
-    ``age``, date the entry from before the login grace period."""
-    meta, h = entry_meta(redis_client, userid, handle)
-    assert redis_client.delete(meta['sid']) == 1
+def session_key(userid, handle):
+    """The Redis key of the session of ``userid`` whose handle is
+    ``handle`` (its slot, then ``.`` and a digest)."""
+    slot = handle.partition('.')[0]
+    return f'session_suite:main:{{{user_tag(userid)}}}:{slot}'
+
+
+def index_key(userid):
+    """The key of the index of ``userid`` (while it has 2+ sessions)."""
+    return f'session_suite:users:{{{user_tag(userid)}}}:i'
+
+
+def kill(redis_client, userid, handle):
+    """Delete the key of a session (as Redis expiry would)."""
+    assert redis_client.delete(session_key(userid, handle)) == 1
+
+
+def legacy_entry(redis_client, sid):
+    """The index entry of a session of an earlier release, as stored, and
+    its hash key."""
+    base = sid[: sid.index('}:') + 2]
+    h = base.replace(previous.SESSION_PREFIX, previous.INDEX_PREFIX) + 'h'
+    return json.loads(redis_client.hget(h, previous.handle_of(sid))), h
+
+
+def legacy_index_keys(userid):
+    """The pattern of the index keys of ``userid`` of earlier releases."""
+    return f'session_suite:users:{{{user_tag(userid)}}}:[hz]'
+
+
+def kill_legacy(redis_client, sid, age=True):
+    """Delete the key of a session of an earlier release (as Redis expiry
+    would) and, with ``age``, date its index entry from before the login
+    grace period."""
+    assert redis_client.delete(sid) == 1
     if age:
-        meta['created'] -= GRACE_MS + 1000
-        redis_client.hset(h, handle, json.dumps(meta))
+        age_legacy(redis_client, sid)
+
+
+def age_legacy(redis_client, sid):
+    """Date the index entry of a session of an earlier release from before
+    the login grace period."""
+    meta, h = legacy_entry(redis_client, sid)
+    meta['created'] -= GRACE_MS + 1000
+    redis_client.hset(h, previous.handle_of(sid), json.dumps(meta))
 
 
 # -- list -----------------------------------------------------------------
@@ -137,7 +177,7 @@ def test_list_shows_the_sessions_most_recent_first(ini, alice_and_bob):
     assert handle_of(bob) not in out
 
 
-def test_list_as_json(ini, alice_and_bob, redis_client):
+def test_list_as_json(ini, app, alice_and_bob):
     firefox, iphone, _ = alice_and_bob
     code, out, _ = run(ini, 'list', 'alice', '--json')
     assert code == 0
@@ -158,8 +198,11 @@ def test_list_as_json(ini, alice_and_bob, redis_client):
     assert 1190 < iphone_entry['expires_in'] <= 1200
     # never the session id, and "current" means nothing here
     assert 'sid' not in iphone_entry and 'current' not in iphone_entry
-    sid, _ = entry_meta(redis_client, 'alice', iphone_entry['handle'])
-    assert sid['sid'] not in out
+    for client in (iphone, firefox):
+        sid = session_id(app, client)
+        secret = split_id(sid)[1]
+        assert secret is not None
+        assert sid not in out and secret not in out
 
 
 def test_list_of_a_user_without_sessions(ini, alice_and_bob):
@@ -183,16 +226,19 @@ def test_control_characters_are_escaped_in_tables(ini, app):
 
 
 def test_revoke_ends_a_session_for_its_browser(
-    ini, alice_and_bob, redis_client, events
+    ini, app, alice_and_bob, redis_client, events
 ):
     firefox, iphone, bob = alice_and_bob
     handle = handle_of(iphone)
-    meta, _ = entry_meta(redis_client, 'alice', handle)
+    sid = session_id(app, iphone)
+    assert redis_key(sid) in live_keys(redis_client, 'session_suite:main:*')
     code, out, err = run(ini, 'revoke', 'alice', handle)
     assert (code, out, err) == (0, 'ended 1 session of alice\n', '')
-    # the session key is gone, the ended marker says why
-    assert redis_client.exists(meta['sid']) == 0
-    assert redis_client.get(meta['sid'] + ':ended') == b'operator'
+    # the session is gone; its key says why, for a while
+    assert redis_key(sid) not in live_keys(
+        redis_client, 'session_suite:main:*'
+    )
+    assert ended_reason(redis_client, sid) == 'operator'
     # its browser is anonymous on its next request, and told why
     res = iphone.get('/whoami')
     assert res.json == {'user': None, 'n': None, 'ended': 'operator'}
@@ -234,17 +280,28 @@ def test_revoke_with_nothing_matching_exits_1(ini, alice_and_bob):
     assert iphone.get('/whoami').json['user'] == 'alice'
 
 
-def test_revoke_all(ini, alice_and_bob, redis_client, events):
+def test_revoke_all(ini, app, alice_and_bob, redis_client, events):
     firefox, iphone, bob = alice_and_bob
+    # bob on a second device too: he has an index, as alice has
+    bob_iphone = login(app, 'bob', ua=IPHONE, ip='203.0.113.6')
+    alices = [session_id(app, firefox), session_id(app, iphone)]
+    bobs = [session_id(app, bob), session_id(app, bob_iphone)]
     code, out, _ = run(ini, 'revoke-all', 'alice')
     assert (code, out) == (0, 'ended 2 sessions of alice\n')
+    assert [ended_reason(redis_client, sid) for sid in alices] == [
+        'operator',
+        'operator',
+    ]
+    assert live_keys(redis_client, 'session_suite:main:*') == sorted(
+        redis_key(sid) for sid in bobs
+    )
     assert firefox.get('/whoami').json['ended'] == 'operator'
     assert iphone.get('/whoami').json['user'] is None
     assert bob.get('/whoami').json['user'] == 'bob'
+    assert bob_iphone.get('/whoami').json['user'] == 'bob'
     # alice's index is gone; bob's ({Ym9i}) is not
-    assert sorted(redis_client.keys('session_suite:users:*')) == [
-        b'session_suite:users:{Ym9i}:h',
-        b'session_suite:users:{Ym9i}:z',
+    assert redis_client.keys('session_suite:users:*') == [
+        index_key('bob').encode()
     ]
     assert [(e.reason, e.count) for e in events] == [('operator', 2)]
     # nothing left to end is not an error
@@ -258,50 +315,71 @@ def test_revoke_all(ini, alice_and_bob, redis_client, events):
 
 
 def test_prune_one_user_keeps_logins_in_flight(
-    ini, alice_and_bob, redis_client
+    ini, app, alice_and_bob, redis_client
 ):
     firefox, iphone, _ = alice_and_bob
-    handle = handle_of(iphone)
-    kill(redis_client, 'alice', handle, age=False)
-    # a fresh entry without its key may be a login in flight: kept
-    assert run(ini, 'prune', 'alice') == (
-        0,
-        'alice: removed 0 dead entries, 2 live sessions left\n',
-        '',
-    )
-    _, h = entry_meta(redis_client, 'alice', handle)
-    meta = json.loads(redis_client.hget(h, handle))
-    meta['created'] -= GRACE_MS + 1000
-    redis_client.hset(h, handle, json.dumps(meta))
+    slot = handle_of(iphone).partition('.')[0]
+    kill(redis_client, 'alice', handle_of(iphone))
+    # a login of this release writes its session and its index entry in
+    # one script: an entry without its key is dead at once
     assert run(ini, 'prune', 'alice') == (
         0,
         'alice: removed 1 dead entry, 1 live session left\n',
         '',
     )
-    z = h[:-1] + 'z'
-    assert redis_client.hkeys(h) == [handle_of(firefox).encode()]
-    assert redis_client.zrange(z, 0, -1) == [handle_of(firefox).encode()]
+    assert slot.encode() not in redis_client.zrange(index_key('alice'), 0, -1)
+    # a fresh entry of an earlier release without its key may be a login
+    # in flight (a process of that release still running): kept
+    sid = previous.login(redis_client, 'alice')
+    kill_legacy(redis_client, sid, age=False)
+    assert run(ini, 'prune', 'alice') == (
+        0,
+        'alice: removed 0 dead entries, 2 live sessions left\n',
+        '',
+    )
+    age_legacy(redis_client, sid)
+    assert run(ini, 'prune', 'alice') == (
+        0,
+        'alice: removed 1 dead entry, 1 live session left\n',
+        '',
+    )
+    # that index, empty, is gone; the live session is still listed
+    assert redis_client.keys(legacy_index_keys('alice')) == []
+    _, out, _ = run(ini, 'list', 'alice', '--json')
+    listed = [s['handle'] for s in json.loads(out)['sessions']]
+    assert listed == [handle_of(firefox)]
     assert firefox.get('/whoami').json['user'] == 'alice'
 
 
-def test_prune_every_user(ini, alice_and_bob, redis_client):
+def test_prune_every_user(ini, app, alice_and_bob, redis_client):
     firefox, iphone, bob = alice_and_bob
-    kill(redis_client, 'alice', handle_of(iphone))
-    kill(redis_client, 'bob', handle_of(bob))
+    bob_iphone = login(app, 'bob', ua=IPHONE, ip='203.0.113.6')
+    dead = {'alice': handle_of(iphone), 'bob': handle_of(bob)}
+    # alice's second session ends, bob's first (slot 0) too
+    for userid, handle in dead.items():
+        kill(redis_client, userid, handle)
+    # carol's only session is of an earlier release, and long gone
+    kill_legacy(redis_client, previous.login(redis_client, 'carol'))
     code, out, _ = run(ini, 'prune')
     assert code == 0
     assert out.splitlines() == [
         'alice: removed 1 dead entry',
         'bob: removed 1 dead entry',
-        'removed 2 dead entries of 2 users; 2 users checked, '
-        '1 live session left',
+        'carol: removed 1 dead entry',
+        'removed 3 dead entries of 3 users; 3 users checked, '
+        '2 live sessions left',
     ]
-    # bob's index is empty, so gone
-    assert redis_client.keys('session_suite:users:{Ym9i}:*') == []
+    for userid, handle in dead.items():
+        slot = handle.partition('.')[0].encode()
+        assert slot not in redis_client.zrange(index_key(userid), 0, -1)
+    # carol's index is empty, so gone
+    assert redis_client.keys(legacy_index_keys('carol')) == []
+    assert firefox.get('/whoami').json['user'] == 'alice'
+    assert bob_iphone.get('/whoami').json['user'] == 'bob'
     code, out, _ = run(ini, 'prune')
     assert out == (
-        'removed 0 dead entries of 0 users; 1 user checked, '
-        '1 live session left\n'
+        'removed 0 dead entries of 0 users; 2 users checked, '
+        '2 live sessions left\n'
     )
 
 

@@ -191,9 +191,10 @@ def make_parser():
         'drop index entries whose session is gone',
         'Drop the index entries whose session no longer exists in Redis '
         '(expired or deleted), for USERID or, without it, for every user '
-        'with an index (found with SCAN). Entries younger than the login '
-        'grace period are kept. Reads and writes of the index prune as '
-        'they go; this only tidies up ahead of them.',
+        'with a session or an index (found with SCAN). Entries of sessions '
+        'logged in by earlier releases younger than their login grace '
+        'period are kept. Reads and writes of the index prune as they go; '
+        'this only tidies up ahead of them.',
     )
     add_userid(sub, nargs='?', default=None)
 
