@@ -49,8 +49,8 @@ STACKS = ('floor', 'anchor', 'suite')
 #: with ``crossdomain`` (the cross-domain include, for its token codec)
 VARIANTS = ('plain', 'users', 'crossdomain')
 
-SECRET = 'benchmark-only secret, 48 bytes, never deployed!'
-INDEX_SECRET = 'benchmark-only user index secret, never deployed'
+SECRET = 'benchmark-only-secret-48-bytes-never-deployed!!'
+INDEX_SECRET = 'benchmark-only-user-index-secret-never-deployed'
 #: the cross-domain group of the token scenarios: two sites, one secret
 #: (48 bytes, no spaces: the setting is a list; the include wants 32 or
 #: more bytes)

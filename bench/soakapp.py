@@ -57,9 +57,9 @@ SITE_HOST = 'site.soak.test'
 HUB = f'http://{HUB_HOST}'
 SITE = f'http://{SITE_HOST}'
 
-SECRET = 'soak-only session secret, never deployed anywhere'
-INDEX_SECRET = 'soak-only user index secret, never deployed anywhere'
-PREFS_SECRET = 'soak-only cookie namespace secret, never deployed'
+SECRET = 'soak-only-session-secret-never-deployed-anywhere'
+INDEX_SECRET = 'soak-only-user-index-secret-never-deployed-anywhere'
+PREFS_SECRET = 'soak-only-cookie-namespace-secret-never-deployed'
 XD_SECRET = 'soak-only-cross-domain-secret-never-deployed-anywhere'
 
 #: the policy of the soak: three sessions per account, no lock, so that a

@@ -20,7 +20,7 @@ from pyramid_session_suite.testing import (
 
 from .driver import call, make_environ, time_requests
 
-SECRET = 'benchmark-only secret, never used outside the benchmark'
+SECRET = 'benchmark-only-secret-never-used-outside-the-benchmark'
 
 SCENARIOS = ('read', 'write', 'user read', 'user write')
 
@@ -48,7 +48,7 @@ def make_app(connection):
         'session_suite.request_session': 'main',
         'session_suite.namespace.main.backend': 'redis',
         'session_suite.namespace.main.secret': SECRET,
-        'session_suite.user_index.secret': SECRET + ' (index)',
+        'session_suite.user_index.secret': SECRET + '-index',
         'session_suite.policy.max_sessions': '0',
         **connection,
     }

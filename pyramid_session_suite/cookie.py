@@ -2,11 +2,10 @@
 
 import logging
 from pyramid.session import BaseCookieSessionFactory, JSONSerializer
-from webob.cookies import SignedSerializer
 
 from .exceptions import SessionTooLarge
 from .request_cookies import readable_cookies
-from .settings import check_secret
+from .signing import RotatingSigner
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,9 @@ def CookieSessionFactory(
     """Return Pyramid's :func:`~pyramid.session.SignedCookieSessionFactory`
     session class, with these differences:
 
-    - ``secret`` must have at least 32 bytes;
+    - ``secret`` must have at least 32 bytes; several (a sequence, or
+      separated by whitespace, newest first) rotate it (see
+      :mod:`.signing`);
     - the signature is salted with the cookie name, so a cookie of one
       namespace is never accepted by another;
     - ``invalidate()`` deletes the cookie (Pyramid sends an empty session);
@@ -48,10 +49,9 @@ def CookieSessionFactory(
       browser keeps its previous cookie. Deletions carry the cookie's
       attributes.
     """
-    check_secret(secret)
     if reissue_time is None and timeout:
         reissue_time = max(1, timeout // REISSUE_FRACTION)
-    signer = SignedSerializer(
+    signer = RotatingSigner(
         secret,
         'pyramid_session_suite.cookie.' + cookie_name,
         'sha512',
@@ -79,8 +79,15 @@ def CookieSessionFactory(
         invalidated = False
 
         def __init__(self, request):
-            readable_cookies(request)
+            cookies = readable_cookies(request)
             base.__init__(self, request)
+            value = cookies.get(cookie_name)
+            if (
+                value is not None
+                and not self.new
+                and signer.signed_by_older(value.encode('utf-8'))
+            ):
+                self.changed()  # signed again with the newest secret
 
         def invalidate(self):
             base.invalidate(self)

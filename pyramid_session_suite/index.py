@@ -28,7 +28,7 @@ import time
 
 from . import legacy_index, login_records as lr
 from .persist import Command
-from .settings import check_secret
+from .signing import secret_list
 
 #: kept for the code that imported it from here
 GRACE_MS = legacy_index.GRACE_MS
@@ -435,7 +435,7 @@ class UserIndex:
         summary=_plain_summary,
         namespace=None,
     ):
-        check_secret(secret, 'session_suite.user_index.secret')
+        secrets = secret_list(secret, 'session_suite.user_index.secret')
         self.client = client
         self.key_prefix = key_prefix
         self.session_prefix = session_prefix
@@ -444,7 +444,7 @@ class UserIndex:
         self.clock = clock
         self.summary = summary
         self.namespace = namespace
-        self._secret = secret.encode('utf-8')
+        self._secret = secrets[0].encode('utf-8')
         self.register_script = client.register_script(REGISTER)
         self.list_script = client.register_script(LIST)
         self.revoke_script = client.register_script(REVOKE)

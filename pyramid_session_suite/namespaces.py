@@ -19,20 +19,21 @@ from .settings import (
     PREFIX,
     REQUIRED,
     as_bool,
+    as_list,
     as_nonnegative_float,
     as_positive_float,
     as_seconds,
     as_str,
-    check_secret,
     one_of,
     parse_settings,
 )
+from .signing import secret_list
 
 NAMESPACE_PREFIX = PREFIX + 'namespace.'
 
 NAMESPACE_SETTINGS = (
     ('backend', one_of('cookie', 'redis'), 'cookie'),
-    ('secret', as_str, REQUIRED),
+    ('secret', as_list, REQUIRED),
     ('cookie_name', as_str, None),
     ('timeout', as_seconds, 1200),
     ('reissue_time', as_seconds, None),
@@ -54,7 +55,7 @@ def factory_from_settings(settings, namespace, core):
     """Return the session factory declared for ``namespace``."""
     prefix = f'{NAMESPACE_PREFIX}{namespace}.'
     options = parse_settings(settings, NAMESPACE_SETTINGS, prefix, strict=True)
-    check_secret(options['secret'], prefix + 'secret')
+    secret_list(options['secret'], prefix + 'secret')
     cookie_name = options['cookie_name'] or namespace
     cookie = {
         'cookie_name': cookie_name,

@@ -29,7 +29,6 @@ from pyramid_session_redis.util import (
     empty_session_payload,
 )
 import redis
-from webob.cookies import SignedSerializer
 
 from . import login_records, stored
 from .activity import record
@@ -46,7 +45,7 @@ from .redis_session import (
     json_loads,
 )
 from .request_cookies import readable_cookies
-from .settings import check_secret
+from .signing import RotatingSigner
 
 __all__ = [
     'ENDED_KEY',
@@ -113,8 +112,7 @@ class RedisSessionFactory:
         if (secret is None) == (cookie_signer is None):
             raise ValueError('give one of `secret` and `cookie_signer`')
         if secret is not None:
-            check_secret(secret)
-            cookie_signer = SignedSerializer(
+            cookie_signer = RotatingSigner(
                 secret,
                 'pyramid_session_suite.redis.' + cookie_name,
                 'sha512',
@@ -213,6 +211,15 @@ class RedisSessionFactory:
             session_id = self.cookie_signer.loads(value.encode('utf-8'))
         except (ValueError, TypeError, UnicodeError):
             return None
+        return self._checked_id(session_id)
+
+    def _signed_by_older(self, value):
+        """Whether the cookie value just read was signed with an older
+        secret (so it is signed again)."""
+        older = getattr(self.cookie_signer, 'signed_by_older', None)
+        return older is not None and older(value.encode('utf-8'))
+
+    def _checked_id(self, session_id):
         prefix = self.key_prefix
         if not (isinstance(session_id, str) and session_id.startswith(prefix)):
             return None
@@ -248,6 +255,8 @@ class RedisSessionFactory:
                 raise InvalidSession_NoSessionCookie('no session cookie')
             session = self._session(session_id, new=False)
             cookie_was_valid = True
+            if self._signed_by_older(cookie):
+                session._session_state.please_recookie = True
         except InvalidSession as exc:
             if self.func_invalid_logger is not None:
                 self.func_invalid_logger(request, exc)

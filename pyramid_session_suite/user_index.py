@@ -21,6 +21,7 @@ from .settings import (
     PREFIX,
     REQUIRED,
     as_bool,
+    as_list,
     as_seconds,
     as_str,
     one_of,
@@ -53,7 +54,7 @@ def as_proxies(value):
 
 USER_INDEX_SETTINGS = (
     ('namespace', as_str, None),
-    ('secret', as_str, REQUIRED),
+    ('secret', as_list, REQUIRED),
     ('key_prefix', as_str, 'session_suite:users:'),
     ('touch_interval', as_seconds, 60),
     ('trusted_proxies', as_proxies, None),

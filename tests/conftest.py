@@ -23,7 +23,7 @@ from pyramid_session_suite.testing import (
     RoundTrips,
 )
 
-SECRET = 'test-only secret, never used outside the tests'
+SECRET = 'test-only-secret-never-used-outside-the-tests'
 
 
 @pytest.fixture(scope='session')

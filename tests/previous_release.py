@@ -24,7 +24,7 @@ from pyramid_session_suite.redis_session import json_dumps
 from .conftest import SECRET
 from .usersapp import FIREFOX
 
-INDEX_SECRET = SECRET + ' (index)'
+INDEX_SECRET = SECRET + '-index'
 SESSION_PREFIX = 'session_suite:main:'
 INDEX_PREFIX = 'session_suite:users:'
 

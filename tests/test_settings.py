@@ -19,7 +19,7 @@ def settings_for(redis_url, **extra):
         'session_suite.namespace.main.secret': SECRET,
         'session_suite.namespace.main.timeout': '600',
         'session_suite.namespace.main.cookie_secure': 'true',
-        'session_suite.namespace.prefs.secret': SECRET + ' (prefs)',
+        'session_suite.namespace.prefs.secret': SECRET + '-prefs',
         'session_suite.namespace.prefs.cookie_samesite': 'Strict',
     }
     settings.update(extra)

@@ -99,7 +99,7 @@ def redis_main(redis_url):
 
 def settings_for(redis_url, **extra):
     settings = redis_main(redis_url)
-    settings['session_suite.user_index.secret'] = SECRET + ' (index)'
+    settings['session_suite.user_index.secret'] = SECRET + '-index'
     settings.update(extra)
     return settings
 

@@ -1,0 +1,64 @@
+"""Cookie signatures whose secrets can be rotated without logging anyone
+out.
+
+Every secret setting takes several secrets, newest first, separated by
+whitespace; a Python factory takes one secret or a sequence of them. Cookies are
+always signed with the newest; a cookie signed with an older one is
+accepted, and its namespace signs it again with the newest the next time
+it answers; a cookie signed with a secret no longer listed is ignored like
+a forged one.
+"""
+
+import threading
+from webob.cookies import SignedSerializer
+
+from .settings import check_secret
+
+
+def secret_list(secrets, name='secret'):
+    """The secrets of ``secrets`` (one secret, or a sequence of them newest
+    first), each checked; raise :class:`.WeakSecret` naming ``name``."""
+    if isinstance(secrets, (str, bytes)):
+        secrets = [secrets]
+    secrets = [s for s in secrets or () if s]
+    if not secrets:
+        check_secret(None, name)
+    for secret in secrets:
+        check_secret(secret, name)
+    return secrets
+
+
+class RotatingSigner:
+    """A :class:`webob.cookies.SignedSerializer` of several secrets: signs
+    with the first, verifies with any (the first first)."""
+
+    def __init__(self, secrets, salt, hashalg='sha512', serializer=None):
+        self.signers = [
+            SignedSerializer(secret, salt, hashalg, serializer=serializer)
+            for secret in secret_list(secrets)
+        ]
+        self._newest = self.signers[0]
+        self._older = self.signers[1:]
+        self._last = threading.local()
+
+    def dumps(self, value):
+        return self._newest.dumps(value)
+
+    def loads(self, data):
+        try:
+            return self._newest.loads(data)
+        except ValueError:
+            pass
+        for signer in self._older:
+            try:
+                value = signer.loads(data)
+            except ValueError:
+                continue
+            self._last.data = data
+            return value
+        raise ValueError('invalid signature')
+
+    def signed_by_older(self, data):
+        """Whether ``data``, just loaded in this thread, was signed with a
+        secret other than the newest."""
+        return getattr(self._last, 'data', None) == data
