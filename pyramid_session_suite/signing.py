@@ -2,11 +2,11 @@
 out.
 
 Every secret setting takes several secrets, newest first, separated by
-whitespace; a Python factory takes one secret or a sequence of them. Cookies are
-always signed with the newest; a cookie signed with an older one is
-accepted, and its namespace signs it again with the newest the next time
-it answers; a cookie signed with a secret no longer listed is ignored like
-a forged one.
+whitespace; a Python factory takes one secret or a sequence of them.
+Cookies are always signed with the newest; a cookie signed with an older
+one is accepted, and its namespace signs it again with the newest the next
+time it answers; a cookie signed with a secret no longer listed is ignored
+like a forged one.
 """
 
 import threading

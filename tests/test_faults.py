@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 from pyramid.paster import get_app
 import pytest
 
-from pyramid_session_suite import RedisSessionFactory
-from pyramid_session_suite import login_records as lr
+from pyramid_session_suite import RedisSessionFactory, login_records as lr
 from pyramid_session_suite.index import UserRef, tag_of_key, user_tag
 from pyramid_session_suite.interfaces import IUserIndex
 from pyramid_session_suite.login_records import redis_key
@@ -167,7 +166,7 @@ def faults_app(redis_url, include='pyramid_session_suite.policy', **extra):
     cookie but under ``skip_paths``."""
     settings = {
         'session_suite.namespaces': 'main prefs',
-        'session_suite.namespace.prefs.secret': SECRET + ' (prefs)',
+        'session_suite.namespace.prefs.secret': SECRET + '-prefs',
     }
     if include.endswith('policy'):
         settings['session_suite.policy.lock_seconds'] = '0'

@@ -13,8 +13,11 @@ from webtest import TestApp
 from pyramid_session_suite.clients import LazyRedisCluster
 from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.login_records import redis_key
+from pyramid_session_suite.stored import is_ended
 from pyramid_session_suite.testing import RedisSentinelServers
 
+from .conftest import ended_reason
 from .crossdomainapp import HUB, SITE, by_host, make_site
 from .test_policy import policy_app
 from .usersapp import make_config
@@ -56,6 +59,17 @@ class Topology:
 
     def keys(self):
         return sorted(k.decode() for k in self.client.scan_iter('*'))
+
+    def live_sessions(self, prefix):
+        """The keys under ``prefix`` that hold a live session (not an ended
+        one, nor a lock), from every primary."""
+        return [
+            key
+            for key in self.keys()
+            if key.startswith(prefix)
+            and not key.endswith(':lock')
+            and not is_ended(self.client.get(key) or b'\0')
+        ]
 
     def close(self):
         self.client.close()
@@ -101,17 +115,20 @@ def test_sessions_are_created_read_rotated_and_ended(topology):
     assert alice.cookies['main'] != anonymous_id
     res = alice.get('/whoami?write=1').json
     assert (res['user'], res['n']) == ('alice', 3)
-    [key] = [k for k in topology.keys() if ':main:{' in k]
-    assert user_tag('alice') in key
+    session_id = tracker.factory.session_id_from_cookie(alice.cookies['main'])
+    [key] = [k for k in topology.keys() if ':main:' in k]
+    assert key == redis_key(session_id) != session_id
+    assert key.startswith(f'session_suite:main:{{{user_tag("alice")}}}:')
     alice.get('/logout')
     assert alice.get('/whoami').json == {
         'user': None,
         'n': None,
         'ended': None,
     }
-    [tombstone] = [k for k in topology.keys() if ':main:' in k]
-    assert tombstone == key + ':ended'
-    assert 0 < topology.client.ttl(tombstone)
+    # ended in place: the same key says why, for a while
+    assert [k for k in topology.keys() if ':main:' in k] == [key]
+    assert ended_reason(topology.client, session_id) == 'logout'
+    assert 0 < topology.client.ttl(key)
 
 
 def test_a_users_keys_share_one_hash_slot(topology):
@@ -121,11 +138,15 @@ def test_a_users_keys_share_one_hash_slot(topology):
     browser(app).get('/login?user=bob')
     tag = user_tag('alice')
     alices = [k for k in topology.keys() if tag in k]
-    # three sessions, the index's sorted set and hash
-    assert len(alices) == 5
+    # three sessions and the index's sorted set
+    sessions = topology.live_sessions(f'session_suite:main:{{{tag}}}:')
+    assert len(sessions) == 3
+    assert tracker.index.index_key('alice') in alices
+    assert len(alices) == 4
     assert len({key_slot(k.encode()) for k in alices}) == 1
-    bobs = [k for k in topology.keys() if user_tag('bob') in k]
-    assert key_slot(bobs[0].encode()) != key_slot(alices[0].encode())
+    # one login, one key
+    [bobs] = [k for k in topology.keys() if user_tag('bob') in k]
+    assert key_slot(bobs.encode()) != key_slot(alices[0].encode())
 
 
 def test_users_list_and_revoke_their_sessions(topology):
@@ -292,7 +313,7 @@ def counted_app(topology, round_trips):
     config = Configurator(
         settings={
             'session_suite.request_session': 'main',
-            'session_suite.user_index.secret': SECRET + ' (index)',
+            'session_suite.user_index.secret': SECRET + '-index',
         }
     )
     config.set_security_policy(SessionSecurityPolicy())
@@ -349,11 +370,11 @@ def test_round_trips_per_request(topology, round_trips):
 
 
 def session_key(topology, prefix='session:', tag=None):
+    """The key of the one live session under ``prefix``: the user's whose
+    hash tag is ``tag``, else an anonymous one."""
     [key] = [
         k
-        for k in topology.keys()
-        if k.startswith(prefix)
-        and (tag in k if tag else '{' not in k)
-        and not k.endswith(':ended')
+        for k in topology.live_sessions(prefix)
+        if (tag in k if tag else '{' not in k)
     ]
     return key
