@@ -23,7 +23,7 @@ from pyramid.csrf import (
 )
 from pyramid.httpexceptions import HTTPConflict
 from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
-from pyramid.security import forget, remember
+from pyramid.security import forget, remember as remember_headers
 
 from . import activity
 from .events import LoginRefused
@@ -48,21 +48,32 @@ class LoginRefusedError(HTTPConflict):
         self.retry_seconds = retry_after
 
 
-def login(request, userid, **kw):
+def login(request, userid, remember=False, **kw):
     """Log ``userid`` in on this request's session with a new session id
     and a new CSRF token; return the headers of
-    :func:`pyramid.security.remember` (``kw`` is passed to it)."""
+    :func:`pyramid.security.remember` (``kw`` is passed to it).
+
+    With ``remember``, the login is remembered ("remember me"): its
+    session lasts its namespace's ``remember_max_age`` unused, and its
+    cookie has that ``Max-Age`` (it outlives the browser); without, the
+    cookie lasts for the browser session (or the namespace's
+    ``cookie_max_age``). Only a Redis session can be remembered."""
     tracker = request.registry.queryUtility(IUserIndex)
     if tracker is None:
-        _rotate(request.session)
+        session = request.session
+        _rotate(session)
+        if remember:
+            if not hasattr(session, 'remember'):
+                raise ValueError('remember=True needs a Redis session')
+            session.remember()
     else:
-        _register(request, tracker, userid)
-    headers = remember(request, userid, **kw)
+        _register(request, tracker, userid, remember)
+    headers = remember_headers(request, userid, **kw)
     _renew_csrf_token(request)
     return headers
 
 
-def _register(request, tracker, userid):
+def _register(request, tracker, userid, remember=False):
     """Record the login in the user index, or raise
     :class:`LoginRefusedError`."""
     session = tracker.session(request)
@@ -72,7 +83,11 @@ def _register(request, tracker, userid):
         # someone else's session: none of their data comes along
         session.clear()
     admitted, detail = tracker.register(
-        request, session, userid, replaces=previous['h'] if again else None
+        request,
+        session,
+        userid,
+        replaces=previous['h'] if again else None,
+        remember=remember,
     )
     if not admitted:
         activity.record(request.environ, 'policy', 'login refused',

@@ -41,10 +41,21 @@ INDEX_RECORDS = (LOGIN, ACTIVE, IP, USER_AGENT, LOCATION, ORIGIN)
 #: the slot of a user's first session
 FIRST_SLOT = '0'
 
-#: ``{tag}:slot.secret`` after the key prefix
+#: ``{tag}:slot.secret`` after the key prefix (and ``~`` for a
+#: remembered login)
 ID_RE = re.compile(
-    r'^\{[A-Za-z0-9_-]{1,200}\}:(?:0|[A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}\Z'
+    r'^\{[A-Za-z0-9_-]{1,200}\}:(?:0|[A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}'
+    r'~?\Z'
 )
+
+#: the last character of the id of a remembered login ("remember me"):
+#: its key lives ``remember_max_age`` and its cookie has that ``Max-Age``
+REMEMBERED = '~'
+
+
+def remembered(session_id):
+    """Whether ``session_id`` is that of a remembered login."""
+    return isinstance(session_id, str) and session_id.endswith(REMEMBERED)
 
 
 #: the end of the Redis key of a user's session
@@ -74,6 +85,8 @@ def split_id(session_id):
     """``(redis key, secret)`` of a session id; the secret is ``None`` for
     ids whose key is the id itself (anonymous sessions, earlier
     releases)."""
+    if session_id.endswith(REMEMBERED):
+        session_id = session_id[:-1]
     dot = len(session_id) - 23
     if dot < 0 or session_id[dot] != '.':
         return session_id, None

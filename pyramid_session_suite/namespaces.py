@@ -47,6 +47,7 @@ NAMESPACE_SETTINGS = (
     ('serializer', one_of('json', 'pickle'), 'json'),
     ('lock_timeout', as_positive_float, 30.0),
     ('lock_wait', as_nonnegative_float, 10.0),
+    ('remember_max_age', as_seconds, 30 * 86400),
     *CONNECTION_SETTINGS,
 )
 
@@ -109,6 +110,7 @@ def redis_session_factory(options, cookie, namespace, core, prefix):
         deserialize=deserialize,
         lock_timeout=options['lock_timeout'],
         lock_wait=options['lock_wait'],
+        remember_max_age=options['remember_max_age'],
         **cookie,
     )
 

@@ -92,6 +92,7 @@ class SessionPolicy:
             return 'absolute'
         if (
             self.idle_timeout
+            and not marker.get('remember')
             and now - marker.get('t', now) > self.idle_timeout
         ):
             return 'idle'

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 #: the part of a session id after the key prefix: an optional Redis hash
 #: tag (``{tag}:``, the user's, so one user's keys share a slot) and 256
 #: random bits
-_ID_RE = re.compile(r'^(?:\{[A-Za-z0-9_-]{1,200}\}:)?[A-Za-z0-9_-]{43}$')
+_ID_RE = re.compile(r'^(?:\{[A-Za-z0-9_-]{1,200}\}:)?[A-Za-z0-9_-]{43}~?\Z')
 
 
 class RedisSessionFactory:
@@ -75,7 +75,10 @@ class RedisSessionFactory:
     passed to :meth:`redis.Redis.from_url`) or as a ready ``redis_client``.
     ``lock_timeout`` (seconds) bounds how long a request of a view with
     ``session_lock`` holds its session's lock; ``lock_wait`` how long
-    another waits for it.
+    another waits for it. ``remember_max_age`` (seconds) is how long a
+    login made with ``remember=True`` lasts unused: its key's TTL and its
+    cookie's ``Max-Age``. ``secret`` is one secret or a sequence of them,
+    newest first (see :mod:`.signing`).
     """
 
     backend = 'redis'
@@ -108,6 +111,7 @@ class RedisSessionFactory:
         func_invalid_logger=None,
         lock_timeout=30,
         lock_wait=10,
+        remember_max_age=30 * 86400,
     ):
         if (secret is None) == (cookie_signer is None):
             raise ValueError('give one of `secret` and `cookie_signer`')
@@ -145,6 +149,7 @@ class RedisSessionFactory:
             raise ValueError('lock_wait must be 0 seconds or more')
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
+        self.remember_max_age = remember_max_age or None
         self.cookie_options = {
             'max_age': cookie_max_age,
             'path': cookie_path,
@@ -196,7 +201,10 @@ class RedisSessionFactory:
         """Set this namespace's cookie for ``session_id`` on ``response``,
         with the factory's cookie attributes (``overrides`` win)."""
         value = self.cookie_signer.dumps(session_id).decode('utf-8')
-        options = dict(self.cookie_options, **overrides)
+        options = dict(self.cookie_options)
+        if login_records.remembered(session_id) and self.remember_max_age:
+            options['max_age'] = self.remember_max_age
+        options.update(overrides)
         response.set_cookie(self.cookie_name, value, **options)
         vary = set(response.vary or ())
         vary.add('Cookie')
@@ -242,6 +250,7 @@ class RedisSessionFactory:
             deserialized_fails_new=self.deserialized_fails_new,
             timeout=self.timeout,
             python_expires=False,
+            remember_timeout=self.remember_max_age,
         )
 
     def __call__(self, request):
@@ -372,7 +381,13 @@ class _CookieCallback:
                     session._record('stale cookie cleared')
 
     def _set_cookie(self, request, response, **overrides):
-        options = dict(self.factory.cookie_options, **overrides)
+        factory = self.factory
+        options = dict(factory.cookie_options)
+        session_id = self.session.session_id
+        if login_records.remembered(session_id) and factory.remember_max_age:
+            # a remembered login keeps its cookie as long as its key
+            options['max_age'] = factory.remember_max_age
+        options.update(overrides)
         _set_cookie(
             self.session,
             request,

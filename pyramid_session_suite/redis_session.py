@@ -110,6 +110,9 @@ class RedisSession(_BaseRedisSession):
     #: ``True`` when the load already refreshed the key's TTL (GETEX).
     _ttl_refreshed = False
 
+    #: the lifetime (seconds) of a remembered login (see :meth:`remember`)
+    remember_timeout = None
+
     #: ``True`` once :meth:`invalidate` was called in this request, even if
     #: the session was used again afterwards.
     invalidated = False
@@ -127,6 +130,10 @@ class RedisSession(_BaseRedisSession):
     #: ``True`` when the session was loaded from a payload of an earlier
     #: release: its next write is whole
     _legacy = False
+
+    def __init__(self, *args, remember_timeout=None, **kwargs):
+        self.remember_timeout = remember_timeout
+        super().__init__(*args, **kwargs)
 
     def _record(self, action, **details):
         if self.environ is not None:
@@ -269,8 +276,11 @@ class RedisSession(_BaseRedisSession):
                 '`session_id` is LazyCreateSession'
             )
         key, secret = login_records.split_id(session_id)
+        ttl = self._timeout
+        if self.remember_timeout and login_records.remembered(session_id):
+            ttl = self.remember_timeout
         if self._timeout and self._set_redis_ttl:
-            persisted = self.redis.getex(key, ex=self._timeout)
+            persisted = self.redis.getex(key, ex=ttl)
             self._ttl_refreshed = True
         else:
             persisted = self.redis.get(key)
@@ -295,9 +305,9 @@ class RedisSession(_BaseRedisSession):
             # the slot holds another session now
             self._forget_loaded()
             raise InvalidSession_NotInBackend('session not in Redis')
-        if deserialized.get('t', self._timeout) != self._timeout:
+        if deserialized.get('t', self._timeout) != ttl:
             # adjust_session_timeout() gave this session its own timeout:
-            # the GETEX used the factory's, so refresh again at the end.
+            # the GETEX used another, so refresh again at the end.
             self._ttl_refreshed = False
         if persisted_hash is True:
             return deserialized, hashed_value(persisted)
@@ -336,18 +346,20 @@ class RedisSession(_BaseRedisSession):
         records.extend(self.__dict__.get('_internal', {}).items())
         return stored.pack(state.created, records)
 
-    def payload_with(self, records, without=()):
+    def payload_with(self, records, without=(), timeout=None):
         """The whole session as it would be stored with ``records`` as its
-        own records (the timeout aside), and without the keys
-        ``without``; the session is not changed."""
+        own records (the timeout aside), without the keys ``without`` and
+        with ``timeout`` (default: its own); the session is not
+        changed."""
         state = self._session_state
         data = [
             (self._name(key), self.serialize(value))
             for key, value in state.managed_dict.items()
             if key not in without
         ]
-        if state.timeout != self._timeout:
-            data.append(self._timeout_record())
+        timeout = timeout or state.timeout
+        if timeout != self._timeout:
+            data.append((stored.TIMEOUT_NAME, b'%d' % (timeout or 0)))
         data.extend(records.items())
         return stored.pack(state.created, data)
 
@@ -399,7 +411,7 @@ class RedisSession(_BaseRedisSession):
             self._stored = stored.unpack(payload)[1]
             self._written((), ())
 
-        sid = state.session_id
+        sid = self.key
         if '{' in sid:
             # a user's session (see rotate()): not if it ended meanwhile
             return Command.eval(
@@ -440,6 +452,9 @@ class RedisSession(_BaseRedisSession):
                 )
                 state.merged = reply
                 self._written((*sets, *unchanged), deletes)
+                if login_records.remembered(state.session_id):
+                    # its cookie's Max-Age starts again
+                    state.please_recookie = True
                 return
             if reply == 0:
                 # deleted (revoked, expired) since it was loaded: stays so
@@ -545,6 +560,19 @@ class RedisSession(_BaseRedisSession):
         state.persisted_hash = None
         self._ttl_refreshed = False
         return state.session_id
+
+    def remember(self):
+        """Make this session a remembered login ("remember me"): it lasts
+        ``remember_timeout`` unused, and so does its cookie. Call it with a
+        new id (at login)."""
+        if not self.remember_timeout:
+            raise ValueError('this namespace has no remember_max_age')
+        state = self._session_state
+        if not login_records.remembered(state.session_id):
+            state.session_id += login_records.REMEMBERED
+        if state.timeout != self.remember_timeout:
+            self.adjust_session_timeout(self.remember_timeout)
+        state.please_recookie = True
 
     def adopt(self, session_id, payload):
         """Become the session ``session_id``, which was just stored whole

@@ -166,21 +166,39 @@ class SessionTracker:
 
     # -- transitions ---------------------------------------------------------
 
-    def register(self, request, session, userid, limits=True, replaces=None):
+    def register(
+        self,
+        request,
+        session,
+        userid,
+        limits=True,
+        replaces=None,
+        remember=False,
+    ):
         """Store ``session`` under a new id in a slot of ``userid``, with
         the records of the login (enforcing the login limits when
         ``limits``), in place of the session ``replaces`` (a handle: this
-        browser's, for a repeated login). Return ``(True,
-        evicted_handles)`` or ``(False, retry_after)``; a refusal changes
-        nothing."""
+        browser's, for a repeated login); ``remember`` makes it a
+        remembered login. Return ``(True, evicted_handles)`` or ``(False,
+        retry_after)``; a refusal changes nothing."""
         secret, digest = lr.new_secret()
         describe = self.client_info.describe(request)
         now = int(time.time() * 1000)
         origin = self.origin(request)
         records = lr.login_records(describe, now, origin)
         records[lr.SECRET] = digest
-        payload = session.payload_with(records, without=(MARKER,))
-        ttl = session.timeout
+        factory = self.factory
+        timeout = None  # its own
+        if remember:
+            timeout = factory.remember_max_age
+            if not timeout:
+                raise ValueError('this namespace has no remember_max_age')
+        elif lr.remembered(session.session_id):
+            timeout = factory.timeout  # no longer remembered
+        payload = session.payload_with(
+            records, without=(MARKER,), timeout=timeout
+        )
+        ttl = timeout or session.timeout
         admitted, detail = self.index.register(
             userid,
             payload,
@@ -196,8 +214,10 @@ class SessionTracker:
         slot, evicted = detail
         tag = user_tag(userid)
         key = f'{self.factory.key_prefix}{{{tag}}}:{slot}'
-        session.adopt(f'{key}.{secret}', payload)
+        suffix = lr.REMEMBERED if remember else ''
+        session.adopt(f'{key}.{secret}{suffix}', payload)
         state = session._session_state
+        state.timeout = ttl
         state.managed_dict.pop(MARKER, None)
         request.environ[REGISTERED_KEY] = True
         handle = lr.handle(slot, digest)
@@ -284,6 +304,7 @@ def marker_of(session):
             ua=lr.text(internal, lr.USER_AGENT) or '',
             location=lr.text(internal, lr.LOCATION),
             slot=slot,
+            remember=lr.remembered(session.session_id),
         )
     return state.managed_dict.get(MARKER)
 

@@ -27,6 +27,10 @@ def site_settings(redis_url, sites=(HUB, SITE), **extra):
 
 
 def login(request):
+    if request.params.get('remember'):
+        from pyramid_session_suite import login
+
+        login(request, request.params['user'], remember=True)
     request.session['user'] = request.params['user']
     return Response(
         f'<html><body>hello {request.params["user"]}</body></html>'

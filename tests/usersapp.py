@@ -45,7 +45,8 @@ class SessionSecurityPolicy:
 
 
 def login_view(request):
-    headers = login(request, request.params['user'])
+    remember = request.params.get('remember') == '1'
+    headers = login(request, request.params['user'], remember=remember)
     request.response.headerlist.extend(headers)
     return {'user': request.params['user']}
 
