@@ -32,6 +32,7 @@ __all__ = [
     'UnregisteredSession',
     'WeakSecret',
     'LoginRefusedError',
+    'credentials_changed',
     'login',
     'logout',
     'includeme',
@@ -48,7 +49,7 @@ def __getattr__(name):
         from . import redis
 
         return getattr(redis, name)
-    if name in ('login', 'logout', 'LoginRefusedError'):
+    if name in ('login', 'logout', 'credentials_changed', 'LoginRefusedError'):
         from . import auth
 
         return getattr(auth, name)

@@ -21,13 +21,15 @@ from pyramid.csrf import (
     LegacySessionCSRFStoragePolicy,
     SessionCSRFStoragePolicy,
 )
+from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPConflict
 from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
 from pyramid.security import forget, remember as remember_headers
 
 from . import activity
-from .events import LoginRefused
+from .events import LoginRefused, SessionRevoked
 from .interfaces import IUserIndex
+from .login_records import remembered
 from .user_index import marker_of, same_user
 
 
@@ -114,6 +116,49 @@ def logout(request, **kw):
     else:
         session.invalidate()
     return forget(request, **kw)
+
+
+def credentials_changed(request, reason='credentials'):
+    """Call after the logged-in user's password, e-mail or second factor
+    changed: every other session of the user ends at once (on every site
+    of a cross-domain group, in every worker: they are ended in Redis),
+    each browser told ``reason`` on its next request, with a
+    :class:`.events.SessionRevoked` per session; this session keeps the
+    user logged in with a new id (a remembered login stays remembered) and
+    a new CSRF token. Return how many sessions ended. Needs
+    ``pyramid_session_suite.user_index``."""
+    tracker = request.registry.queryUtility(IUserIndex)
+    if tracker is None:
+        raise ConfigurationError(
+            'credentials_changed() needs '
+            "config.include('pyramid_session_suite.user_index')"
+        )
+    userid = request.authenticated_userid
+    if userid is None:
+        raise ValueError('credentials_changed() needs a logged-in user')
+    session = tracker.session(request)
+    marker = marker_of(session)
+    current = (
+        marker['h'] if marker and same_user(marker['u'], userid) else None
+    )
+    ended = tracker.index.end_all(userid, current, reason=reason)
+    state = session._session_state
+    tracker.register(
+        request,
+        session,
+        userid,
+        limits=False,
+        replaces=current,
+        remember=remembered(state.session_id),
+    )
+    _renew_csrf_token(request)
+    activity.record(request.environ, 'user_index', reason,
+                    count=len(ended))  # fmt: skip
+    for handle in ended:
+        request.registry.notify(
+            SessionRevoked(request, userid, (handle,), reason, 1)
+        )
+    return len(ended)
 
 
 def _renew_csrf_token(request):

@@ -276,7 +276,7 @@ return {entries, old}
 )
 
 #: KEYS k0 z lz lh; ARGV now grace reason end_ttl except|'' all(0|1)
-#: handles... -> number of sessions ended
+#: handles... -> the handles of the sessions ended
 REVOKE = (
     _LUA
     + """
@@ -284,18 +284,18 @@ local k0, z, lz, lh = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local base = string.sub(k0, 1, -2)
 local now, grace = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reason, ttl, except = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local n = 0
+local ended = {}
 local function legacy_end(sid, handle)
   legacy_finish(sid, reason, ttl)
   legacy_drop(lz, lh, handle)
-  n = n + 1
+  table.insert(ended, handle)
 end
 if ARGV[6] == '1' then
   for _, s in ipairs(slots(z)) do
     local t = login_of(base .. s)
     if t and handle_of(s, t) ~= except then
       finish(base .. s, t, reason, ttl)
-      n = n + 1
+      table.insert(ended, handle_of(s, t))
     end
     if not t or handle_of(s, t) ~= except then redis.call('ZREM', z, s) end
   end
@@ -303,7 +303,7 @@ if ARGV[6] == '1' then
     if e[1] ~= except then legacy_end(e[3], e[1]) end
   end
   tidy(z)
-  return n
+  return ended
 end
 for i = 7, #ARGV do
   local handle = ARGV[i]
@@ -313,7 +313,7 @@ for i = 7, #ARGV do
     if t and handle_of(s, t) == handle then
       finish(base .. s, t, reason, ttl)
       redis.call('ZREM', z, s)
-      n = n + 1
+      table.insert(ended, handle)
     end
   else
     local sid = legacy_entry(lh, handle)
@@ -321,7 +321,7 @@ for i = 7, #ARGV do
   end
 end
 tidy(z)
-return n
+return ended
 """
 )
 
@@ -587,27 +587,36 @@ class UserIndex:
         """End the given sessions of ``userid``; return how many ended."""
         if not handles:
             return 0
-        return self._revoke(userid, reason, '', False, handles)
+        return len(self.end(userid, handles, reason=reason))
 
     def revoke_all(self, userid, *, except_handle=None, reason='revoked'):
         """End every session of ``userid`` (but ``except_handle``)."""
+        return len(self.end_all(userid, except_handle, reason=reason))
+
+    def end(self, userid, handles, *, reason='revoked'):
+        """End the given sessions of ``userid``; return the handles of
+        those that ended."""
+        return self._revoke(userid, reason, '', False, handles)
+
+    def end_all(self, userid, except_handle=None, *, reason='revoked'):
+        """End every session of ``userid`` (but ``except_handle``); return
+        the handles of those that ended."""
         return self._revoke(userid, reason, except_handle or '', True, ())
 
     def _revoke(self, userid, reason, except_handle, every, handles):
-        return int(
-            self.revoke_script(
-                keys=self.keys(userid),
-                args=[
-                    self.clock(),
-                    GRACE_MS,
-                    reason,
-                    self.end_ttl_ms,
-                    except_handle,
-                    '1' if every else '0',
-                    *handles,
-                ],
-            )
+        reply = self.revoke_script(
+            keys=self.keys(userid),
+            args=[
+                self.clock(),
+                GRACE_MS,
+                reason,
+                self.end_ttl_ms,
+                except_handle,
+                '1' if every else '0',
+                *handles,
+            ],
         )
+        return [_text(handle) for handle in reply]
 
     # -- reads --------------------------------------------------------------
 

@@ -232,3 +232,17 @@ def connection(request, redis_url):
         servers = request.getfixturevalue('cluster')
         return {'session_suite.redis_cluster_nodes': ' '.join(servers.nodes)}
     return redis_url
+
+
+@pytest.fixture(params=['one server', 'cluster'])
+def store(request, redis_url, redis_client):
+    """``(connection settings, client)`` of one Redis server, then of the
+    Redis Cluster (emptied)."""
+    if request.param == 'one server':
+        return redis_url, redis_client
+    servers = request.getfixturevalue('cluster')
+    client = redis.RedisCluster.from_url(servers.url)
+    client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    request.addfinalizer(client.close)
+    nodes = ' '.join(servers.nodes)
+    return {'session_suite.redis_cluster_nodes': nodes}, client

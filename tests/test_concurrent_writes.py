@@ -289,22 +289,6 @@ def assert_stays_deleted(redis_client, sid, times=10):
         time.sleep(0.03)
 
 
-@pytest.fixture(params=['one server', 'cluster'])
-def store(request, redis_url, redis_client):
-    """``(connection settings, client)`` of one Redis server or of the
-    Redis Cluster."""
-    if request.param == 'one server':
-        return redis_url, redis_client
-    import redis
-
-    servers = request.getfixturevalue('cluster')
-    client = redis.RedisCluster.from_url(servers.url)
-    client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
-    request.addfinalizer(client.close)
-    nodes = ' '.join(servers.nodes)
-    return {'session_suite.redis_cluster_nodes': nodes}, client
-
-
 def test_an_invalidated_session_stays_deleted_among_concurrent_writers(
     store, gate
 ):
