@@ -180,7 +180,7 @@ def ratio(rows, measurement):
     ``None`` (not measured, or the anchor keeps nothing)."""
     anchor = find_row(rows, measurement, 'anchor')
     suite = find_row(rows, measurement, 'suite')
-    if anchor is None or suite is None or anchor.used <= 0:
+    if anchor is None or suite is None or not anchor.keys:
         return None
     return suite.per_session() / anchor.per_session()
 

@@ -1,5 +1,6 @@
 """The results tables, as plain text and as reStructuredText."""
 
+from . import memory
 from .apps import STACKS
 
 COLUMNS = (
@@ -21,19 +22,87 @@ COLUMNS = (
 )
 
 MEMORY_COLUMNS = (
+    ('measurement', 'what is stored (see above)'),
     ('stack', 'stack'),
-    ('sessions', 'logged-in sessions stored, each of its own user'),
-    ('keys', 'Redis keys per session'),
-    ('value B', 'mean size of a stored session value, bytes'),
-    ('session B', 'used_memory growth per session: session keys, bytes'),
-    ('index B', 'used_memory growth per session: user index, bytes'),
-    ('total B', 'used_memory growth per session, bytes'),
+    (
+        'part',
+        'total: every key, measured by used_memory; below it, the suite\'s '
+        'keys of one kind, measured by MEMORY USAGE',
+    ),
+    ('sessions', 'sessions stored'),
+    ('users', 'users they belong to (-: anonymous)'),
+    ('keys', 'Redis keys left (of that kind)'),
+    (
+        'value B',
+        'mean length of a value (STRLEN), bytes: a session\'s, or an ended '
+        'session\'s marker where only those are left',
+    ),
+    ('B/key', 'mean MEMORY USAGE of a key (of that kind), bytes'),
+    (
+        'B/session',
+        'per session, bytes: total, the growth of used_memory; a kind, the '
+        'sum of the MEMORY USAGE of its keys',
+    ),
     ('MB/10k', 'used_memory growth per 10,000 sessions, MB (10^6 bytes)'),
-    ('x anchor', 'total / anchor total'),
+    ('x anchor', 'total B/session / the anchor\'s, same measurement'),
+    ('goal', 'the issue\'s goal for that ratio, and whether it is met'),
+)
+
+#: what each memory measurement stores, for the report
+MEMORY_MEASUREMENTS = {
+    memory.LOGGED_IN: (
+        'a session per user; suite: pyramid_session_suite.login on a new '
+        'session of the users application (its login script writes the '
+        'session), then the rest of the request\'s changes written'
+    ),
+    memory.ANONYMOUS: (
+        'no user; suite: a new session of the users application\'s '
+        'namespace, written as the persist tween would; anchor: its payload '
+        'without user'
+    ),
+    memory.TWO_PER_USER: (
+        'two sessions per user, half as many users; suite: the policy\'s '
+        'login limit (max_sessions, 1 by default) lifted so that the second '
+        'login ends nothing: a user with 2+ sessions has an index key (ZSET '
+        '...:i)'
+    ),
+    memory.ENDED: (
+        'what an ended session leaves; suite: logged in as for logged-in, '
+        'then each user\'s sessions ended (tracker.revoke_all): the key '
+        'holds an ended marker (byte 0, digest, reason) for end_ttl; anchor: '
+        'a logout deletes the key'
+    ),
+}
+
+#: the issue's goals: most suite / anchor bytes per session
+MEMORY_GOALS = {memory.LOGGED_IN: 1.25, memory.ANONYMOUS: 1.0}
+
+LOGIN_COST_COLUMNS = (
+    ('sessions', 'n: the user\'s sessions once logged in (n - 1 before)'),
+    ('logins', 'logins timed, each of a user of its own'),
+    ('index', 'whether such a user has an index key (ZSET) once logged in'),
+    (
+        'Redis us',
+        'microseconds Redis spent running the login script, per call (INFO '
+        'commandstats cmdstat_evalsha usec / calls, after CONFIG RESETSTAT)',
+    ),
+    ('x n=1', 'Redis us / the Redis us of the first n'),
+    ('calls', 'login script calls (EVALSHA) per login'),
+    ('rt/login', 'Redis round trips per login'),
+    (
+        'us/login',
+        'wall-clock microseconds per login and session write, in this '
+        'process (mostly Python; noisy)',
+    ),
+    ('commands', 'Redis commands, round trips separated by "|"'),
 )
 
 #: columns aligned left in the plain tables
-TEXT_COLUMNS = {'scenario', 'stack', 'commands'}
+TEXT_COLUMNS = {'scenario', 'stack', 'commands', 'measurement', 'part'}
+
+#: first columns whose rows are grouped (a blank line between groups) in
+#: the plain tables
+GROUPED = ('scenario', 'measurement')
 
 #: what a stack without an equivalent shows
 NONE = '-'
@@ -96,28 +165,80 @@ def _ratio(results, scenario, stack, base, present):
 
 
 def memory_rows(results):
-    """The rows of the memory table, as strings."""
-    anchor = next(
-        (row for row in results.memory if row.stack == 'anchor'), None
-    )
+    """The rows of the memory table, as strings: per measurement, the
+    total of each stack, then the suite's keys by kind."""
     table = []
     for row in results.memory:
-        index = row.per_session('index')
+        ratio = NONE
+        goal = NONE
+        if row.stack == 'suite':
+            found = memory.ratio(results.memory, row.measurement)
+            if found is not None:
+                ratio = f'{found:.2f}'
+            most = MEMORY_GOALS.get(row.measurement)
+            if most is not None:
+                met = found is not None and found <= most
+                goal = f'<= {most:g} {"PASS" if met else "MISS"}'
+        kinds = row.kinds.values()
+        usage = sum(kind.usage for kind in kinds)
         table.append(
             [
+                row.measurement,
                 row.stack,
+                'total',
                 f'{row.sessions:,}',
-                f'{row.keys / row.sessions:g}',
-                f'{row.value_bytes:,.0f}',
-                f'{row.per_session("session"):,.0f}',
-                NONE if index is None else f'{index:,.0f}',
-                f'{row.per_session():,.0f}',
+                NONE if row.users is None else f'{row.users:,}',
+                f'{row.keys:,}',
+                _bytes(row.value_bytes),
+                _bytes(usage / row.keys if row.keys else None),
+                _bytes(row.per_session()),
                 f'{row.per_session() * 10_000 / 1e6:.2f}',
-                (
-                    f'{row.total_bytes / anchor.total_bytes:.2f}'
-                    if anchor is not None
-                    else NONE
-                ),
+                ratio,
+                goal,
+            ]
+        )
+        if row.stack != 'suite':
+            continue
+        for kind in kinds:
+            table.append(
+                [
+                    row.measurement,
+                    row.stack,
+                    kind.name,
+                    NONE,
+                    NONE,
+                    f'{kind.keys:,}',
+                    _bytes(kind.mean_value),
+                    _bytes(kind.mean_usage),
+                    _bytes(kind.usage / row.sessions),
+                    NONE,
+                    NONE,
+                    NONE,
+                ]
+            )
+    return table
+
+
+def _bytes(value):
+    return NONE if value is None else f'{value:,.0f}'
+
+
+def login_cost_rows(results):
+    """The rows of the login cost table, as strings."""
+    costs = results.login_cost
+    table = []
+    for cost in costs:
+        table.append(
+            [
+                f'{cost.sessions:,}',
+                f'{cost.logins:,}',
+                'yes' if cost.index else 'no',
+                f'{cost.server_micros:,.1f}',
+                f'{cost.server_micros / costs[0].server_micros:.2f}',
+                f'{cost.calls:g}',
+                f'{cost.round_trips:g}',
+                f'{cost.micros:,.0f}',
+                format_sequences(cost.sequences),
             ]
         )
     return table
@@ -144,7 +265,7 @@ def format_table(columns, body):
     lines = [line(headers), '  '.join('-' * width for width in widths)]
     previous = None
     for row in body:
-        if headers[0] == 'scenario' and previous not in (None, row[0]):
+        if headers[0] in GROUPED and previous not in (None, row[0]):
             lines.append('')
         previous = row[0]
         lines.append(line(row))
@@ -161,15 +282,73 @@ def memory_table(results):
     return format_table(MEMORY_COLUMNS, memory_rows(results))
 
 
+def login_cost_table(results):
+    """The login cost as a plain text table."""
+    return format_table(LOGIN_COST_COLUMNS, login_cost_rows(results))
+
+
 def memory_title(results):
     if not results.memory:
         return 'Redis memory: not measured'
     first = results.memory[0]
     return (
-        f'Redis memory: {first.sessions:,} logged-in sessions per stack '
-        f'(CSRF token, user id, 3 small keys), INFO used_memory before and '
-        f'after, empty database {first.db}'
+        f'Redis memory: {first.sessions:,} sessions per stack and '
+        'measurement, each with a CSRF token and 3 small keys (and the user '
+        'id once logged in); INFO used_memory (less the clients\' buffers) '
+        f'before and after, once stable, empty database {first.db}; anchor: '
+        "pyramid_session_redis's payload (pickle, SET EX)"
     )
+
+
+def memory_lines(results):
+    """What each measurement stores, and how the parts are measured."""
+    lines = [
+        f'{name}: {MEMORY_MEASUREMENTS[name]}'
+        for name in dict.fromkeys(row.measurement for row in results.memory)
+    ]
+    lines.append(
+        'used_memory is the total (every key, the database\'s hash tables, '
+        'the expiry entries); MEMORY USAGE (SAMPLES 0) is per key, what '
+        'that key takes on its own, so the kinds of a measurement add up '
+        'to a little less than its total'
+    )
+    return lines
+
+
+def login_cost_title(results):
+    costs = results.login_cost
+    return (
+        'Login cost: a user with n - 1 sessions logs in once more '
+        '(pyramid_session_suite.login on a new session of the users '
+        'application, its login limit lifted so that no session ends, then '
+        f'the session written); {costs[0].logins} logins per n. The login '
+        'script is O(log n) in the sessions of the user: its time should '
+        'stay roughly flat'
+    )
+
+
+def login_cost_lines(results):
+    """The login script's time across sizes, and the round trips of a
+    whole login request."""
+    costs = results.login_cost
+    first, last = costs[0], costs[-1]
+    lines = [
+        f'login script: {first.server_micros:,.1f} us of Redis at '
+        f'{first.sessions:,} session{"" if first.sessions == 1 else "s"}, '
+        f'{last.server_micros:,.1f} us at {last.sessions:,} '
+        f'({last.server_micros / first.server_micros:.2f} x), '
+        f'{plural_trips(last.round_trips)} per login'
+    ]
+    for scenario in results.scenarios:
+        if scenario.kind == 'login' and results.has(scenario.name, 'suite'):
+            cell = results.cell(scenario.name, 'suite')
+            lines.append(
+                f'a whole login request ({scenario.name} scenario, read '
+                'of the anonymous session included): '
+                f'{plural_trips(cell.round_trips)} '
+                f'({format_sequences(cell.sequences)})'
+            )
+    return lines
 
 
 def batch_sizes(results):
@@ -278,8 +457,18 @@ def text_report(results, command):
         out += [format_table(TABS_COLUMNS, tabs_rows(results.tabs)), '']
         out += tabs_lines(results.tabs)
     if results.memory:
-        out += ['', memory_title(results), '', memory_table(results)]
-    out += ['', 'Budget (timings are noisy: a timing MISS is a hint)', '']
+        out += ['', memory_title(results), '', memory_table(results), '']
+        out += memory_lines(results)
+    if results.login_cost:
+        out += ['', login_cost_title(results), '']
+        out += [login_cost_table(results), '']
+        out += login_cost_lines(results)
+    out += [
+        '',
+        'Budget (timings are noisy: a timing MISS is a hint; round trips and '
+        'memory are not)',
+        '',
+    ]
     out += budget_lines(results)
     return '\n'.join(out) + '\n'
 
@@ -306,11 +495,23 @@ def rst_report(results, command):
     if results.memory:
         heading = 'Memory'
         out += ['', heading, '-' * len(heading), '', memory_title(results)]
+        out += ['', 'Measurements:', '']
+        out += [f'- {line}' for line in memory_lines(results)]
         out += ['', 'Columns:', '']
-        for name, meaning in MEMORY_COLUMNS[1:]:
+        for name, meaning in MEMORY_COLUMNS[2:]:
             out.append(f'- ``{name}``: {meaning}')
         out += ['']
         out += _list_table(MEMORY_COLUMNS, memory_rows(results))
+    if results.login_cost:
+        heading = 'Login cost'
+        out += ['', heading, '-' * len(heading), '', login_cost_title(results)]
+        out += ['', 'Columns:', '']
+        for name, meaning in LOGIN_COST_COLUMNS:
+            out.append(f'- ``{name}``: {meaning}')
+        out += ['']
+        out += _list_table(LOGIN_COST_COLUMNS, login_cost_rows(results))
+        out += ['']
+        out += [f'- {line}' for line in login_cost_lines(results)]
     if results.http is not None:
         heading = 'HTTP'
         out += ['', heading, '-' * len(heading), '', http_title(results)]
@@ -333,7 +534,11 @@ def rst_report(results, command):
         out += [f'- {line}' for line in tabs_lines(tabs)]
     heading = 'Budget'
     out += ['', heading, '-' * len(heading), '']
-    out += ['Timings are noisy: a timing MISS is a hint, not a verdict.', '']
+    out += [
+        'Timings are noisy: a timing MISS is a hint, not a verdict; round '
+        'trips and memory are not.',
+        '',
+    ]
     out += [f'- {line}' for line in budget_lines(results)]
     return '\n'.join(out) + '\n'
 
@@ -570,6 +775,30 @@ def budget_checks(results):
             )
     if results.tabs is not None:
         checks += tabs_checks(results.tabs)
+    checks += memory_checks(results)
+    return checks
+
+
+def memory_checks(results):
+    """The memory goals of the issue: suite bytes per session at most so
+    many times the anchor's (deterministic enough to be a verdict; not a
+    round-trip budget, so not ``--strict``)."""
+    checks = []
+    for measurement, most in MEMORY_GOALS.items():
+        found = memory.ratio(results.memory, measurement)
+        if found is None:
+            continue
+        suite = memory.find_row(results.memory, measurement, 'suite')
+        anchor = memory.find_row(results.memory, measurement, 'anchor')
+        checks.append(
+            (
+                f'memory {measurement}: suite <= {most:g} x anchor bytes per '
+                f'session ({found:.2f} x: {suite.per_session():,.0f} / '
+                f'{anchor.per_session():,.0f})',
+                found <= most,
+                False,
+            )
+        )
     return checks
 
 

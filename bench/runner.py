@@ -11,7 +11,8 @@ of two stacks is the median of their ratios in each repetition.
 
 With the HTTP layer come the tabs scenario's overlapping writers of one
 session (see :mod:`.tabs`). Then the Redis memory of the sessions is
-measured (see :mod:`.memory`).
+measured, and the Redis time of a login as its user's sessions grow (see
+:mod:`.memory`).
 """
 
 from dataclasses import dataclass, field
@@ -139,8 +140,10 @@ class Results:
     environment: dict
     #: the :class:`.scenarios.Scenario` s run, in order
     scenarios: tuple = ()
-    #: the :class:`.memory.MemoryRow` of each stack measured
+    #: the :class:`.memory.MemoryRow` of each measurement and stack
     memory: list = field(default_factory=list)
+    #: the :class:`.memory.LoginCost` of each size of the user
+    login_cost: list = field(default_factory=list)
     #: the :class:`.loopback.HttpResults`, if the HTTP layer ran
     http: object = None
     #: the :class:`.tabs.TabsResults`, if the HTTP layer ran
@@ -205,7 +208,7 @@ def run(
 
     ``redis_url`` names a server to use; without it a private one is
     started (see :class:`pyramid_session_suite.testing.RedisServer`).
-    ``memory_sessions`` is the number of sessions per stack of the memory
+    ``memory_sessions`` is the number of sessions per stack of each memory
     measurement (see :mod:`.memory`), ``list_size`` the number of sessions
     of the listed user. With ``http``, the HTTP layer runs too (see
     :mod:`.loopback`), and the tabs scenario (see :mod:`.tabs`).
@@ -323,6 +326,12 @@ def run(
                 client.close()
                 client.connection_pool.disconnect()
         memory_rows = memory.measure(server.url, memory_sessions, say)
+        login_cost = memory.login_cost(
+            server.url,
+            memory.SMOKE_LOGIN_SIZES if smoke else memory.LOGIN_SIZES,
+            memory.SMOKE_LOGINS if smoke else memory.LOGINS,
+            say,
+        )
     bar.close()
     environment['load average'] += f', {_load()} at the end'
 
@@ -336,6 +345,7 @@ def run(
         environment=environment,
         scenarios=scenarios,
         memory=memory_rows,
+        login_cost=login_cost,
         http=http_results,
         tabs=tabs_results,
     )

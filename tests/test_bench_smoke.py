@@ -5,12 +5,15 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from bench import main, run
+from bench import main, memory, run
 from bench.apps import STACKS
 from bench.loopback import SMOKE_REQUESTS
 from bench.memory import db_client
 from bench.report import (
     budget_checks,
+    login_cost_table,
+    memory_rows,
+    memory_table,
     memory_title,
     rst_report,
     text_report,
@@ -208,7 +211,8 @@ def test_every_cell_was_timed_and_reported(results):
     command = 'python -m bench --smoke'
     text = text_report(results, command)
     rst = rst_report(results, command)
-    assert rst.count('.. list-table::') == 3
+    # the timings, memory, login cost and HTTP tables
+    assert rst.count('.. list-table::') == 4
     names = [scenario.name for scenario in results.scenarios]
     assert names == [
         'untouched',
@@ -232,14 +236,79 @@ def test_every_cell_was_timed_and_reported(results):
     assert 'token hand-off: mint + open' in text
 
 
+def memory_row(results, measurement, stack):
+    row = memory.find_row(results.memory, measurement, stack)
+    assert row is not None, (measurement, stack)
+    return row
+
+
+def kinds(row):
+    """``{kind: keys}`` of a memory row."""
+    return {kind: found.keys for kind, found in row.kinds.items()}
+
+
 def test_memory_is_measured_for_both_stacks(results, redis_server):
-    anchor, suite = results.memory
-    assert (anchor.stack, suite.stack) == ('anchor', 'suite')
-    assert anchor.sessions == suite.sessions > 0
-    # a session key each: a user with one session has no other key
-    assert anchor.keys == anchor.sessions
-    assert suite.keys == suite.sessions
-    assert anchor.session_bytes > 0 and suite.total_bytes > 0
+    assert [(row.measurement, row.stack) for row in results.memory] == [
+        (measurement, stack)
+        for measurement in memory.MEASUREMENTS
+        for stack in ('anchor', 'suite')
+    ]
+    count = memory.SMOKE_SESSIONS
+    for row in results.memory:
+        assert row.sessions == count and row.db == results.memory[0].db
+        assert row.keys == sum(kinds(row).values())
+    # logged in, a user each: a session key each, no index key
+    for stack in ('anchor', 'suite'):
+        row = memory_row(results, memory.LOGGED_IN, stack)
+        assert row.users == row.sessions == row.keys
+        assert kinds(row) == {'session': count}
+    # anonymous: a session key each, no user
+    for stack in ('anchor', 'suite'):
+        row = memory_row(results, memory.ANONYMOUS, stack)
+        assert row.users is None
+        assert kinds(row) == {'session': count}
+    # two per user: the suite adds a user's index, a ZSET of both slots
+    anchor = memory_row(results, memory.TWO_PER_USER, 'anchor')
+    suite = memory_row(results, memory.TWO_PER_USER, 'suite')
+    assert anchor.users == suite.users == count // 2
+    assert kinds(anchor) == {'session': count}
+    assert kinds(suite) == {'session': count, 'index': count // 2}
+    assert suite.kind('index').value is None
+    # ended: the anchor deletes the key, the suite leaves a short marker
+    anchor = memory_row(results, memory.ENDED, 'anchor')
+    suite = memory_row(results, memory.ENDED, 'suite')
+    assert anchor.keys == 0 and anchor.value_bytes is None
+    assert kinds(suite) == {'ended': count}
+    ended = suite.kind('ended')
+    # byte 0, a 16-byte digest, the reason
+    assert ended.mean_value == 1 + 16 + len('revoked') == suite.value_bytes
+    assert (
+        0
+        < suite.per_session()
+        < memory_row(results, memory.LOGGED_IN, 'suite').per_session()
+    )
+    # what is measured makes sense: the logged-in session holds the user
+    # id, MEMORY USAGE counts a value and more, used_memory grows by more
+    # than the values
+    for row in results.memory:
+        for found in row.kinds.values():
+            assert found.mean_usage > (found.mean_value or 0) > 0 or (
+                found.kind == 'index' and found.mean_usage > 0
+            )
+        if row.keys:
+            assert row.used > row.keys * row.value_bytes
+    for stack in ('anchor', 'suite'):
+        assert (
+            memory_row(results, memory.LOGGED_IN, stack).value_bytes
+            > memory_row(results, memory.ANONYMOUS, stack).value_bytes
+        )
+    # the ratios to the anchor, but where the anchor keeps nothing
+    for measurement in (memory.LOGGED_IN, memory.ANONYMOUS):
+        assert 0.2 < memory.ratio(results.memory, measurement) < 5
+    assert memory.ratio(results.memory, memory.TWO_PER_USER) > (
+        memory.ratio(results.memory, memory.LOGGED_IN)
+    )
+    assert memory.ratio(results.memory, memory.ENDED) is None
     # the measurement's database is left empty
     client = db_client(redis_server.url)
     try:
@@ -247,12 +316,86 @@ def test_memory_is_measured_for_both_stacks(results, redis_server):
     finally:
         client.close()
         client.connection_pool.disconnect()
+
+
+def test_the_memory_table_has_a_total_and_kinds_per_measurement(results):
+    table = memory_rows(results)
+    parts = [tuple(row[:3]) for row in table]
+    assert parts == [
+        (memory.LOGGED_IN, 'anchor', 'total'),
+        (memory.LOGGED_IN, 'suite', 'total'),
+        (memory.LOGGED_IN, 'suite', 'session keys'),
+        (memory.ANONYMOUS, 'anchor', 'total'),
+        (memory.ANONYMOUS, 'suite', 'total'),
+        (memory.ANONYMOUS, 'suite', 'session keys'),
+        (memory.TWO_PER_USER, 'anchor', 'total'),
+        (memory.TWO_PER_USER, 'suite', 'total'),
+        (memory.TWO_PER_USER, 'suite', 'session keys'),
+        (memory.TWO_PER_USER, 'suite', 'index keys'),
+        (memory.ENDED, 'anchor', 'total'),
+        (memory.ENDED, 'suite', 'total'),
+        (memory.ENDED, 'suite', 'ended markers'),
+    ]
+    rows = {tuple(row[:3]): row for row in table}
+    count = f'{memory.SMOKE_SESSIONS:,}'
+    goals = {memory.LOGGED_IN: '1.25', memory.ANONYMOUS: '1'}
+    # sessions, users, keys
+    assert rows[memory.LOGGED_IN, 'suite', 'total'][3:6] == [count] * 3
+    assert rows[memory.ANONYMOUS, 'suite', 'total'][3:6] == [count, '-', count]
+    assert rows[memory.TWO_PER_USER, 'suite', 'index keys'][5:7] == [
+        f'{memory.SMOKE_SESSIONS // 2:,}',
+        '-',
+    ]
+    assert rows[memory.ENDED, 'anchor', 'total'][5:8] == ['0', '-', '-']
+    for key, row in rows.items():
+        ratio, goal = row[-2:]
+        if key[1:] != ('suite', 'total') or key[0] == memory.ENDED:
+            assert ratio == '-'
+        else:
+            found = memory.ratio(results.memory, key[0])
+            assert ratio == f'{found:.2f}'
+        most = goals.get(key[0]) if key[1:] == ('suite', 'total') else None
+        if most is not None:
+            assert goal in (f'<= {most} PASS', f'<= {most} MISS')
+        else:
+            assert goal == '-'
     text = text_report(results, 'x')
-    assert 'MB/10k' in text
-    lines = text.splitlines()
-    # the memory table ends with the suite's row
-    end = lines.index('', lines.index(memory_title(results)) + 2)
-    assert lines[end - 1].startswith('suite ')
+    assert f'{memory_title(results)}\n\n{memory_table(results)}\n' in text
+    assert 'MEMORY USAGE (SAMPLES 0) is per key' in text
+    # the goals are budget lines, PASS or MISS, never --strict
+    checks = [c for c in budget_checks(results) if c[0].startswith('memory')]
+    assert [line.split(':')[0] for line, _, _ in checks] == [
+        'memory logged-in',
+        'memory anonymous',
+    ]
+    assert not any(round_trips for _, _, round_trips in checks)
+    for line, met, _ in checks:
+        assert f'{"PASS" if met else "MISS"}  {line}' in text
+    rst = rst_report(results, 'x')
+    assert '\nMemory\n------\n' in rst and 'ended markers' in rst
+
+
+def test_the_login_cost_is_measured_for_each_size(results):
+    costs = results.login_cost
+    assert [cost.sessions for cost in costs] == list(memory.SMOKE_LOGIN_SIZES)
+    for cost in costs:
+        assert cost.logins == memory.SMOKE_LOGINS
+        # one login script, then the session's write: two round trips
+        assert cost.script_calls == cost.logins and cost.calls == 1
+        assert cost.round_trips == 2
+        assert cost.sequences == [(('EVALSHA',), ('EVAL',))]
+        assert cost.server_micros > 0 and cost.micros > 0
+        # a user of one session has no index key
+        assert cost.index == (cost.sessions > 1)
+    text = text_report(results, 'x')
+    assert login_cost_table(results) in text
+    lines = login_cost_table(results).splitlines()[2:]
+    assert [line.split()[0] for line in lines] == [
+        f'{size:,}' for size in memory.SMOKE_LOGIN_SIZES
+    ]
+    assert 'a whole login request (login scenario' in text
+    rst = rst_report(results, 'x')
+    assert '\nLogin cost\n----------\n' in rst
 
 
 def test_main_writes_the_report(results, tmp_path, capsys, monkeypatch):
