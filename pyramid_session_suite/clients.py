@@ -110,10 +110,10 @@ def redis_client(
 
         options.pop('db', None)
         if bound:
-            base = redis.SSLConnection if options.get('ssl') else None
-            options['connection_class'] = bounded(
-                base or redis.Connection, bound
+            base = options.get('connection_class') or (
+                redis.SSLConnection if options.get('ssl') else redis.Connection
             )
+            options['connection_class'] = bounded(base, bound)
         nodes = [ClusterNode(*_address(node)) for node in cluster_nodes]
         return LazyRedisCluster(startup_nodes=nodes, **options)
     if not sentinel_master:
@@ -139,7 +139,7 @@ def redis_client(
         )
 
         ssl = options.pop('ssl', False)
-        base = (
+        base = options.get('connection_class') or (
             SentinelManagedSSLConnection if ssl else SentinelManagedConnection
         )
         options['connection_class'] = bounded(base, bound)
