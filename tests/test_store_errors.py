@@ -300,6 +300,46 @@ def test_a_cluster_primary_lost_under_traffic_is_prompt_503s(
     assert slowest < BOUND
 
 
+def test_a_cluster_primary_frozen_without_failover_is_prompt_503s(figures):
+    """No replica to take over: the slots of the frozen primary answer 503
+    within the bound for as long as it is frozen (4 s), the others 200."""
+    from pyramid_session_suite.index import user_tag
+    from pyramid_session_suite.testing import RedisClusterServers
+
+    with RedisClusterServers(primaries=3, replicas=0) as cluster:
+        nodes = ' '.join(cluster.nodes)
+        app = faults_app(
+            {'session_suite.redis_cluster_nodes': nodes}, **CLIENT
+        )
+        key = f'session_suite:main:{{{user_tag("alice")}}}:x'
+        with serve(app) as url, traffic(url) as visitors:
+            time.sleep(0.3)
+            primary = cluster.primary_of(key)
+            start = time.monotonic()
+            primary.process.send_signal(signal.SIGSTOP)
+            try:
+                time.sleep(4)
+            finally:
+                primary.process.send_signal(signal.SIGCONT)
+            cluster.wait_healthy()
+            ended = time.monotonic()
+            recovery = recovery_seconds(url, ended)
+            time.sleep(0.3)
+    exchanges = [e for v in visitors for e in v.exchanges]
+    assert_answers(exchanges)
+    during = [e for e in exchanges if start <= e.sent < ended]
+    slowest = max(e.seconds for e in exchanges if e.route in REDIS_ROUTES)
+    unavailable = sum(e.status == 503 for e in during)
+    figures.append(
+        f'cluster primary frozen 4 s, no replica: {unavailable} of '
+        f'{len(during)} requests 503, slowest Redis request {slowest:.2f} s, '
+        f'recovered in {recovery * 1000:.0f} ms after SIGCONT'
+    )
+    assert unavailable > 0
+    assert slowest < BOUND
+    assert recovery < 1
+
+
 # --- Sentinel: the primary freezes or fails over -----------------------------
 
 
