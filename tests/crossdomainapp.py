@@ -48,9 +48,40 @@ def page(request):
     )
 
 
-def make_site(redis_url, sites=(HUB, SITE), **extra):
-    config = Configurator(settings=site_settings(redis_url, sites, **extra))
+def signin(request):
+    """A login of the user index (``/signin``, with ``accounts``)."""
+    from pyramid_session_suite import login
+
+    login(request, request.params['user'])
+    request.session['user'] = request.params['user']
+    return Response(f'<html><body>hello {request.params["user"]}</body>')
+
+
+def password(request):
+    """A password change (``/password``, with ``accounts``)."""
+    from pyramid_session_suite import credentials_changed
+
+    ended = credentials_changed(request)
+    return Response(f'<html><body>ended {ended}</body></html>')
+
+
+def make_site(redis_url, sites=(HUB, SITE), accounts=False, **extra):
+    """A site of the group; with ``accounts``, logins of the user index
+    too (``/signin``, ``/password``)."""
+    settings = site_settings(redis_url, sites, **extra)
+    if accounts:
+        settings['session_suite.user_index.secret'] = XD_SECRET + '-index'
+    config = Configurator(settings=settings)
     config.include('pyramid_session_suite.crossdomain')
+    if accounts:
+        from .usersapp import SessionSecurityPolicy
+
+        config.set_security_policy(SessionSecurityPolicy())
+        config.include('pyramid_session_suite.user_index')
+        config.add_route('signin', '/signin')
+        config.add_view(signin, route_name='signin')
+        config.add_route('password', '/password')
+        config.add_view(password, route_name='password')
     config.add_route('login', '/login')
     config.add_view(login, route_name='login')
     config.add_route('page', '/page')

@@ -52,20 +52,23 @@ def https_server(tmp_path_factory):
 class Group:
     """The sites, as served: ``hub`` and ``site`` are their origins."""
 
-    def __init__(self, server, redis_url, flows):
+    def __init__(self, server, redis_url, flows, accounts=False):
         port = server.server_port
         self.hub, self.site = (f'https://{host}:{port}' for host in HOSTS)
         sites = (self.hub, self.site)
         apps = {
-            host: make_site(redis_url, sites, flows=flows) for host in HOSTS
+            host: make_site(redis_url, sites, accounts, flows=flows)
+            for host in HOSTS
         }
         server.set_app(by_host(apps))
 
 
 @pytest.fixture
 def group(https_server, redis_url):
-    """``group(flows=...)`` serves a fresh pair of sites."""
-    yield lambda flows='redirect push': Group(https_server, redis_url, flows)
+    """``group(flows=..., accounts=...)`` serves a fresh pair of sites."""
+    yield lambda flows='redirect push', accounts=False: Group(
+        https_server, redis_url, flows, accounts
+    )
     https_server.set_app(by_host({}))
 
 
@@ -314,3 +317,37 @@ def test_no_session_at_the_hub_bounces_once(group, launch):
     assert shown(page) == ('anonymous', 'www.site-b.test')
     assert len(exports) == 1
     assert cookie(context, sites.site) is None
+
+
+def test_a_password_change_signs_the_other_devices_out_of_every_site(
+    group, launch
+):
+    """Two devices of alice share her login with site B; a password change
+    on the laptop, at the hub, signs the phone out of both sites at once,
+    and the laptop stays signed in on both."""
+    sites = group(accounts=True)
+    laptop, phone = launch('laptop'), launch('phone')
+    pages = {}
+    for name, context in (('laptop', laptop), ('phone', phone)):
+        page = pages[name] = context.pages[0]
+        page.goto(sites.hub + '/signin?user=alice')
+        assert 'hello alice' in page.text_content('body')
+        page.goto(sites.site + '/page')
+        assert shown(page) == ('alice', 'www.site-b.test')
+
+    pages['laptop'].goto(sites.hub + '/password')
+    assert 'ended 1' in pages['laptop'].text_content('body')
+
+    phone = pages['phone']
+    phone.goto(sites.site + '/page')
+    assert shown(phone)[0] == 'anonymous'
+    phone.goto(sites.hub + '/')
+    assert shown(phone)[0] == 'anonymous'
+    laptop = pages['laptop']
+    laptop.goto(sites.hub + '/')
+    assert shown(laptop) == ('alice', 'www.site-a.test')
+    # on B, its former id is gone: cleared at the first page view, the new
+    # one fetched from the hub at the next
+    laptop.goto(sites.site + '/page')
+    laptop.goto(sites.site + '/page')
+    assert shown(laptop) == ('alice', 'www.site-b.test')
