@@ -331,14 +331,24 @@ def login_cost_lines(results):
     """The login script's time across sizes, and the round trips of a
     whole login request."""
     costs = results.login_cost
-    first, last = costs[0], costs[-1]
-    lines = [
-        f'login script: {first.server_micros:,.1f} us of Redis at '
-        f'{first.sessions:,} session{"" if first.sessions == 1 else "s"}, '
-        f'{last.server_micros:,.1f} us at {last.sessions:,} '
-        f'({last.server_micros / first.server_micros:.2f} x), '
-        f'{plural_trips(last.round_trips)} per login'
-    ]
+    parts = []
+    for cost in costs:
+        part = f'{cost.server_micros:,.1f} us at {cost.sessions:,}'
+        if not cost.index:
+            part += ' (no index: the user has no other session)'
+        parts.append(part)
+    text = 'login script, Redis time: ' + ', '.join(parts)
+    indexed = [cost for cost in costs if cost.index]
+    if len(indexed) > 1:
+        low, high = indexed[0], indexed[-1]
+        text += (
+            f'; {high.server_micros / low.server_micros:.2f} x from '
+            f'{low.sessions:,} to {high.sessions:,} sessions'
+        )
+    trips = {cost.round_trips for cost in costs}
+    if len(trips) == 1:
+        text += f'; {plural_trips(trips.pop())} per login at every n'
+    lines = [text]
     for scenario in results.scenarios:
         if scenario.kind == 'login' and results.has(scenario.name, 'suite'):
             cell = results.cell(scenario.name, 'suite')
