@@ -59,6 +59,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+#: how many verified cookie values a factory remembers (a browser's next
+#: request is not verified again): about 1 MB
+VERIFIED_COOKIES = 4096
+
 #: the part of a session id after the key prefix: an optional Redis hash
 #: tag (``{tag}:``, the user's, so one user's keys share a slot) and 256
 #: random bits
@@ -121,6 +125,7 @@ class RedisSessionFactory:
                 'pyramid_session_suite.redis.' + cookie_name,
                 'sha512',
                 serializer=_StringSerializer(),
+                cache=VERIFIED_COOKIES,
             )
         if (redis_url is None) == (redis_client is None):
             raise ValueError('give one of `redis_url` and `redis_client`')

@@ -27,7 +27,7 @@ from pyramid_session_redis.session import (
 from pyramid_session_redis.util import LazyCreateSession
 import redis
 
-from . import login_records, stored
+from . import login_records, stored, wire
 from .activity import record
 from .persist import Command
 
@@ -280,10 +280,10 @@ class RedisSession(_BaseRedisSession):
         if self.remember_timeout and login_records.remembered(session_id):
             ttl = self.remember_timeout
         if self._timeout and self._set_redis_ttl:
-            persisted = self.redis.getex(key, ex=ttl)
+            persisted = wire.read(self.redis, key, ttl)
             self._ttl_refreshed = True
         else:
-            persisted = self.redis.get(key)
+            persisted = wire.read(self.redis, key)
         if persisted is None:
             raise InvalidSession_NotInBackend('session not in Redis')
         if stored.is_ended(persisted):

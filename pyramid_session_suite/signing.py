@@ -30,9 +30,16 @@ def secret_list(secrets, name='secret'):
 
 class RotatingSigner:
     """A :class:`webob.cookies.SignedSerializer` of several secrets: signs
-    with the first, verifies with any (the first first)."""
+    with the first, verifies with any (the first first).
 
-    def __init__(self, secrets, salt, hashalg='sha512', serializer=None):
+    With ``cache`` (for values that cannot change, such as session ids),
+    the last ``cache`` cookie values verified with the newest secret are
+    remembered: a browser's next request does not verify its cookie
+    again."""
+
+    def __init__(
+        self, secrets, salt, hashalg='sha512', serializer=None, cache=0
+    ):
         self.signers = [
             SignedSerializer(secret, salt, hashalg, serializer=serializer)
             for secret in secret_list(secrets)
@@ -40,15 +47,26 @@ class RotatingSigner:
         self._newest = self.signers[0]
         self._older = self.signers[1:]
         self._last = threading.local()
+        self._cache_size = cache
+        self._verified = {}
 
     def dumps(self, value):
         return self._newest.dumps(value)
 
     def loads(self, data):
+        verified = self._verified.get(data)
+        if verified is not None:
+            return verified
         try:
-            return self._newest.loads(data)
+            value = self._newest.loads(data)
         except ValueError:
             pass
+        else:
+            if self._cache_size:
+                if len(self._verified) >= self._cache_size:
+                    self._verified.clear()
+                self._verified[data] = value
+            return value
         for signer in self._older:
             try:
                 value = signer.loads(data)

@@ -1,0 +1,65 @@
+"""The read of a session, as few instructions from the socket as it can
+be.
+
+A session is read once per request, with one ``GETEX`` (or ``GET``). On a
+plain :class:`redis.Redis` client (one server or Sentinel) the command is
+packed here once and sent on a connection of the client's pool, with the
+client's retries, without redis-py's generic command layer (argument
+encoding, command dispatch, per-command events), which costs a read more
+than the rest of the session machinery. The reply, the errors and the
+connection handling are redis-py's own. Any other client (a cluster, a
+client bound to one connection, one that decodes replies) gets the plain
+call.
+"""
+
+import redis
+
+
+def _packed(key, seconds):
+    if isinstance(key, str):
+        key = key.encode('utf-8')
+    if seconds:
+        ttl = b'%d' % int(seconds)
+        return (
+            b'*4\r\n$5\r\nGETEX\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n'
+            % (
+                len(key),
+                key,
+                len(ttl),
+                ttl,
+            )
+        )
+    return b'*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n' % (len(key), key)
+
+
+def _plain(client):
+    return (
+        type(client) is redis.Redis
+        and client.connection is None
+        and not client.connection_pool.connection_kwargs.get(
+            'decode_responses'
+        )
+    )
+
+
+def read(client, key, seconds=None):
+    """The value of ``key`` (bytes, or ``None``), its TTL set to
+    ``seconds`` if given (``GETEX``), else untouched (``GET``)."""
+    if not _plain(client):
+        if seconds:
+            return client.getex(key, ex=seconds)
+        return client.get(key)
+    packed = _packed(key, seconds)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        return conn.retry.call_with_retry(
+            lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
+        )
+    finally:
+        pool.release(conn)
+
+
+def _round_trip(conn, packed):
+    conn.send_packed_command((packed,))
+    return conn.read_response()
