@@ -44,6 +44,19 @@ from pyramid.session import SignedCookieSessionFactory
 
 STACKS = ('floor', 'anchor', 'suite')
 
+#: the physical limit of a session read (or write), in-process only: the
+#: floor's request, then the operation's Redis commands straight through
+#: redis-py (``GETEX``; ``GETEX`` and ``SET``) on a session-sized key, back
+#: to back (see :class:`.workloads.Limit`); no application of its own
+LIMIT = 'limit'
+
+#: the suffix of a stack whose Redis client parses replies with redis-py's
+#: pure-Python parser (the others: hiredis, when it is installed)
+PYTHON = '/py'
+
+#: the stacks that run the read and write scenarios with both parsers
+PARSER_STACKS = ('anchor', 'suite', LIMIT)
+
 #: application variants: ``plain`` namespaces, the suite with ``users``
 #: (the per-user index and the unique/timed session policy), or the suite
 #: with ``crossdomain`` (the cross-domain include, for its token codec)
@@ -268,9 +281,26 @@ def build_suite(client, users=False, crossdomain=False):
     return config.make_wsgi_app()
 
 
+def base_stack(stack):
+    """``suite`` for ``suite/py``: the stack whatever its parser."""
+    return stack.removesuffix(PYTHON)
+
+
+def python_stack(stack):
+    """``suite/py``: ``stack`` with redis-py's pure-Python parser."""
+    return stack + PYTHON
+
+
+def is_python(stack):
+    """Whether ``stack`` is forced onto the pure-Python parser."""
+    return stack.endswith(PYTHON)
+
+
 def build(stack, client, variant='plain'):
     """The WSGI application of ``stack`` (``variant`` matters for the
-    suite only); ``client`` is its Redis client."""
+    suite only; the parser suffix does not matter: it is the client's);
+    ``client`` is its Redis client."""
+    stack = base_stack(stack)
     if variant not in VARIANTS:
         raise ValueError(f'unknown variant {variant!r}')
     if stack == 'floor':

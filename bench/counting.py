@@ -1,9 +1,60 @@
 """Redis clients that count their round trips (see
-:class:`pyramid_session_suite.testing.RoundTrips`)."""
+:class:`pyramid_session_suite.testing.RoundTrips`), with the reply parser
+of one's choice."""
+
+import redis
+from redis._parsers import _HiredisParser, _RESP2Parser
+from redis.utils import HIREDIS_AVAILABLE
 
 from pyramid_session_suite.testing import RoundTrips, command_names
 
-__all__ = ['RoundTrips', 'command_names', 'warm_up']
+__all__ = [
+    'PARSERS',
+    'RoundTrips',
+    'client',
+    'command_names',
+    'default_parser',
+    'parser_of',
+    'warm_up',
+]
+
+#: redis-py's reply parsers, by the name the report gives them. redis-py
+#: 8 speaks RESP3 by default: given the pure-Python ``_RESP2Parser``, a
+#: RESP3 connection takes ``_RESP3Parser`` instead (see :func:`parser_of`);
+#: ``_HiredisParser`` reads both
+PARSERS = {'python': _RESP2Parser, 'hiredis': _HiredisParser}
+
+
+def default_parser():
+    """The parser redis-py picks by itself: hiredis if it is installed."""
+    return 'hiredis' if HIREDIS_AVAILABLE else 'python'
+
+
+def client(recorder, url, parser=None):
+    """A ``redis.Redis`` for ``url`` whose round trips ``recorder`` counts,
+    parsing replies with ``parser`` (a key of :data:`PARSERS`; default:
+    :func:`default_parser`), forced by the ``parser_class`` connection
+    option."""
+    kwargs = redis.connection.parse_url(url)
+    base = kwargs.pop('connection_class', redis.Connection)
+    pool = redis.ConnectionPool(
+        connection_class=recorder.connection_class(base),
+        parser_class=PARSERS[parser or default_parser()],
+        **kwargs,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def parser_of(client):
+    """The reply parser of ``client``'s connections, as one of them has
+    it: ``_RESP3Parser (RESP3)``."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        name = type(connection._parser).__name__
+        return f'{name} (RESP{connection.protocol})'
+    finally:
+        pool.release(connection)
 
 
 def warm_up(client):

@@ -112,6 +112,29 @@ def time_requests(app, environ, count):
     return time.perf_counter() - start
 
 
+def time_limit(app, environ, client, key, ttl, write, count):
+    """Run ``count`` requests, each followed by a raw ``GETEX key PX ttl``
+    (and, with ``write``, a raw ``SET key <value read> PX ttl``) through
+    the redis-py ``client``; return the elapsed wall time in seconds."""
+    copy = environ.copy
+    start_response = _start_response
+    join = b''.join
+    getex = client.getex
+    set_ = client.set
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(count):
+        app_iter = app(copy(), start_response)
+        join(app_iter)
+        close = getattr(app_iter, 'close', None)
+        if close is not None:
+            close()
+        value = getex(key, px=ttl)
+        if write:
+            set_(key, value, px=ttl)
+    return time.perf_counter() - start
+
+
 def time_each(app, environs):
     """Run one request per environ of ``environs`` (each is used once:
     they are not copied); return the elapsed wall time in seconds."""

@@ -9,6 +9,14 @@ stack, in a stack order that rotates, so that machine noise falls on all
 stacks alike. The rate of a cell is the median of its batches; the ratio
 of two stacks is the median of their ratios in each repetition.
 
+The read and write scenarios run on a fourth stack, ``limit``: the
+physical limit of the operation (the floor's request and raw redis-py
+commands, see :class:`.workloads.Limit`); with hiredis installed, the
+anchor, the suite and the limit run them again with redis-py's pure-Python
+reply parser (stacks ``anchor/py``, ``suite/py``, ``limit/py``), in the same
+interleaved batches. Then the suite's read and write paths are profiled
+(see :mod:`.profiling`).
+
 With the HTTP layer come the tabs scenario's overlapping writers of one
 session (see :mod:`.tabs`). Then the Redis memory of the sessions is
 measured, and the Redis time of a login as its user's sessions grow (see
@@ -28,9 +36,26 @@ import redis
 
 from pyramid_session_suite.testing import RedisServer
 
-from . import memory
-from .apps import STACKS, build, tracker_of
-from .counting import RoundTrips, command_names, warm_up
+from . import memory, profiling
+from .apps import (
+    LIMIT,
+    TIMEOUT,
+    PYTHON,
+    STACKS,
+    base_stack,
+    build,
+    is_python,
+    tracker_of,
+)
+from .counting import (
+    RoundTrips,
+    client as counted_client,
+    command_names,
+    default_parser,
+    parser_of,
+    warm_up,
+)
+from .driver import call, make_environ
 from .loopback import run_http
 from .progress import Progress
 from .scenarios import (
@@ -42,7 +67,14 @@ from .scenarios import (
     make_scenarios,
     returning_visitor,
 )
-from .workloads import HandOffs, Listings, Logins, Requests, add_sessions
+from .workloads import (
+    HandOffs,
+    Limit,
+    Listings,
+    Logins,
+    Requests,
+    add_sessions,
+)
 
 #: the applications built: every stack, plain, and the suite with users
 #: (the floor and the anchor serve the ``users`` scenarios with their one
@@ -55,6 +87,10 @@ APPS = (
 
 #: the user whose sessions are listed
 LIST_USER = 'many'
+
+#: the key the limit stacks read and write (a copy of the suite's session
+#: of the returning visitor), per stack
+LIMIT_KEY = 'bench:limit:{stack}'
 
 #: requests per timed batch, and batches per cell: many short batches, so
 #: that slow drifts of the machine (other tenants of a virtual machine,
@@ -148,6 +184,11 @@ class Results:
     http: object = None
     #: the :class:`.tabs.TabsResults`, if the HTTP layer ran
     tabs: object = None
+    #: the reply parser of each stack's Redis client, as a connection has
+    #: it (see :func:`.counting.parser_of`)
+    parsers: dict = field(default_factory=dict)
+    #: the :class:`.profiling.Profile` of each profiled scenario
+    profiles: list = field(default_factory=list)
 
     def cell(self, scenario, stack):
         return self.cells[scenario, stack]
@@ -155,17 +196,41 @@ class Results:
     def has(self, scenario, stack):
         return (scenario, stack) in self.cells
 
-    def ratio(self, scenario, stack, base):
+    def scenario(self, name):
+        for scenario in self.scenarios:
+            if scenario.name == name:
+                return scenario
+        raise KeyError(name)
+
+    def ratio(self, scenario, stack, base, base_scenario=None):
         """How many times faster ``stack`` is than ``base`` in
-        ``scenario``: the median, over the repetitions, of the ratio of
-        their rates in the same repetition. The batches of one repetition
-        run back to back, so a slow spell of the machine cancels out."""
+        ``scenario`` (or than ``base`` in ``base_scenario``): the median,
+        over the repetitions, of the ratio of their rates in the same
+        repetition. The batches of one repetition run back to back, so a
+        slow spell of the machine cancels out."""
         rates = self.cell(scenario, stack).rates
-        base_rates = self.cell(scenario, base).rates
+        base_rates = self.cell(base_scenario or scenario, base).rates
         return statistics.median(
             rate / base_rate
             for rate, base_rate in zip(rates, base_rates, strict=True)
         )
+
+    def limit_of(self, scenario, stack):
+        """The ``(scenario, stack)`` of the limit that bounds ``stack`` in
+        ``scenario`` (same parser), or ``None``."""
+        found = self.scenario(scenario).limit
+        limit = LIMIT + PYTHON if is_python(stack) else LIMIT
+        if found is None or not self.has(found, limit):
+            return None
+        return found, limit
+
+    def limit_ratio(self, scenario, stack):
+        """``stack``'s rate in ``scenario`` over its limit's, or
+        ``None``."""
+        limit = self.limit_of(scenario, stack)
+        if limit is None or not self.has(scenario, stack):
+            return None
+        return self.ratio(scenario, stack, limit[1], limit[0])
 
 
 def _per_stack(cells, scenario, show):
@@ -203,6 +268,9 @@ def run(
     list_size=None,
     progress=sys.stderr,
     http=True,
+    profile=True,
+    http_client='auto',
+    both_parsers=None,
 ):
     """Run the benchmark; return its :class:`Results`.
 
@@ -211,7 +279,11 @@ def run(
     ``memory_sessions`` is the number of sessions per stack of each memory
     measurement (see :mod:`.memory`), ``list_size`` the number of sessions
     of the listed user. With ``http``, the HTTP layer runs too (see
-    :mod:`.loopback`), and the tabs scenario (see :mod:`.tabs`).
+    :mod:`.loopback`; ``http_client``: ``wrk``, ``python`` or ``auto``),
+    and the tabs scenario (see :mod:`.tabs`). With ``profile``, the suite's
+    read and write paths are profiled (see :mod:`.profiling`).
+    ``both_parsers`` (default: if hiredis is installed) runs the read and
+    write scenarios with the pure-Python parser too.
     """
     if iterations is None:
         iterations = SMOKE_ITERATIONS if smoke else DEFAULT_ITERATIONS
@@ -230,7 +302,7 @@ def run(
             'iterations, repeat, counted, memory_sessions and list_size must '
             'be positive'
         )
-    scenarios = make_scenarios(list_size)
+    scenarios = make_scenarios(list_size, both_parsers)
     warm = SMOKE_WARM_UP if smoke else WARM_UP
 
     bar = Progress(progress)
@@ -242,21 +314,31 @@ def run(
     with RedisServer(url=redis_url) as server:
         memory.check_memory_db(server.url)
         recorder = RoundTrips(active=False)
+        keys = app_keys(scenarios)
         clients = {
-            (stack, variant): recorder.client(server.url)
-            for stack, variant in APPS
-            if stack != 'floor'
+            key: counted_client(recorder, server.url, parser(key[0]))
+            for key in keys
+            if key[0] != 'floor'
         }
         try:
             for client in clients.values():
                 warm_up(client)
             apps = {
-                key: build(key[0], clients.get(key), key[1]) for key in APPS
+                key: build(key[0], clients.get(key), key[1])
+                for key in keys
+                if base_stack(key[0]) != LIMIT
             }
             for stack in STACKS:
                 apps.setdefault((stack, 'users'), apps[stack, 'plain'])
             environment = describe(server)
-            workloads = prepare(apps, scenarios, list_size)
+            parsers = {
+                stack: parser_of(client)
+                for (stack, variant), client in clients.items()
+                if variant == 'plain'
+            }
+            workloads = prepare(
+                apps, scenarios, list_size, clients, recorder
+            )
             bar.add(repeat * sum(len(s.stacks) for s in scenarios))
             cells = {}
             for scenario in scenarios:
@@ -295,6 +377,21 @@ def run(
                             + _per_stack(cells, scenario, _last_rate),
                             timing=True,
                         )
+            profiles = []
+            if profile:
+                count = (
+                    profiling.SMOKE_REQUESTS if smoke else profiling.REQUESTS
+                )
+                for name in profiling.PROFILED:
+                    workload = workloads.get((name, 'suite'))
+                    if workload is None:
+                        continue
+                    bar.step(f'profile {name}/suite')
+                    profiles.append(
+                        profiling.profile(
+                            workload.app, workload.environ, count, name
+                        )
+                    )
             http_results = tabs_results = None
             if http:
                 http_results = run_http(
@@ -307,6 +404,7 @@ def run(
                     },
                     bar,
                     smoke=smoke,
+                    client=http_client,
                 )
                 # imported here: ``python -m bench.tabs`` imports
                 # ``bench`` before running the module as ``__main__``
@@ -348,32 +446,90 @@ def run(
         login_cost=login_cost,
         http=http_results,
         tabs=tabs_results,
+        parsers=parsers,
+        profiles=profiles,
     )
 
 
-def prepare(apps, scenarios, list_size):
+def parser(stack):
+    """The reply parser of ``stack``'s client: redis-py's pure-Python one
+    for the ``/py`` stacks, else redis-py's default (hiredis if
+    installed)."""
+    return 'python' if is_python(stack) else default_parser()
+
+
+def app_keys(scenarios):
+    """The ``(stack, variant)`` of every application (and Redis client) of
+    ``scenarios``: :data:`APPS`, and those of the stacks the scenarios add
+    (the limits, the pure-Python parser's) with the ``plain`` variant."""
+    keys = dict.fromkeys(APPS)
+    for scenario in scenarios:
+        for stack in scenario.stacks:
+            if stack not in STACKS:
+                keys[stack, 'plain'] = None
+    return tuple(keys)
+
+
+def session_sample(app, cookie, client, recorder):
+    """The key and value of the Redis session ``cookie`` names on the
+    suite ``app``: the key its ``/read`` sends first."""
+    recorder.start()
+    try:
+        call(app, make_environ('/read', cookie))
+    finally:
+        trips = recorder.stop()
+    key = trips[0][0][1]
+    value = client.get(key)
+    if not value:
+        raise AssertionError(f'no session at {key!r}')
+    return key, value
+
+
+def prepare(apps, scenarios, list_size, clients=None, recorder=None):
     """The workload of every cell. A returning visitor of a stack carries
     the cookies its own application set: ``/visitor`` for the anonymous
     one, ``/anon`` then ``/login`` for the logged-in one. The user of the
-    listing gets its sessions."""
+    listing gets its sessions. A limit stack reads (and writes) a copy of
+    the suite's session of the returning visitor, on its own key and
+    client (``clients``; its requests are counted by ``recorder``)."""
     listing = apps['suite', 'users']
     # first (it takes a while): the logged-in visitors are made last, so
     # that their first touch_interval covers the counted requests
     add_sessions(listing, LIST_USER, list_size)
     visitors = {
-        stack: {
-            'returning': returning_visitor(apps[stack, 'plain']),
-            'user': logged_in_visitor(apps[stack, 'users']),
-        }
-        for stack in STACKS
-        if stack != 'floor'
+        stack: {'returning': returning_visitor(apps[stack, 'plain'])}
+        for stack, variant in apps
+        if variant == 'plain' and stack != 'floor'
     }
+    for stack in STACKS:
+        if stack != 'floor':
+            visitors[stack]['user'] = logged_in_visitor(apps[stack, 'users'])
     # the floor ignores cookies; it gets the same headers as the suite
     visitors['floor'] = visitors['suite']
+    sample = None
     login_ids = itertools.count(1)
     workloads = {}
     for scenario in scenarios:
         for stack in scenario.stacks:
+            if base_stack(stack) == LIMIT:
+                client = clients[stack, 'plain']
+                if sample is None:
+                    sample = session_sample(
+                        apps['suite', 'plain'],
+                        visitors['suite']['returning'],
+                        client,
+                        recorder,
+                    )
+                key = LIMIT_KEY.format(stack=stack)
+                client.set(key, sample[1], px=TIMEOUT * 1000)
+                workloads[scenario.name, stack] = Limit(
+                    apps['floor', 'plain'],
+                    environ_for(scenario, visitors['suite']),
+                    client,
+                    key,
+                    write=scenario.path == '/write',
+                )
+                continue
             app = apps[stack, scenario.variant]
             if scenario.kind == 'request':
                 workload = Requests(

@@ -3,7 +3,8 @@ answer looks like."""
 
 from dataclasses import dataclass
 
-from .apps import STACKS
+from .apps import LIMIT, PARSER_STACKS, STACKS, base_stack, python_stack
+from .counting import default_parser
 from .driver import call, make_environ
 
 #: the user the logged-in visitor of ``user read`` and ``user write`` is
@@ -42,11 +43,24 @@ class Scenario:
     scale: float = 1.0
     #: ``list``: how many sessions are listed
     size: int = 0
+    #: the scenario whose ``limit`` cells bound this one (the same
+    #: operation on a bare request), if any
+    limit: str | None = None
+    #: the scenario of the same operation by an anonymous visitor, for a
+    #: logged-in one
+    plain: str | None = None
 
 
-def make_scenarios(list_size=LIST_SIZE):
+def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
     """The scenarios of a run whose listed user has ``list_size``
-    sessions."""
+    sessions. The read and write scenarios have the limit stack too and,
+    with ``both_parsers`` (default: if hiredis is installed), the stacks
+    of :data:`.apps.PARSER_STACKS` again with the pure-Python parser."""
+    if both_parsers is None:
+        both_parsers = default_parser() == 'hiredis'
+    limited = (*STACKS, LIMIT)
+    if both_parsers:
+        limited += tuple(map(python_stack, PARSER_STACKS))
     return (
         Scenario(
             'untouched',
@@ -59,12 +73,16 @@ def make_scenarios(list_size=LIST_SIZE):
             'returning visitor; the view reads a key of the Redis namespace',
             path='/read',
             visitor='returning',
+            stacks=limited,
+            limit='read',
         ),
         Scenario(
             'write',
             'returning visitor; the view writes a key of the Redis namespace',
             path='/write',
             visitor='returning',
+            stacks=limited,
+            limit='write',
         ),
         Scenario(
             'new',
@@ -81,6 +99,8 @@ def make_scenarios(list_size=LIST_SIZE):
             path='/read',
             visitor='user',
             variant='users',
+            limit='read',
+            plain='read',
         ),
         Scenario(
             'user write',
@@ -89,6 +109,8 @@ def make_scenarios(list_size=LIST_SIZE):
             path='/write',
             visitor='user',
             variant='users',
+            limit='write',
+            plain='write',
         ),
         Scenario(
             'login',
@@ -212,7 +234,8 @@ def check_result(stack, scenario, result):
         return
     response = result
     check(response, label, '200 OK')
-    if stack == 'floor':
+    bare = base_stack(stack) in ('floor', LIMIT)
+    if bare:
         expected_cookies = []
     else:
         expected_cookies = sorted(scenario.sets_cookies)
@@ -221,7 +244,7 @@ def check_result(stack, scenario, result):
             f'{label}: set cookies {response.set_cookies}, expected '
             f'{expected_cookies}'
         )
-    if stack == 'floor':
+    if bare:
         return
     body = response.body
     if scenario.path == '/read':

@@ -17,6 +17,7 @@ from .driver import (
     call,
     time_calls,
     time_each,
+    time_limit,
     time_requests,
 )
 from .scenarios import LOGIN_PREFIX, anonymous_visitor, login_environ
@@ -37,6 +38,47 @@ class Requests:
 
     def once(self, count):
         return call(self.app, self.environ)
+
+
+class Limit:
+    """The physical limit of a session read (or, with ``write``, of a
+    session write): the floor's request, then one raw redis-py ``GETEX``
+    of a session-sized ``key`` (and one raw ``SET`` of the value read),
+    back to back, on the limit's own client. No session machinery, no
+    signing, no serialization: what is left is Pyramid's dispatch, redis-py
+    and the round trips."""
+
+    def __init__(self, app, environ, client, key, write=False):
+        self.app = app
+        self.environ = environ
+        self.client = client
+        self.key = key
+        self.write = write
+        #: the session's TTL, in milliseconds (as the suite refreshes it)
+        self.ttl = TIMEOUT * 1000
+
+    def prepare(self, count):
+        return count
+
+    def run(self, count):
+        return time_limit(
+            self.app,
+            self.environ,
+            self.client,
+            self.key,
+            self.ttl,
+            self.write,
+            count,
+        )
+
+    def once(self, count):
+        response = call(self.app, self.environ)
+        value = self.client.getex(self.key, px=self.ttl)
+        if not value:
+            raise AssertionError(f'limit: {self.key!r} is gone')
+        if self.write:
+            self.client.set(self.key, value, px=self.ttl)
+        return response
 
 
 class Logins:

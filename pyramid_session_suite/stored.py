@@ -59,16 +59,6 @@ def _length(size, wide):
     return b'\xff' + size.to_bytes(wide, 'big')
 
 
-def _read_length(data, pos, wide):
-    """The length at ``pos`` and the position after it."""
-    size = data[pos]
-    if size == _WIDE:
-        return int.from_bytes(data[pos + 1 : pos + 1 + wide], 'big'), (
-            pos + 1 + wide
-        )
-    return size, pos + 1
-
-
 def record(name, value):
     """One record: ``name`` and ``value`` (bytes) with their lengths."""
     if len(name) >= 0x10000:
@@ -91,13 +81,22 @@ def unpack(data):
     created = int.from_bytes(data[1:5], 'big')
     records = {}
     pos, end = 5, len(data)
+    # the lengths inline: this runs on every read
     while pos < end:
-        size, pos = _read_length(data, pos, 2)
+        size = data[pos]
+        pos += 1
+        if size == _WIDE:
+            size = int.from_bytes(data[pos : pos + 2], 'big')
+            pos += 2
         name = data[pos : pos + size]
         pos += size
         if pos >= end:
             raise ValueError('stored session cut short')
-        size, pos = _read_length(data, pos, 4)
+        size = data[pos]
+        pos += 1
+        if size == _WIDE:
+            size = int.from_bytes(data[pos : pos + 4], 'big')
+            pos += 4
         value = data[pos : pos + size]
         pos += size
         if len(value) != size:
