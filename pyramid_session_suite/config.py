@@ -96,6 +96,8 @@ def register_session_factory(
         )
     discriminator = config.maybe_dotted(discriminator)
     cookie_name = derive_cookie_name(session_factory, cookie_name)
+    if getattr(session_factory, 'namespace', False) is None:
+        session_factory.namespace = namespace  # for metrics and traces
 
     intr = config.introspectable(
         'session_suite namespaces',
@@ -232,4 +234,9 @@ def _add_redis_error_views(config):
         return
     config.add_exception_view(
         session_store_unavailable, context=redis.RedisError
+    )
+    # not a RedisError: no node of the cluster could be reached
+    config.add_exception_view(
+        session_store_unavailable,
+        context=redis.exceptions.RedisClusterUnreachableError,
     )

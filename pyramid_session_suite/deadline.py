@@ -52,17 +52,35 @@ class _Bounded:
 
     bound = None
 
-    def send_packed_command(self, command, check_health=True):
-        spent = _spent()
-        if spent is None:
-            return super().send_packed_command(command, check_health)
-        timeout = self.socket_timeout or 0
+    def _refuse(self, spent, timeout):
         # half a timeout of slack: a retry after a timeout is always sent
-        if spent.seconds + timeout > self.bound + timeout / 2:
+        if (
+            spent.seconds + (timeout or 0)
+            > self.bound + (self.socket_timeout or 0) / 2
+        ):
             raise redis.TimeoutError(
                 f'this request waited {spent.seconds:.2f} s on Redis '
                 f'already (deadline {self.bound:g} s)'
             )
+
+    def connect(self):
+        spent = _spent()
+        if spent is None or self._sock:
+            return super().connect()
+        self._refuse(spent, self.socket_connect_timeout)
+        start = time.monotonic()
+        try:
+            return super().connect()
+        finally:
+            spent.seconds += time.monotonic() - start
+
+    def send_packed_command(self, command, check_health=True):
+        spent = _spent()
+        if spent is None:
+            return super().send_packed_command(command, check_health)
+        if not self._sock:
+            self.connect()  # charged on its own
+        self._refuse(spent, self.socket_timeout)
         start = time.monotonic()
         try:
             return super().send_packed_command(command, check_health)

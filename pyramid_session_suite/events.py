@@ -101,3 +101,13 @@ class TokenRejected:
         self.request = request
         self.reason = reason
         self.flow = flow
+
+
+class StoreUnavailable:
+    """A request got a 503: the Redis store of ``namespace`` (``None`` when
+    it is not known) failed with ``exc``."""
+
+    def __init__(self, request, exc, namespace):
+        self.request = request
+        self.exc = exc
+        self.namespace = namespace

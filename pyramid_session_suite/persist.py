@@ -13,6 +13,10 @@ import logging
 from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 import redis
 
+from . import watch
+from .events import StoreUnavailable
+from .watch import NAMESPACE_ATTR, watchers_of
+
 log = logging.getLogger(__name__)
 
 #: environ key: the Redis sessions loaded during the request
@@ -42,6 +46,7 @@ UNAVAILABLE_ERRORS = (
     redis.exceptions.InvalidResponse,
     redis.exceptions.AuthenticationError,
     redis.exceptions.NoPermissionError,
+    redis.exceptions.RedisClusterUnreachableError,
 )
 
 #: error codes of replies that mean the same, when the client knows no
@@ -165,6 +170,7 @@ def flush_sessions(request, create=True, hooks=()):
     one round trip per client. New sessions are created only when
     ``create`` is true: an error response creates no session."""
     environ = request.environ
+    namespace = None  # of the round trip in flight
     try:
         for hook in hooks:
             hook(request, create)
@@ -173,16 +179,40 @@ def flush_sessions(request, create=True, hooks=()):
             commands = session.flush_commands(create)
             if commands:
                 batch = batches.setdefault(
-                    id(session.redis), (session.redis, [])
+                    id(session.redis),
+                    (session.redis, getattr(session, 'namespace', None), []),
                 )
-                batch[1].extend(commands)
+                batch[2].extend(commands)
         for client, command in environ.pop(QUEUED_KEY, ()):
-            batches.setdefault(id(client), (client, []))[1].append(command)
-        for client, commands in batches.values():
-            run_commands(client, commands)
-    except REDIS_ERRORS:
+            batches.setdefault(id(client), (client, None, []))[2].append(
+                command
+            )
+        watchers = watchers_of(request.registry)
+        for client, namespace, commands in batches.values():
+            if not watchers:
+                run_commands(client, commands)
+                continue
+            operation = watch.begin(watchers, namespace, 'save')
+            try:
+                run_commands(client, commands)
+            except REDIS_ERRORS as exc:
+                watch.end(watchers, operation, error=exc)
+                raise
+            watch.end(watchers, operation, size=_written(commands))
+    except REDIS_ERRORS as exc:
+        watch.blame(exc, namespace)
         discard_sessions(request)
         raise
+
+
+def _written(commands):
+    """About how many bytes ``commands`` sent: their bytes arguments."""
+    return sum(
+        len(arg)
+        for command in commands
+        for arg in command.args
+        if isinstance(arg, bytes)
+    )
 
 
 def discard_sessions(request):
@@ -201,6 +231,9 @@ def session_store_unavailable(exc, request):
     client (a command of ours that Redis rejects) is raised again."""
     if not store_unavailable(exc):
         raise exc
+    request.registry.notify(
+        StoreUnavailable(request, exc, getattr(exc, NAMESPACE_ATTR, None))
+    )
     log.warning(
         'session store unavailable: %s.%s: %s',
         type(exc).__module__,

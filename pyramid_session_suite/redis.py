@@ -28,13 +28,12 @@ from pyramid_session_redis.util import (
     _StringSerializer,
     empty_session_payload,
 )
-import redis
 
 from . import login_records, stored
 from .activity import record
 from .clients import redis_client as _redis_client
 from .events import SessionEnded
-from .persist import LOADED_SESSIONS_KEY, discard_sessions
+from .persist import LOADED_SESSIONS_KEY, REDIS_ERRORS, discard_sessions
 from .redis_session import (
     EMPTIED,
     ENDED_KEY,
@@ -46,6 +45,7 @@ from .redis_session import (
 )
 from .request_cookies import readable_cookies
 from .signing import RotatingSigner
+from .watch import watchers_of
 
 __all__ = [
     'ENDED_KEY',
@@ -86,6 +86,9 @@ class RedisSessionFactory:
     """
 
     backend = 'redis'
+
+    #: the namespace it serves (set when it is registered)
+    namespace = None
 
     def __init__(
         self,
@@ -241,8 +244,10 @@ class RedisSessionFactory:
             return None
         return session_id
 
-    def _session(self, session_id, new):
+    def _session(self, session_id, new, watchers=()):
         return RedisSession(
+            watchers=watchers,
+            namespace=self.namespace,
             redis=self.redis,
             session_id=session_id,
             new=new,
@@ -267,7 +272,9 @@ class RedisSessionFactory:
         try:
             if session_id is None:
                 raise InvalidSession_NoSessionCookie('no session cookie')
-            session = self._session(session_id, new=False)
+            session = self._session(
+                session_id, new=False, watchers=watchers_of(request.registry)
+            )
             cookie_was_valid = True
             if self._signed_by_older(cookie):
                 session._session_state.please_recookie = True
@@ -329,7 +336,7 @@ class _CookieCallback:
     def __call__(self, request, response):
         factory = self.factory
         session = self.session
-        if isinstance(request.exception, redis.RedisError):
+        if isinstance(request.exception, REDIS_ERRORS):
             # the store failed: change nothing, neither cookie nor data
             discard_sessions(request)
             return

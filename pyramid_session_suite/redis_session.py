@@ -25,11 +25,10 @@ from pyramid_session_redis.session import (
     hashed_value,
 )
 from pyramid_session_redis.util import LazyCreateSession
-import redis
 
-from . import login_records, stored, wire
+from . import login_records, stored, watch, wire
 from .activity import record
-from .persist import Command
+from .persist import REDIS_ERRORS, Command
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +130,17 @@ class RedisSession(_BaseRedisSession):
     #: release: its next write is whole
     _legacy = False
 
-    def __init__(self, *args, remember_timeout=None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        remember_timeout=None,
+        watchers=(),
+        namespace=None,
+        **kwargs,
+    ):
         self.remember_timeout = remember_timeout
+        self.watchers = watchers
+        self.namespace = namespace
         super().__init__(*args, **kwargs)
 
     def _record(self, action, **details):
@@ -279,11 +287,29 @@ class RedisSession(_BaseRedisSession):
         ttl = self._timeout
         if self.remember_timeout and login_records.remembered(session_id):
             ttl = self.remember_timeout
-        if self._timeout and self._set_redis_ttl:
+        if not (self._timeout and self._set_redis_ttl):
+            ttl = None
+        watchers = self.watchers
+        operation = watchers and watch.begin(watchers, self.namespace, 'load')
+        try:
             persisted = wire.read(self.redis, key, ttl)
-            self._ttl_refreshed = True
-        else:
-            persisted = wire.read(self.redis, key)
+        except REDIS_ERRORS as exc:
+            watch.blame(exc, self.namespace)
+            if watchers:
+                watch.end(watchers, operation, error=exc)
+            raise
+        if watchers:
+            watch.end(
+                watchers,
+                operation,
+                'miss'
+                if persisted is None
+                else 'ended'
+                if stored.is_ended(persisted)
+                else 'hit',
+                len(persisted or b''),
+            )
+        self._ttl_refreshed = ttl is not None
         if persisted is None:
             raise InvalidSession_NotInBackend('session not in Redis')
         if stored.is_ended(persisted):
@@ -663,5 +689,5 @@ class RedisSession(_BaseRedisSession):
                     self.do_refresh()
                 return
             super()._deferred_callback(request)
-        except redis.RedisError:
+        except REDIS_ERRORS:
             log.exception('could not save a session at the end of a request')
