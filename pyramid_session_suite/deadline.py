@@ -67,7 +67,7 @@ class _Bounded:
         spent = _spent()
         if spent is None or self._sock:
             return super().connect()
-        self._refuse(spent, self.socket_connect_timeout)
+        self._refuse(spent, 0)  # only once the time is up
         start = time.monotonic()
         try:
             return super().connect()
