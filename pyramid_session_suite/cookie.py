@@ -1,7 +1,9 @@
 """Signed-cookie session namespaces: Pyramid's, with safer defaults."""
 
+import hashlib
 import logging
 from pyramid.session import BaseCookieSessionFactory, JSONSerializer
+from pyramid.settings import asbool
 
 from .exceptions import SessionTooLarge
 from .request_cookies import readable_cookies
@@ -15,33 +17,105 @@ REISSUE_FRACTION = 10
 #: the most a browser keeps of one cookie: its name and value together
 MAX_COOKIE_BYTES = 4096
 
+#: the salt of a namespace's signatures, before its cookie name
+SALT_PREFIX = 'pyramid_session_suite.cookie.'
+
+#: hash functions refused for signatures, and why
+WEAK_HASHES = {
+    'md4': 'MD4 is broken',
+    'md5': 'MD5 is broken, and RFC 6151 rules HMAC-MD5 out of new designs',
+    'md5-sha1': 'it is a legacy TLS 1.0 construction built on MD5',
+}
+
+
+def _seconds(name, value):
+    """``value`` as whole seconds (an int, or a string as ini files give
+    it), or ``None``; a ``ValueError`` naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f'CookieSessionFactory: {name} must be whole seconds or None, '
+            f'not {value!r}'
+        ) from None
+    if seconds < 0:
+        raise ValueError(
+            f'CookieSessionFactory: {name} must be 0 or more, not {value!r}'
+        )
+    return seconds
+
+
+def _flag(value):
+    """A boolean option, also as an ini string (``'false'`` is false)."""
+    return asbool(value) if isinstance(value, str) else bool(value)
+
+
+def _hash_name(hashalg):
+    """``hashalg`` if it names a fixed-size hash fit for signatures; a
+    ``ValueError`` that says why otherwise."""
+    name = str(hashalg).strip().lower()
+    if name in WEAK_HASHES:
+        raise ValueError(
+            f'CookieSessionFactory: hashalg {hashalg!r} is refused: '
+            f'{WEAK_HASHES[name]}; use sha512 (the default), sha256 or '
+            'blake2b'
+        )
+    try:
+        digest_size = hashlib.new(name).digest_size
+    except (TypeError, ValueError):
+        raise ValueError(
+            f'CookieSessionFactory: hashalg {hashalg!r} is not a hash '
+            'function this Python has (see hashlib.algorithms_available)'
+        ) from None
+    if not digest_size or name.startswith('shake'):
+        raise ValueError(
+            f'CookieSessionFactory: hashalg {hashalg!r} has no fixed digest '
+            'size, so it cannot sign cookies; use sha512 (the default)'
+        )
+    return name
+
 
 def CookieSessionFactory(
     secret,
-    *,
     cookie_name='session',
-    timeout=1200,
-    reissue_time=None,
     max_age=None,
     path='/',
     domain=None,
     secure=False,
     httponly=True,
     samesite='Lax',
+    set_on_exception=True,
+    timeout=1200,
+    reissue_time=None,
+    hashalg='sha512',
+    salt=None,
     serializer=None,
 ):
     """Return Pyramid's :func:`~pyramid.session.SignedCookieSessionFactory`
-    session class, with these differences:
+    session class: the same options, in the same order, with these
+    differences:
 
     - ``secret`` must have at least 32 bytes; several (a sequence, or
       separated by whitespace, newest first) rotate it (see
       :mod:`.signing`);
-    - the signature is salted with the cookie name, so a cookie of one
-      namespace is never accepted by another;
-    - ``invalidate()`` deletes the cookie (Pyramid sends an empty session);
+    - ``salt`` defaults to ``'pyramid_session_suite.cookie.'`` and the
+      cookie name, so a cookie of one namespace is never accepted by
+      another (Pyramid: ``'pyramid.session.'`` for every cookie; pass that
+      to keep accepting cookies Pyramid signed);
+    - ``httponly`` defaults to true (Pyramid: false);
     - the cookie is reissued only when a tenth of ``timeout`` has passed
-      (Pyramid: on every access), unless ``reissue_time`` says otherwise;
-    - ``SameSite=Lax`` and SHA-512 signatures by default;
+      (Pyramid: on every access); ``reissue_time`` set to a number of
+      seconds still decides, but ``None`` means this default (Pyramid:
+      never reissue);
+    - ``hashalg`` refuses MD4 and MD5, and anything that is not a
+      fixed-size hash; ``timeout``, ``reissue_time`` and ``max_age`` may be
+      strings of whole seconds, ``secure``, ``httponly`` and
+      ``set_on_exception`` ini booleans (``'false'``) as well;
+    - ``invalidate()`` deletes the cookie (Pyramid sends an empty session);
     - a write that would make the cookie bigger than a browser keeps
       (4096 bytes, name and value) raises :class:`.SessionTooLarge`, a 413
       (Pyramid raises ``ValueError`` when the response is made: a 500);
@@ -49,12 +123,19 @@ def CookieSessionFactory(
       browser keeps its previous cookie. Deletions carry the cookie's
       attributes.
     """
-    if reissue_time is None and timeout:
-        reissue_time = max(1, timeout // REISSUE_FRACTION)
+    timeout = _seconds('timeout', timeout)
+    if reissue_time is None:
+        if timeout:
+            reissue_time = max(1, timeout // REISSUE_FRACTION)
+    else:
+        reissue_time = _seconds('reissue_time', reissue_time)
+    max_age = _seconds('max_age', max_age)
+    if salt is None:
+        salt = SALT_PREFIX + cookie_name
     signer = RotatingSigner(
         secret,
-        'pyramid_session_suite.cookie.' + cookie_name,
-        'sha512',
+        salt,
+        _hash_name(hashalg),
         serializer=serializer or JSONSerializer(),
     )
     # Pyramid refuses a value of more than 4064 bytes
@@ -67,9 +148,10 @@ def CookieSessionFactory(
         max_age=max_age,
         path=path,
         domain=domain,
-        secure=secure,
-        httponly=httponly,
+        secure=_flag(secure),
+        httponly=_flag(httponly),
         samesite=samesite,
+        set_on_exception=_flag(set_on_exception),
     )
 
     class CookieSession(base):
@@ -82,10 +164,12 @@ def CookieSessionFactory(
             cookies = readable_cookies(request)
             base.__init__(self, request)
             value = cookies.get(cookie_name)
+            if isinstance(value, str):
+                value = value.encode('utf-8')
             if (
                 value is not None
                 and not self.new
-                and signer.signed_by_older(value.encode('utf-8'))
+                and signer.signed_by_older(value)
             ):
                 self.changed()  # signed again with the newest secret
 
@@ -121,6 +205,12 @@ def CookieSessionFactory(
                 raise SessionTooLarge(cookie_name, size, room)
 
         def _set_cookie(self, response):
+            request = self.request
+            if (
+                not self._cookie_on_exception
+                and getattr(request, 'exception', None) is not None
+            ):
+                return False  # set_on_exception=False: no cookie change
             if self.invalidated and not dict.__len__(self):
                 response.set_cookie(
                     self._cookie_name,

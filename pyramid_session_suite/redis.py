@@ -269,12 +269,11 @@ class RedisSessionFactory:
         if cookie is not None:
             session_id = self.session_id_from_cookie(cookie)
         stale = False
+        watchers = watchers_of(request.registry)
         try:
             if session_id is None:
                 raise InvalidSession_NoSessionCookie('no session cookie')
-            session = self._session(
-                session_id, new=False, watchers=watchers_of(request.registry)
-            )
+            session = self._session(session_id, new=False, watchers=watchers)
             cookie_was_valid = True
             if self._signed_by_older(cookie):
                 session._session_state.please_recookie = True
@@ -283,7 +282,9 @@ class RedisSessionFactory:
                 self.func_invalid_logger(request, exc)
             stale = session_id is not None
             cookie_was_valid = False
-            session = self._session(LazyCreateSession, new=True)
+            session = self._session(
+                LazyCreateSession, new=True, watchers=watchers
+            )
             reason = getattr(exc, 'ended_reason', None)
             if reason is not None:
                 self._ended(request, reason)

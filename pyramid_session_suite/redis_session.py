@@ -433,6 +433,8 @@ class RedisSession(_BaseRedisSession):
             if not ok:
                 raise RuntimeError('session id collision')
             self._record('created', ttl=ttl)
+            if self.watchers:
+                watch.created(self.watchers, self.namespace)
             state.insert_pending = False
             self._stored = stored.unpack(payload)[1]
             self._written((), ())

@@ -10,7 +10,7 @@ revoked: by its user through ``request.user_sessions``, by anyone with the
 import time
 import zlib
 
-from . import activity, login_records as lr
+from . import activity, login_records as lr, watch
 from .config import add_request_attribute
 from .events import SessionRegistered, SessionRevoked
 from .index import UserIndex, UserRef, tag_of_key, user_tag
@@ -27,6 +27,7 @@ from .settings import (
     one_of,
     parse_settings,
 )
+from .watch import watchers_of
 
 SETTINGS_PREFIX = PREFIX + 'user_index.'
 
@@ -66,6 +67,11 @@ USER_INDEX_SETTINGS = (
     ('views', as_bool, False),
     ('route_prefix', as_str, '/sessions'),
     ('admin_permission', as_str, 'session_suite.admin'),
+    ('page_title', as_str, 'Your sessions'),
+    ('app_name', as_str, None),
+    ('back_url', as_str, None),
+    ('login_url', as_str, None),
+    ('layout', as_str, 'pyramid_session_suite:templates/layout.pt'),
 )
 
 
@@ -220,6 +226,9 @@ class SessionTracker:
         state.timeout = ttl
         state.managed_dict.pop(MARKER, None)
         request.environ[REGISTERED_KEY] = True
+        watchers = watchers_of(request.registry)
+        if watchers:
+            watch.created(watchers, self.namespace)
         handle = lr.handle(slot, digest)
         activity.record(request.environ, 'user_index', 'registered',
                         handle=handle, evicted=len(evicted))  # fmt: skip

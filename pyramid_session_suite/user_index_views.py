@@ -4,24 +4,30 @@ Included by ``pyramid_session_suite.user_index`` when
 ``session_suite.user_index.views = true``. With ``route_prefix`` (default
 ``/sessions``) and ``admin_permission`` (default ``session_suite.admin``):
 
-===================================== ==================================== ====
-route                                 pattern                              verb
-===================================== ==================================== ====
-``session_suite.sessions``            ``{prefix}``                         GET
-``session_suite.sessions.revoke``     ``{prefix}/revoke``                  POST
-``session_suite.admin``               ``{prefix}/users/{userid}``          GET
-``session_suite.admin.revoke``        ``{prefix}/users/{userid}/revoke``   POST
-===================================== ==================================== ====
+=============================== ================================= ========
+route                           pattern                           verb
+=============================== ================================= ========
+``session_suite.sessions``      ``{prefix}``                      GET
+``session_suite.sessions.all``  ``{prefix}/revoke-all``           GET
+``session_suite.sessions.revoke`` ``{prefix}/revoke``             POST
+``session_suite.admin.lookup``  ``{prefix}/users``                GET
+``session_suite.admin``         ``{prefix}/users/{userid}``       GET
+``session_suite.admin.all``     ``{prefix}/users/{userid}/revoke-all`` GET
+``session_suite.admin.revoke``  ``{prefix}/users/{userid}/revoke`` POST
+=============================== ================================= ========
 
-**Who may do what.** The first two need a signed-in user
-(``request.authenticated_userid``; anonymous requests get ``403
-Forbidden``) and only ever touch that user's own sessions, through
-``request.user_sessions``: a handle that is not one of them is ``404 Not
-Found`` and changes nothing. The admin routes need ``admin_permission``
-(the application's security policy decides; denied is 403) and work on any
-``{userid}`` (which cannot contain ``/``); a user without sessions has an
-empty table. The user routes have no ``permission`` of their own, so the
-application's default permission, if it sets one, applies to them.
+**Who may do what.** The user routes need a signed-in user
+(``request.authenticated_userid``) and only ever touch that user's own
+sessions, through ``request.user_sessions``: a handle that is not one of
+them is ``404 Not Found`` and changes nothing. The admin routes need
+``admin_permission`` (the application's security policy decides) and work
+on any ``{userid}`` (which cannot contain ``/``); a user without sessions
+has an empty table; ``{prefix}/users?userid=...`` finds a user's page. The
+user routes have no ``permission`` of their own, so the application's
+default permission, if it sets one, applies to them. A request that may
+not is ``403 Forbidden``, anonymous or not (there is no authentication
+challenge a ``401`` could name): in HTML, a page that says what to do
+(sign in, at ``login_url``), in JSON Pyramid's own answer.
 
 **Revoking.** A POST carries either ``handle`` (one session) or ``scope``:
 ``others`` (every session but this one) or ``all`` on the user route,
@@ -30,7 +36,10 @@ come from the form or, with ``Content-Type: application/json``, from a JSON
 object. Every POST must carry the CSRF token of
 :func:`pyramid.csrf.get_csrf_token`: the ``csrf_token`` form field (the
 pages' forms have it) or the ``X-CSRF-Token`` header; without it, Pyramid
-answers ``400 Bad Request`` before the view runs. User revocations fire
+answers ``400 Bad Request`` before the view runs. ``scope=all`` from a page
+needs a confirmation: the pages link to the ``revoke-all`` page, which asks
+and posts ``confirm=yes``; an HTML POST of ``scope=all`` without it changes
+nothing and is sent there (``303``). User revocations fire
 ``SessionRevoked`` with reason ``revoked``, the administrator's with
 ``admin``. Ending the current session (its own handle, ``scope=all``, or
 an administrator revoking their own session) logs the browser out: the
@@ -38,21 +47,40 @@ answer carries the headers of :func:`pyramid.security.forget` and
 redirects to the application's root rather than to a page that now
 answers 403.
 
-**HTML or JSON.** HTML unless the ``Accept`` header prefers
-``application/json`` to ``text/html``: a higher quality, or the same
-quality with ``application/json`` named more specifically (so
-``Accept: application/json, */*`` is JSON, ``*/*`` or no header is HTML).
-There are no ``.json`` URLs. A listing in JSON is ``{"userid": ...,
-"current": handle or null, "sessions": [entries]}`` with the
-:class:`~.index.SessionEntry` of each session (never a session id); a POST
+**HTML or JSON.** Each page has an HTML and a JSON variant, chosen by
+Pyramid's ``accept`` view predicates and the application's accept view
+order (by default ``text/html`` before ``application/json``): JSON when the
+``Accept`` header prefers ``application/json`` by its quality (``Accept:
+application/json``, ``application/*``, ``text/html;q=0.5,
+application/json``), HTML on a tie (``*/*``, no header, ``application/json,
+*/*``) or when it names neither. There are no ``.json`` URLs. A listing in
+JSON is ``{"userid": ..., "current": handle or null, "sessions":
+[entries]}`` with the :class:`~.index.SessionEntry` of each session (never
+a session id; ``expires_in`` is the real deadline, see below); a POST
 answers ``{"revoked": count}`` in JSON, or in HTML ``303 See Other`` back
 to the listing, with a flash message in the ``session_suite`` queue of
 ``request.session`` (when the application has a session factory and the
 browser is still signed in), shown by the listing page.
+
+**The pages** are Chameleon templates, rendered by Pyramid renderers:
+``pyramid_session_suite:templates/`` ``sessions.pt`` (the user's page),
+``admin.pt`` (a user's sessions, for administrators), ``lookup.pt`` (find
+a user), ``confirm.pt`` (the confirmation of ``scope=all``),
+``forbidden.pt`` (sign in, or administrators only), ``parts.pt`` (the
+table of sessions, macro ``sessions_table``) and ``layout.pt`` (macro
+``layout``: the document, its style, the back link; slots ``head`` and
+``content``). An application replaces any of them with
+``config.override_asset``, or its layout with the ``layout`` setting.
+``page_title``, ``app_name``, ``back_url`` and ``login_url`` say what the
+pages call themselves and where they lead.
+
+**Expires.** A session ends at the earliest of its key's TTL and, with
+``pyramid_session_suite.policy``, its ``absolute_timeout`` (from its login)
+and ``idle_timeout`` (from its last recorded activity; not for a
+remembered login): the pages and the JSON say that deadline.
 """
 
 import datetime
-from html import escape
 import re
 import time
 from pyramid.csrf import get_csrf_token
@@ -64,22 +92,46 @@ from pyramid.httpexceptions import (
     HTTPSeeOther,
 )
 from pyramid.interfaces import ISessionFactory
-from pyramid.response import Response
+from pyramid.renderers import get_renderer
 from pyramid.security import forget
 
 from .interfaces import IUserIndex
-from .user_index import SETTINGS_PREFIX
+from .settings import parse_settings
+from .user_index import SETTINGS_PREFIX, USER_INDEX_SETTINGS
 
 USER_ROUTE = 'session_suite.sessions'
+USER_CONFIRM_ROUTE = 'session_suite.sessions.all'
 USER_REVOKE_ROUTE = 'session_suite.sessions.revoke'
+ADMIN_LOOKUP_ROUTE = 'session_suite.admin.lookup'
 ADMIN_ROUTE = 'session_suite.admin'
+ADMIN_CONFIRM_ROUTE = 'session_suite.admin.all'
 ADMIN_REVOKE_ROUTE = 'session_suite.admin.revoke'
 
 DEFAULT_PREFIX = '/sessions'
 DEFAULT_PERMISSION = 'session_suite.admin'
 
+#: the package's templates (asset specs: override them)
+TEMPLATES = 'pyramid_session_suite:templates/'
+
+#: the settings of the pages (rows of the user index's table)
+PAGE_SETTINGS = (
+    'route_prefix',
+    'admin_permission',
+    'page_title',
+    'app_name',
+    'back_url',
+    'login_url',
+    'layout',
+)
+
+#: registry key of the pages' :class:`Pages`
+PAGES_KEY = 'session_suite.user_index.pages'
+
 #: the flash queue of the pages' messages
 FLASH_QUEUE = 'session_suite'
+
+#: the field that confirms ``scope=all`` from a page
+CONFIRM_FIELD = 'confirm'
 
 #: what a handle looks like (see :meth:`.index.UserIndex.handle`): a
 #: slot and a digest, or an HMAC (sessions of earlier releases)
@@ -99,39 +151,73 @@ LISTING_HEADERS = {
     'X-Content-Type-Options': 'nosniff',
 }
 
+#: headers of every HTML page: never framed
+PAGE_HEADERS = {
+    **LISTING_HEADERS,
+    'X-Frame-Options': 'DENY',
+    'Content-Security-Policy': "frame-ancestors 'none'",
+}
+
+HTML = 'text/html'
+JSON = 'application/json'
+
+
+class Pages:
+    """What the pages call themselves and where they lead, from the
+    settings."""
+
+    def __init__(self, settings):
+        self.permission = settings['admin_permission'] or DEFAULT_PERMISSION
+        self.title = settings['page_title'] or 'Your sessions'
+        self.app_name = settings['app_name']
+        self.back_url = settings['back_url']
+        self.login_url = settings['login_url']
+        self.layout = settings['layout'] or TEMPLATES + 'layout.pt'
+
 
 def includeme(config):
-    settings = config.registry.settings
-    prefix = settings.get(SETTINGS_PREFIX + 'route_prefix') or DEFAULT_PREFIX
-    prefix = '/' + prefix.strip('/') if prefix.strip('/') else ''
-    permission = (
-        settings.get(SETTINGS_PREFIX + 'admin_permission')
-        or DEFAULT_PERMISSION
-    )
+    config.include('pyramid_chameleon')
+    registry = config.registry
+    table = [row for row in USER_INDEX_SETTINGS if row[0] in PAGE_SETTINGS]
+    # the user index wrote its parsed values back: None is a default
+    given = {k: v for k, v in registry.settings.items() if v is not None}
+    settings = parse_settings(given, table, SETTINGS_PREFIX)
+    registry[PAGES_KEY] = pages = Pages(settings)
+    prefix = (settings['route_prefix'] or DEFAULT_PREFIX).strip('/')
+    prefix = '/' + prefix if prefix else ''
+    admin = {'permission': pages.permission}
+
     config.add_route(USER_ROUTE, prefix or '/')
+    config.add_route(USER_CONFIRM_ROUTE, prefix + '/revoke-all')
     config.add_route(USER_REVOKE_ROUTE, prefix + '/revoke')
+    config.add_route(ADMIN_LOOKUP_ROUTE, prefix + '/users')
     config.add_route(ADMIN_ROUTE, prefix + '/users/{userid}')
+    config.add_route(
+        ADMIN_CONFIRM_ROUTE, prefix + '/users/{userid}/revoke-all'
+    )
     config.add_route(ADMIN_REVOKE_ROUTE, prefix + '/users/{userid}/revoke')
-    config.add_view(my_sessions, route_name=USER_ROUTE, request_method='GET')
-    config.add_view(
-        revoke_mine,
-        route_name=USER_REVOKE_ROUTE,
-        request_method='POST',
-        require_csrf=True,
-    )
-    config.add_view(
-        user_sessions,
-        route_name=ADMIN_ROUTE,
-        request_method='GET',
-        permission=permission,
-    )
-    config.add_view(
-        revoke_users,
-        route_name=ADMIN_REVOKE_ROUTE,
-        request_method='POST',
-        permission=permission,
-        require_csrf=True,
-    )
+
+    post = {'request_method': 'POST', 'require_csrf': True}
+    add_page(config, USER_ROUTE, 'sessions.pt', my_sessions, my_sessions_json)
+    add_page(config, USER_CONFIRM_ROUTE, 'confirm.pt', confirm_mine)
+    add_variants(config, USER_REVOKE_ROUTE, revoke_mine, revoke_mine_json,
+                 **post)  # fmt: skip
+    add_page(config, ADMIN_LOOKUP_ROUTE, 'lookup.pt', lookup_user, **admin)
+    add_page(config, ADMIN_ROUTE, 'admin.pt', user_sessions,
+             user_sessions_json, **admin)  # fmt: skip
+    add_page(config, ADMIN_CONFIRM_ROUTE, 'confirm.pt', confirm_users, **admin)
+    add_variants(config, ADMIN_REVOKE_ROUTE, revoke_users, revoke_users_json,
+                 **post, **admin)  # fmt: skip
+
+    for route_name in ROUTES:
+        # a page that says what to do rather than Pyramid's bare 403; JSON
+        # clients get Pyramid's own answer
+        config.add_forbidden_view(
+            forbidden,
+            route_name=route_name,
+            accept=HTML,
+            renderer=TEMPLATES + 'forbidden.pt',
+        )
     # Pyramid's CSRF check reads the form before the view does: a form that
     # cannot be read is a 400 there too, not a 500
     for route_name in (USER_REVOKE_ROUTE, ADMIN_REVOKE_ROUTE):
@@ -139,7 +225,6 @@ def includeme(config):
             config.add_exception_view(
                 unreadable_form, context=error, route_name=route_name
             )
-    registry = config.registry
 
     def check():
         if registry.queryUtility(IUserIndex) is None:
@@ -153,52 +238,121 @@ def includeme(config):
     config.action(None, check, order=5)
 
 
+ROUTES = (
+    USER_ROUTE,
+    USER_CONFIRM_ROUTE,
+    USER_REVOKE_ROUTE,
+    ADMIN_LOOKUP_ROUTE,
+    ADMIN_ROUTE,
+    ADMIN_CONFIRM_ROUTE,
+    ADMIN_REVOKE_ROUTE,
+)
+
+
+def add_page(config, route_name, template, view, json_view=None, **kw):
+    """A GET page from ``template``, and its JSON variant."""
+    add_variants(
+        config,
+        route_name,
+        view,
+        json_view,
+        renderer=TEMPLATES + template,
+        request_method='GET',
+        **kw,
+    )
+
+
+def add_variants(config, route_name, view, json_view=None, renderer=None,
+                 **kw):  # fmt: skip
+    """``view`` for HTML and, when the client prefers it, ``json_view``
+    for JSON. The HTML variant is also the one for a client that accepts
+    neither."""
+    for accept in (HTML, None):
+        config.add_view(
+            view, route_name=route_name, accept=accept, renderer=renderer, **kw
+        )
+    if json_view is not None:
+        config.add_view(
+            json_view,
+            route_name=route_name,
+            accept=JSON,
+            renderer='json',
+            **kw,
+        )
+
+
 # -- the views -----------------------------------------------------------
 
 
 def my_sessions(request):
     """GET ``{prefix}``: the signed-in user's sessions."""
     sessions = signed_in(request)
+    userid = listed_userid(request, sessions)
     entries = sessions.list()
-    userid = sessions.userid
-    if userid is None:  # signed in, but the session is not indexed (yet)
-        userid = request.authenticated_userid
-    if wants_json(request):
-        return listing_json(userid, sessions.current, entries)
-    body = page(
+    pages = pages_of(request)
+    admin = request.has_permission(pages.permission)
+    return page(
         request,
-        'Your sessions',
-        intro=(
-            f'<p>Signed in as <strong>{e(userid)}</strong>. These browsers '
-            'and devices are signed in to your account; revoke any you do '
-            'not recognise.</p>'
-        ),
-        table=sessions_table(request, entries, USER_REVOKE_ROUTE, {}),
-        actions=[
-            post_button(
-                request,
-                USER_REVOKE_ROUTE,
-                {},
-                'Sign out all other sessions',
-                scope='others',
-            ),
-            post_button(
-                request,
-                USER_REVOKE_ROUTE,
-                {},
-                'Sign out everywhere',
-                scope='all',
-            ),
-        ],
+        pages.title,
+        userid=userid,
+        caption=plural(len(entries), 'active session'),
+        rows=rows_of(request, entries, USER_REVOKE_ROUTE, {}),
+        flashes=pop_flashes(request),
+        others_form=form(request, USER_REVOKE_ROUTE, {}, scope='others'),
+        confirm_url=request.route_path(USER_CONFIRM_ROUTE),
+        admin_url=request.route_path(ADMIN_LOOKUP_ROUTE) if admin else None,
+        lookup_url=request.route_path(ADMIN_LOOKUP_ROUTE),
+        lookup_value=None,
     )
-    return html_response(body)
+
+
+def my_sessions_json(request):
+    sessions = signed_in(request)
+    userid = listed_userid(request, sessions)
+    return listing_json(request, userid, sessions.current, sessions.list())
+
+
+def confirm_mine(request):
+    """GET ``{prefix}/revoke-all``: "sign out everywhere?"."""
+    sessions = signed_in(request)
+    count = len(sessions.list())
+    return page(
+        request,
+        'Sign out everywhere?',
+        question=(
+            f'This signs out {all_of(count, "session")} of your account, '
+            'on every browser and device, this one included. You will '
+            'need to sign in again.'
+        ),
+        count=count,
+        form=form(
+            request,
+            USER_REVOKE_ROUTE,
+            {},
+            scope='all',
+            **{CONFIRM_FIELD: 'yes'},
+        ),
+        button='Sign out everywhere',
+        cancel_url=request.route_path(USER_ROUTE),
+    )
 
 
 def revoke_mine(request):
     """POST ``{prefix}/revoke``: end one, the other or all of the signed-in
-    user's sessions."""
+    user's sessions; back to the listing, with a message."""
+    return end_mine(request, html=True)
+
+
+def revoke_mine_json(request):
+    """POST ``{prefix}/revoke`` asking for JSON: ``{"revoked": count}``."""
+    return end_mine(request, html=False)
+
+
+def end_mine(request, html):
     sessions = signed_in(request)
     handle, scope = revocation_target(request, ('others', 'all'))
+    if html and scope == 'all' and not confirmed(request):
+        return HTTPSeeOther(request.route_url(USER_CONFIRM_ROUTE))
     current = sessions.current
     if handle is not None:
         if not listed(sessions.list(), handle):
@@ -214,46 +368,98 @@ def revoke_mine(request):
         count = sessions.revoke_all()
         message = f'Signed out {plural(count, "session")}.'
     ended = current is not None and sessions.current is None
-    return revoked(request, count, ended, USER_ROUTE, {}, message)
+    if not html:
+        return revoked_json(request, count, ended)
+    return revoked(request, ended, USER_ROUTE, {}, message)
+
+
+def lookup_user(request):
+    """GET ``{prefix}/users``: find a user's page (admin)."""
+    try:
+        userid = (request.GET.get('userid') or '').strip()
+    except UnicodeDecodeError:
+        raise HTTPBadRequest('The query is not UTF-8.') from None
+    if userid and '/' not in userid:
+        return HTTPSeeOther(request.route_url(ADMIN_ROUTE, userid=userid))
+    return page(
+        request,
+        'Sessions of a user',
+        error='A user id cannot contain "/".' if userid else None,
+        lookup_url=request.route_path(ADMIN_LOOKUP_ROUTE),
+        lookup_value=userid or None,
+        sessions_url=request.route_path(USER_ROUTE),
+    )
 
 
 def user_sessions(request):
     """GET ``{prefix}/users/{userid}``: any user's sessions (admin)."""
-    userid = request.matchdict['userid']
-    tracker = request.registry.getUtility(IUserIndex)
-    current = own_handle(request, userid)
-    entries = tracker.index.list(userid, current=current)
-    if wants_json(request):
-        return listing_json(userid, current, entries)
+    userid, current, entries = admin_listing(request)
     route_kw = {'userid': userid}
-    body = page(
+    return page(
         request,
         f'Sessions of {userid}',
-        intro=(
-            f'<p>Every browser and device signed in as '
-            f'<strong>{e(userid)}</strong>.</p>'
-        ),
-        table=sessions_table(request, entries, ADMIN_REVOKE_ROUTE, route_kw),
-        actions=[
-            post_button(
-                request,
-                ADMIN_REVOKE_ROUTE,
-                route_kw,
-                'Revoke all',
-                aria_label=f'Revoke all sessions of {userid}',
-                scope='all',
-            )
-        ],
+        userid=userid,
+        caption=plural(len(entries), 'active session'),
+        rows=rows_of(request, entries, ADMIN_REVOKE_ROUTE, route_kw),
+        flashes=pop_flashes(request),
+        confirm_url=request.route_path(ADMIN_CONFIRM_ROUTE, **route_kw),
+        lookup_url=request.route_path(ADMIN_LOOKUP_ROUTE),
+        lookup_value=None,
+        sessions_url=request.route_path(USER_ROUTE),
     )
-    return html_response(body)
+
+
+def user_sessions_json(request):
+    return listing_json(request, *admin_listing(request))
+
+
+def confirm_users(request):
+    """GET ``{prefix}/users/{userid}/revoke-all``: "revoke all?"
+    (admin)."""
+    userid, current, entries = admin_listing(request)
+    count = len(entries)
+    question = (
+        f'This ends {all_of(count, "session")} of {userid}, on every '
+        'browser and device.'
+    )
+    if current is not None:
+        question += ' Yours is one of them: you will be signed out.'
+    route_kw = {'userid': userid}
+    return page(
+        request,
+        f'Revoke all sessions of {userid}?',
+        question=question,
+        count=count,
+        form=form(
+            request,
+            ADMIN_REVOKE_ROUTE,
+            route_kw,
+            scope='all',
+            **{CONFIRM_FIELD: 'yes'},
+        ),
+        button='Revoke all sessions',
+        cancel_url=request.route_path(ADMIN_ROUTE, **route_kw),
+    )
 
 
 def revoke_users(request):
     """POST ``{prefix}/users/{userid}/revoke``: end one or all sessions of
     any user (admin); events say ``reason='admin'``."""
+    return end_users(request, html=True)
+
+
+def revoke_users_json(request):
+    return end_users(request, html=False)
+
+
+def end_users(request, html):
     userid = request.matchdict['userid']
+    route_kw = {'userid': userid}
     tracker = request.registry.getUtility(IUserIndex)
     handle, _ = revocation_target(request, ('all',))
+    if html and handle is None and not confirmed(request):
+        url = request.route_url(ADMIN_CONFIRM_ROUTE, **route_kw)
+        return HTTPSeeOther(url)
     current = own_handle(request, userid)
     if handle is not None:
         if not listed(tracker.index.list(userid), handle):
@@ -267,12 +473,48 @@ def revoke_users(request):
     if ended:
         # the administrator revoked their own session: sign out here too
         request.user_sessions._end_current()
+    if not html:
+        return revoked_json(request, count, ended)
     message = f'Revoked {plural(count, "session")} of {userid}.'
-    route_kw = {'userid': userid}
-    return revoked(request, count, ended, ADMIN_ROUTE, route_kw, message)
+    return revoked(request, ended, ADMIN_ROUTE, route_kw, message)
+
+
+def forbidden(exc, request):
+    """The 403 of the pages: sign in, or this is for administrators."""
+    request.response.status_int = 403
+    userid = request.authenticated_userid
+    route = request.matched_route
+    admin_page = route is not None and route.name.startswith(ADMIN_ROUTE)
+    if userid is None:
+        return page(
+            request,
+            'Sign in' if admin_page else 'Sign in to see your sessions',
+            anonymous=True,
+            message=(
+                'This page is for administrators: sign in first.'
+                if admin_page
+                else 'This page lists the browsers and devices signed in '
+                'to your account, and lets you sign them out. Sign in '
+                'first.'
+            ),
+            login_url=login_url(request),
+        )
+    return page(
+        request,
+        'Administrators only',
+        anonymous=False,
+        userid=userid,
+        message="Only administrators can see other users' sessions.",
+        sessions_url=request.route_path(USER_ROUTE),
+    )
 
 
 # -- helpers of the views ------------------------------------------------
+
+
+def pages_of(request):
+    pages = request.registry.get(PAGES_KEY)
+    return pages if pages is not None else Pages(dict.fromkeys(PAGE_SETTINGS))
 
 
 def signed_in(request):
@@ -280,6 +522,21 @@ def signed_in(request):
     if request.authenticated_userid is None:
         raise HTTPForbidden('Sign in to see your sessions.')
     return request.user_sessions
+
+
+def listed_userid(request, sessions):
+    userid = sessions.userid
+    if userid is None:  # signed in, but the session is not indexed (yet)
+        userid = request.authenticated_userid
+    return userid
+
+
+def admin_listing(request):
+    """``(userid, current, entries)`` of the admin routes' user."""
+    userid = request.matchdict['userid']
+    tracker = request.registry.getUtility(IUserIndex)
+    current = own_handle(request, userid)
+    return userid, current, tracker.index.list(userid, current=current)
 
 
 def listed(entries, handle):
@@ -294,39 +551,10 @@ def own_handle(request, userid):
     return None
 
 
-def wants_json(request):
-    """Whether the client prefers ``application/json`` to ``text/html``:
-    by quality, then by how specifically it names them; HTML on a tie."""
-    accept = request.accept
-    if not accept:  # no header, or an invalid one
-        return False
-    offers = dict(accept.acceptable_offers(['text/html', 'application/json']))
-    json_q = offers.get('application/json')
-    if json_q is None:
-        return False
-    html_q = offers.get('text/html')
-    if html_q is None:
-        return True
-    if json_q != html_q:
-        return json_q > html_q
-    return specificity(accept, 'application/json') > specificity(
-        accept, 'text/html'
-    )
-
-
-def specificity(accept, offer):
-    """2 if the header names ``offer``, 1 for its ``type/*``, 0 else."""
-    kind = offer.split('/')[0] + '/*'
-    best = 0
-    for media_range, quality, _, _ in accept.parsed:
-        media_range = media_range.lower()
-        if quality <= 0:
-            continue
-        if media_range == offer:
-            return 2
-        if media_range == kind:
-            best = 1
-    return best
+def confirmed(request):
+    """Whether a POST of ``scope=all`` says it was confirmed."""
+    value = request_fields(request).get(CONFIRM_FIELD)
+    return isinstance(value, str) and bool(value.strip())
 
 
 def revocation_target(request, scopes):
@@ -374,34 +602,33 @@ def unreadable_form(exc, request):
     raise exc
 
 
-def revoked(request, count, ended, route_name, route_kw, message):
-    """The answer to a revocation: ``{"revoked": count}`` or a redirect to
-    the listing (to the application's root if this session ended)."""
-    headers = forget(request) if ended else []
-    if wants_json(request):
-        response = Response(json_body={'revoked': count})
-        response.headerlist.extend(headers)
-        response.headers['Cache-Control'] = 'no-store'
-        return response
+def revoked_json(request, count, ended):
+    """``{"revoked": count}``, signing this browser out if its session
+    ended."""
+    response = request.response
     if ended:
-        return HTTPSeeOther(request.application_url + '/', headers=headers)
+        response.headerlist.extend(forget(request))
+    response.headers['Cache-Control'] = 'no-store'
+    return {'revoked': count}
+
+
+def revoked(request, ended, route_name, route_kw, message):
+    """A redirect to the listing (to the application's root if this
+    session ended)."""
+    if ended:
+        return HTTPSeeOther(
+            request.application_url + '/', headers=forget(request)
+        )
     flash(request, message)
     return HTTPSeeOther(request.route_url(route_name, **route_kw))
 
 
-def listing_json(userid, current, entries):
-    payload = {'userid': userid, 'current': current, 'sessions': entries}
-    response = Response(json_body=payload)
-    response.headers.update(LISTING_HEADERS)
-    return response
-
-
-def html_response(body):
-    response = Response(body, content_type='text/html', charset='utf-8')
-    response.headers.update(LISTING_HEADERS)
-    response.headers['X-Frame-Options'] = 'DENY'
-    response.headers['Content-Security-Policy'] = "frame-ancestors 'none'"
-    return response
+def listing_json(request, userid, current, entries):
+    request.response.headers.update(LISTING_HEADERS)
+    now = time.time()
+    for entry in entries:
+        entry['expires_in'] = expires_in(request, entry, now)
+    return {'userid': userid, 'current': current, 'sessions': entries}
 
 
 def has_session(request):
@@ -426,155 +653,189 @@ def plural(count, noun):
     return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
 
 
-# -- HTML ------------------------------------------------------------------
-
-CSS = """
-body { font: 16px/1.5 system-ui, sans-serif; margin: 0; color: #222;
-       background: #fff; }
-main { max-width: 64rem; margin: 2rem auto; padding: 0 1rem; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
-caption { text-align: left; font-weight: 600; padding-bottom: .5rem; }
-th, td { text-align: left; padding: .5rem; border-bottom: 1px solid #ddd;
-         vertical-align: top; }
-thead th { border-bottom: 2px solid #999; }
-tr.current { background: #f3f8ff; }
-.badge, .tag { display: inline-block; font-size: .8rem; padding: 0 .4rem;
-               border-radius: .6rem; margin-left: .3rem; }
-.badge { background: #1a56c4; color: #fff; }
-.tag { border: 1px solid #999; color: #444; }
-.flash { background: #eef9ee; border: 1px solid #7c7; padding: .5rem 1rem; }
-.empty { color: #666; font-style: italic; }
-form { display: inline-block; margin: 0 .5rem .5rem 0; }
-button { font: inherit; padding: .25rem .75rem; cursor: pointer; }
-.visually-hidden { position: absolute; width: 1px; height: 1px;
-                   overflow: hidden; clip: rect(0 0 0 0);
-                   white-space: nowrap; }
-"""
-
-COLUMNS = (
-    'Device',
-    'Location',
-    'IP address',
-    'Signed in',
-    'Last active',
-    'Expires',
-)
+def all_of(count, noun):
+    """``'the 1 session'``, ``'all 3 sessions'``."""
+    which = 'the' if count == 1 else 'all'
+    return f'{which} {plural(count, noun)}'
 
 
-def e(value):
-    """Escaped text of any value (``None`` is empty)."""
-    return '' if value is None else escape(str(value), quote=True)
+# -- what the templates get ------------------------------------------------
 
 
-def page(request, title, intro, table, actions):
-    """A whole page; ``intro``, ``table`` and ``actions`` are HTML."""
-    flashes = ''.join(
-        f'<p class="flash">{e(message)}</p>'
-        for message in pop_flashes(request)
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(title)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<main>
-<h1>{e(title)}</h1>
-<div role="status">{flashes}</div>
-{intro}
-{table}
-<div class="actions">{''.join(actions)}</div>
-</main>
-</body>
-</html>
-"""
+class Values(dict):
+    """A dict whose keys read as attributes (``None`` when missing), as
+    templates like them."""
+
+    __getattr__ = dict.get
 
 
-def sessions_table(request, entries, revoke_route, route_kw, now=None):
-    """The table of ``entries``, each with a revoke button."""
-    now = time.time() if now is None else now
-    head = ''.join(f'<th scope="col">{e(name)}</th>' for name in COLUMNS)
-    head += '<th scope="col"><span class="visually-hidden">Actions</span></th>'
-    rows = [
-        session_row(request, entry, revoke_route, route_kw, now)
-        for entry in entries
-    ]
-    if not rows:
-        rows = [
-            f'<tr><td class="empty" colspan="{len(COLUMNS) + 1}">'
-            'No active sessions.</td></tr>'
-        ]
-    caption = f'{plural(len(entries), "active session")}'
-    return (
-        f'<table>\n<caption>{e(caption)}</caption>\n'
-        f'<thead><tr>{head}</tr></thead>\n'
-        f'<tbody>\n{chr(10).join(rows)}\n</tbody>\n</table>'
-    )
-
-
-def session_row(request, entry, revoke_route, route_kw, now):
-    label = entry.label or 'Unknown device'
-    device = f'<span title="{e(entry.ua)}">{e(label)}</span>'
-    if entry.mobile:
-        device += ' <span class="tag">mobile</span>'
-    if entry.current:
-        device += ' <span class="badge">this device</span>'
-    expires_in = entry.expires_in
-    if expires_in is None:
-        expires = 'never'
-    else:
-        expires = timestamp(now + expires_in, 'in ' + duration(expires_in))
-    button = post_button(
-        request,
-        revoke_route,
-        route_kw,
-        'Revoke',
-        aria_label=(
-            f'Revoke {label}' + (' (this device)' if entry.current else '')
+def page(request, title, **values):
+    """The values of a page's template: ``title``, ``page`` (what every
+    page shows: ``app_name``, ``back_url``, ``back_text``), ``layout`` (the
+    template of the ``layout`` macro), ``parts`` (the template of the
+    shared macros), and ``values``; the response gets the pages'
+    headers."""
+    pages = pages_of(request)
+    request.response.headers.update(PAGE_HEADERS)
+    back_text = f'Back to {pages.app_name or "the site"}'
+    values.setdefault('flashes', [])
+    return {
+        'title': title,
+        'page': Values(
+            title=title,
+            app_name=pages.app_name,
+            back_url=site_url(request, pages.back_url)
+            or (request.application_url + '/'),
+            back_text=back_text,
         ),
-        handle=entry.handle,
-    )
-    cells = [
-        e(entry.location or 'Unknown'),
-        e(entry.ip or '—'),
-        timestamp(entry.created, ago(now - (entry.created or 0))),
-        timestamp(entry.last_seen, ago(now - (entry.last_seen or 0))),
-        expires,
-        button,
-    ]
-    row_class = ' class="current"' if entry.current else ''
-    return (
-        f'<tr{row_class}><th scope="row">{device}</th>'
-        + ''.join(f'<td>{cell}</td>' for cell in cells)
-        + '</tr>'
+        'layout': template(pages.layout),
+        'parts': template(TEMPLATES + 'parts.pt'),
+        **values,
+    }
+
+
+def template(spec):
+    """The Chameleon template of an asset spec (for its macros)."""
+    return get_renderer(spec).implementation()
+
+
+def site_url(request, url):
+    """``url`` as a link: an absolute URL as it is, a path under the
+    application's root."""
+    if not url:
+        return None
+    if re.match(r'[a-z][a-z0-9+.-]*:', url, re.I) or url.startswith('//'):
+        return url
+    return request.application_url + '/' + url.lstrip('/')
+
+
+def login_url(request):
+    """Where to sign in: the ``login_url`` setting, or the policy's
+    ``login_route``, or ``None``."""
+    url = site_url(request, pages_of(request).login_url)
+    if url is not None:
+        return url
+    tracker = request.registry.queryUtility(IUserIndex)
+    route = getattr(getattr(tracker, 'policy', None), 'login_route', None)
+    if route:
+        try:
+            return request.route_url(route)
+        except KeyError:  # no such route
+            return None
+    return None
+
+
+def form(request, route_name, route_kw, **fields):
+    """A POST form to ``route_name``: its ``action`` and hidden
+    ``fields``, the CSRF token first."""
+    return Values(
+        action=request.route_path(route_name, **route_kw),
+        fields=[('csrf_token', get_csrf_token(request)), *fields.items()],
     )
 
 
-def post_button(request, route_name, route_kw, text, aria_label=None, **data):
-    """A one-button POST form carrying the CSRF token and ``data``."""
-    fields = {'csrf_token': get_csrf_token(request), **data}
-    inputs = ''.join(
-        f'<input type="hidden" name="{e(name)}" value="{e(value)}">'
-        for name, value in fields.items()
-    )
-    action = request.route_path(route_name, **route_kw)
-    label = f' aria-label="{e(aria_label)}"' if aria_label else ''
-    return (
-        f'<form method="post" action="{e(action)}">{inputs}'
-        f'<button type="submit"{label}>{e(text)}</button></form>'
-    )
+def rows_of(request, entries, revoke_route, route_kw, now=None):
+    """The rows of the sessions table: each ``entry``, how to show it, and
+    its revoke form."""
+    now = time.time() if now is None else now
+    rows = []
+    for entry in entries:
+        label = entry.label or 'Unknown device'
+        left, kind = deadline(request, entry, now)
+        rows.append(
+            Values(
+                entry=entry,
+                label=label,
+                ua=entry.ua,
+                mobile=entry.mobile,
+                current=entry.current,
+                location=entry.location or 'Unknown',
+                located=bool(entry.location),
+                ip=entry.ip or '—',
+                created=when(entry.created, ago(now - (entry.created or 0))),
+                last_seen=when(
+                    entry.last_seen, ago(now - (entry.last_seen or 0))
+                ),
+                expires=(
+                    None
+                    if left is None
+                    else when(now + left, 'in ' + countdown(left))
+                ),
+                firm=kind == 'absolute',
+                form=form(
+                    request, revoke_route, route_kw, handle=entry.handle
+                ),
+                revoke_label=(
+                    f'Revoke {label}'
+                    + (' (this device)' if entry.current else '')
+                ),
+            )
+        )
+    return rows
 
 
-def timestamp(epoch, text):
-    """``text`` in a ``<time>`` element with the ISO date and time."""
+def when(epoch, text):
+    """``text`` and the ISO date and time of ``epoch``, for a ``<time>``
+    element."""
     iso = datetime.datetime.fromtimestamp(
         epoch or 0, tz=datetime.timezone.utc
     ).isoformat(timespec='seconds')
-    return f'<time datetime="{e(iso)}" title="{e(iso)}">{e(text)}</time>'
+    return Values(iso=iso, text=text)
 
+
+# -- deadlines -------------------------------------------------------------
+
+
+def deadlines(request, entry, now):
+    """``{kind: seconds left}`` of ``entry``: ``ttl`` (its key's), and
+    with the policy ``absolute`` and ``idle``."""
+    found = {}
+    if entry.expires_in is not None:
+        found['ttl'] = entry.expires_in
+    tracker = request.registry.queryUtility(IUserIndex)
+    policy = getattr(tracker, 'policy', None)
+    if policy is None:
+        return found
+    if policy.absolute_timeout and entry.created:
+        found['absolute'] = entry.created + policy.absolute_timeout - now
+    if (
+        policy.idle_timeout
+        and entry.last_seen
+        and not remembered(tracker, entry)
+    ):
+        found['idle'] = entry.last_seen + policy.idle_timeout - now
+    return found
+
+
+def deadline(request, entry, now):
+    """``(seconds left, kind)`` of ``entry``'s earliest deadline (of its
+    key's TTL and the policy's), or ``(None, None)``."""
+    found = deadlines(request, entry, now)
+    if not found:
+        return None, None
+    kind = min(found, key=found.get)
+    return max(0, found[kind]), kind
+
+
+def expires_in(request, entry, now):
+    """The seconds ``entry`` has left (``None``: no deadline)."""
+    return deadline(request, entry, now)[0]
+
+
+def remembered(tracker, entry):
+    """Whether ``entry`` is a remembered login, which the idle timeout
+    spares: its key lives longer than the namespace's ``timeout`` can
+    make it."""
+    factory = tracker.factory
+    if not getattr(factory, 'remember_max_age', None):
+        return False
+    if entry.expires_in is None:
+        return False
+    timeout = factory.timeout
+    return timeout is None or entry.expires_in > timeout + 1
+
+
+# -- wording -----------------------------------------------------------------
 
 UNITS = (
     (365 * 86400, 'year'),
@@ -594,6 +855,17 @@ def duration(seconds):
         if seconds >= size:
             return plural(int(seconds // size), unit)
     return 'less than a minute'
+
+
+def countdown(seconds):
+    """What :func:`duration` says, with the minutes of a deadline hours
+    away: ``'1 hour 59 minutes'``."""
+    seconds = max(0, seconds)
+    if not 3600 <= seconds < 86400:
+        return duration(seconds)
+    hours, minutes = divmod(int(seconds) // 60, 60)
+    text = plural(hours, 'hour')
+    return f'{text} {plural(minutes, "minute")}' if minutes else text
 
 
 def ago(seconds):

@@ -48,7 +48,8 @@ class Operation:
 def add_watcher(config, watcher):
     """Tell ``watcher`` about every operation of the application
     (configuration time): ``watcher.begin(operation)`` returns a token,
-    ``watcher.end(operation, token)`` gets it back."""
+    ``watcher.end(operation, token)`` gets it back; ``watcher.created(
+    namespace)``, if it has one, is called for each new session."""
     config.registry.setdefault(WATCHERS_KEY, []).append(watcher)
 
 
@@ -71,6 +72,16 @@ def end(watchers, operation, outcome='ok', size=0, error=None):
     operation.error = error
     for watcher, token in zip(watchers, operation.tokens, strict=True):
         watcher.end(operation, token)
+
+
+def created(watchers, namespace):
+    """A new session of ``namespace`` was stored (a first write, or a
+    login's new id): watchers with a ``created(namespace)`` method are
+    told."""
+    for watcher in watchers:
+        tell = getattr(watcher, 'created', None)
+        if tell is not None:
+            tell(namespace)
 
 
 def blame(exc, namespace):

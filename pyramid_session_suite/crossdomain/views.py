@@ -10,7 +10,14 @@ Redirect (pull), on a site B that is not the hub::
       303 -> B/any-page  with B's session cookie set, first-party
 
 Push: a link on the hub to ``B/_session_suite/xd/begin?next=<hub URL>``
-runs the same flow and ends on ``next``.
+runs the same flow and ends on ``next``; :func:`push_url` chains it
+through every other site (e.g. right after a login on the hub, so that
+each site has the new session at its next page view).
+
+The hops are invisible: the hub's export leaves the hub's own cookie as
+it was (an ended session's cookie is still there for the hub's next page
+view to say why it ended), and a browser that kept the flow's cookies
+lands on ``next`` exactly.
 
 Script loader (opt-in): ``<script src="B/_session_suite/xd/s/TOKEN.js">``
 tags on the hub's pages; works only where third-party cookies are allowed.
@@ -104,6 +111,28 @@ def _mark_tried(url):
     return f'{url}{separator}{TRIED_PARAM}=0'
 
 
+def _keeps_cookies(request):
+    """Whether the browser sent back the state cookie its flow began with:
+    then it keeps the "tried" cookie too, and needs no marker in the URL."""
+    return STATE_COOKIE in readable_cookies(request)
+
+
+def _leave_cookie(cookie_name):
+    """A response callback that takes back the deletion of ``cookie_name``
+    (its session ended): the hop must not consume what the site's next page
+    view will tell."""
+    deletion = cookie_name + '=;'
+
+    def leave_cookie(request, response):
+        response.headerlist[:] = [
+            (name, value)
+            for name, value in response.headerlist
+            if name.lower() != 'set-cookie' or not value.startswith(deletion)
+        ]
+
+    return leave_cookie
+
+
 def pull_tween_factory(handler, registry):
     """Bounce a browser without a session to the hub, once."""
     crossdomain = registry.get(CROSSDOMAIN_KEY)
@@ -161,6 +190,11 @@ def export(request):
     next_url = _query(request).get('next', '/')
     query = {'next': next_url}
     session_id = _current_session_id(request, crossdomain)
+    # registered once the session is loaded, so it runs after the
+    # session's own callback
+    request.add_response_callback(
+        _leave_cookie(crossdomain.factory.cookie_name)
+    )
     if session_id is None:
         query['none'] = '1'
     else:
@@ -188,8 +222,11 @@ def import_(request):
     crossdomain = _crossdomain(request)
     next_url = crossdomain.safe_next(_query(request).get('next'))
     if _query(request).get('none') == '1':
-        # marked, so that a browser keeping no cookies is not sent again
-        response = _redirect(_mark_tried(next_url))
+        # a browser keeping no cookies is marked in the URL, so that it is
+        # not sent again; one that does has the "tried" cookie for that
+        if not _keeps_cookies(request):
+            next_url = _mark_tried(next_url)
+        response = _redirect(next_url)
         _forget(request, response, STATE_COOKIE, crossdomain.prefix + '/')
         return response
     try:
@@ -325,6 +362,34 @@ def _adopt(request, response, crossdomain, payload, **cookie):
             was_empty,
         )
     )
+
+
+def push_url(request, next_url, sites=None):
+    """The URL that hands the hub's session to each of ``sites`` (by
+    default every site of the group but the hub) in turn, by the push flow,
+    then lands on ``next_url`` (a path is taken on this site).
+
+    Redirect there after a login on the hub: every site then has the new
+    session at its next page view, whatever it had (with
+    ``always_replace``; else a site keeps a session of its own). A site
+    whose push ``next_url`` already is is left out. With the push flow off,
+    ``next_url`` itself. Every site of the chain must be up: the browser
+    goes through each.
+    """
+    crossdomain = _crossdomain(request)
+    if next_url.startswith('/'):
+        next_url = request.host_url + next_url
+    if 'push' not in crossdomain.flows:
+        return next_url
+    if sites is None:
+        sites = crossdomain.other_sites(crossdomain.hub)
+    url = next_url
+    for site in reversed(sites):
+        begin = f'{site}{crossdomain.prefix}/begin'
+        if site not in crossdomain.sites or next_url.startswith(begin + '?'):
+            continue
+        url = f'{begin}?{urlencode({"next": url})}'
+    return url
 
 
 def shared_session_loader(request):

@@ -5,9 +5,12 @@ It never wraps, loads or touches a namespace the application did not touch,
 unless the panel is active for the request (the toolbar's per-panel
 switch), in which case it reads the untouched namespaces after the view,
 with :meth:`peek` where the factory offers it (a plain Redis ``GET``).
+
+Every value it shows is escaped here, once: the template marks them safe.
 """
 
 import html
+import re
 import reprlib
 from pyramid_debugtoolbar.panels import DebugPanel
 
@@ -19,10 +22,26 @@ _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 2000
 _repr.maxlevel = 4
 
+#: a value's repr is shown up to this many characters, wrapped
+SHOWN_CHARACTERS = 400
+
+#: ``<Foo object at 0x7f...>``: a repr that names nothing but a type
+_DEFAULT_REPR = re.compile(r' (object )?at 0x[0-9a-fA-F]+>?$')
+
+#: how a key changed in the request, in the order they are listed
+STATUSES = ('added', 'changed', 'removed')
+
 
 def escape(text):
     """Escape for an HTML text node (quotes stay readable)."""
     return html.escape(text, quote=False)
+
+
+def safe_repr(value):
+    try:
+        return _repr.repr(value)
+    except Exception as exc:  # a broken __repr__ must not break the panel
+        return f'<unprintable {type(value).__name__}: {type(exc).__name__}>'
 
 
 def snapshot(session):
@@ -40,7 +59,7 @@ def snapshot(session):
             data = dict(session.items())
         except Exception:
             return {}
-    return {key: escape(_repr.repr(value)) for key, value in data.items()}
+    return {key: safe_repr(value) for key, value in data.items()}
 
 
 def sort_keys(keys):
@@ -50,8 +69,96 @@ def sort_keys(keys):
         return sorted(keys, key=str)
 
 
+def shown(text):
+    """A value's repr as HTML: escaped, cut after ``SHOWN_CHARACTERS``
+    (saying how long it was)."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return escape(text)
+    return (
+        escape(text[:SHOWN_CHARACTERS])
+        + f'<span class="ssm-more">… {len(text):,} characters in all</span>'
+    )
+
+
+def readable_name(qualname):
+    """``'Factory.<locals>.Session'`` -> ``'Session from Factory()'``,
+    ``'make_app.<locals>.<lambda>'`` -> ``'a lambda in make_app()'``."""
+    *outer, inner = qualname.split('.<locals>.')
+    if inner == '<lambda>':
+        inner = 'a lambda'
+        link = ' in '
+    elif inner.endswith('<lambda>'):
+        inner = 'a lambda in ' + inner[: -len('.<lambda>')]
+        link = ', in '
+    else:
+        link = ' from '
+    if outer:
+        return f'{inner}{link}{outer[-1]}()'
+    return inner
+
+
 def describe(obj):
-    return escape(_repr.repr(obj)) if obj is not None else ''
+    """``{'name': ..., 'module': ...}`` naming ``obj`` for people: a
+    function or class by its name (``<locals>`` spelled out), an object by
+    its own repr when it says more than its type and address, else by its
+    type; ``None`` for ``None``."""
+    if obj is None:
+        return None
+    target = obj
+    if not hasattr(obj, '__qualname__'):
+        text = safe_repr(obj)
+        if '<locals>' not in text and not _DEFAULT_REPR.search(text):
+            return {'name': escape(text), 'module': ''}
+        target = type(obj)
+    name = readable_name(getattr(target, '__qualname__', repr(target)))
+    module = getattr(target, '__module__', '') or ''
+    return {'name': escape(name), 'module': escape(module)}
+
+
+def key_rows(ingress, egress):
+    """The rows of a namespace's data table: each key with its status
+    (``added``, ``changed``, ``removed`` or ``''``) and its values as HTML
+    (``None`` where it had none). Without both snapshots nothing is
+    compared: the one there is is shown as it was."""
+    compare = ingress is not None and egress is not None
+    ingress, egress = ingress or {}, egress or {}
+    rows = []
+    for key in sort_keys(set(ingress) | set(egress)):
+        before, after = ingress.get(key), egress.get(key)
+        if not compare:
+            status = ''
+        elif before is None:
+            status = 'added'
+        elif after is None:
+            status = 'removed'
+        elif before != after:
+            status = 'changed'
+        else:
+            status = ''
+        rows.append(
+            {
+                'key': key,
+                'status': status,
+                'before': None if before is None else shown(before),
+                'after': None if after is None else shown(after),
+            }
+        )
+    return rows
+
+
+def count_of(rows):
+    """``{'added': n, 'changed': n, 'removed': n}`` of some rows."""
+    return {
+        status: sum(1 for row in rows if row['status'] == status)
+        for status in STATUSES
+    }
+
+
+def summary(counts):
+    """``'1 added, 2 changed'``; ``''`` when nothing changed."""
+    return ', '.join(
+        f'{counts[status]} {status}' for status in STATUSES if counts[status]
+    )
 
 
 class SessionMultiDebugPanel(DebugPanel):
@@ -71,6 +178,20 @@ class SessionMultiDebugPanel(DebugPanel):
         self.records = {}
         if self.config is not None:
             request.environ[OBSERVER_KEY] = self
+
+    @property
+    def nav_subtitle(self):
+        """The tab's badge: ``'2 changed'`` (keys added, changed or
+        removed), else how many namespaces the request read."""
+        changes = self.data.get('changes', 0)
+        if changes:
+            return f'{changes} changed'
+        accessed = self.data.get('accessed', 0)
+        return f'{accessed} read' if accessed else ''
+
+    @property
+    def nav_subtitle_style(self):
+        return 'progress-bar-info' if self.data.get('changes') else ''
 
     # -- observer: called by request.session_multi -------------------------
 
@@ -144,30 +265,32 @@ class SessionMultiDebugPanel(DebugPanel):
             'configuration': None,
             'is_active': self.is_active,
             'namespaces': [],
+            'has_data': False,
+            'changes': 0,
+            'accessed': 0,
             'activity': [
                 {
                     'feature': escape(entry['feature']),
                     'action': escape(entry['action']),
-                    'details': describe(entry['details'] or None),
+                    'details': escape(safe_repr(entry['details']))
+                    if entry['details']
+                    else '',
                 }
                 for entry in recorded(request.environ)
             ],
         }
         if config is None:
             return data
-        data['configuration'] = {'config': describe(config)}
+        data['configuration'] = describe(config)
         for namespace in config.namespaces:
             factory = config.get_namespace_config(namespace)
             record = self._record(namespace)
-            ingress = record['ingress'] or {}
-            egress = record['egress'] or {}
-            changed = {
-                key
-                for key in set(ingress) | set(egress)
-                if ingress.get(key) != egress.get(key)
-            }
-            if record['ingress'] is None or record['egress'] is None:
-                changed = set()
+            rows = key_rows(record['ingress'], record['egress'])
+            counts = count_of(rows)
+            data['changes'] += sum(counts.values())
+            data['accessed'] += record['accessed']
+            data['has_data'] = data['has_data'] or bool(rows)
+            read = record['accessed'] or record['peeked']
             data['namespaces'].append(
                 {
                     'namespace': namespace,
@@ -181,12 +304,12 @@ class SessionMultiDebugPanel(DebugPanel):
                     'discriminated_out': record['discriminated_out'],
                     'invalidated': record['invalidated'],
                     'peeked': record['peeked'],
-                    'has_data': bool(ingress or egress),
-                    'keys': sort_keys(set(ingress) | set(egress)),
-                    'ingress': ingress,
-                    'egress': egress,
-                    'changed': changed,
-                    'removed': set(ingress) - set(egress),
+                    'empty': read
+                    and not record['discriminated_out']
+                    and not rows,
+                    'rows': rows,
+                    'counts': counts,
+                    'summary': summary(counts),
                 }
             )
         return data
@@ -195,4 +318,4 @@ class SessionMultiDebugPanel(DebugPanel):
         if 'namespaces' not in self.data:
             # the request ended before the finished callbacks ran
             self.data.update(self._render_data(self.request))
-        return {'missing': object()}
+        return {'statuses': STATUSES}
