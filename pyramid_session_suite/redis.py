@@ -15,6 +15,7 @@ Compared with ``pyramid_session_redis.RedisSessionFactory``:
 - payloads are JSON by default, not pickle.
 """
 
+import datetime
 import logging
 import re
 import secrets
@@ -28,6 +29,7 @@ from pyramid_session_redis.util import (
     _StringSerializer,
     empty_session_payload,
 )
+import redis
 
 from . import login_records, stored
 from .activity import record
@@ -58,6 +60,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+#: what an ``id_generator`` may make
+_GENERATED_RE = re.compile(r'^[A-Za-z0-9_-]{22,128}~?\Z')
+
+#: options of ``pyramid_session_redis.RedisSessionFactory`` not offered,
+#: and why
+NOT_OFFERED = {
+    'set_redis_ttl_readheavy': "Redis' TTL is the one clock: every read "
+    'refreshes it in its one GETEX',
+    'timeout_trigger': "Redis' TTL is the one clock: every read refreshes "
+    'it in its one GETEX',
+    'python_expires': "Redis' TTL is the one clock (no expiry kept in the "
+    'payload)',
+    'redis_client_callable': 'a factory has one Redis client, made once: '
+    'pass it as redis_client',
+}
 
 #: how many verified cookie values a factory remembers (a browser's next
 #: request is not verified again): about 1 MB
@@ -119,7 +137,29 @@ class RedisSessionFactory:
         lock_timeout=30,
         lock_wait=10,
         remember_max_age=30 * 86400,
+        cookie_expires=None,
+        cookie_comment=None,
+        id_generator=None,
+        redis_host=None,
+        redis_port=6379,
+        redis_db=0,
+        redis_password=None,
+        redis_socket_timeout=None,
+        redis_unix_socket_path=None,
+        redis_encoding=None,
+        redis_encoding_errors=None,
+        redis_connection_pool=None,
+        **unsupported,
     ):
+        for name in unsupported:
+            if name in NOT_OFFERED:
+                raise TypeError(
+                    f'RedisSessionFactory: {name} is not offered: '
+                    f'{NOT_OFFERED[name]}'
+                )
+            raise TypeError(
+                f'RedisSessionFactory got an unexpected option {name!r}'
+            )
         if (secret is None) == (cookie_signer is None):
             raise ValueError('give one of `secret` and `cookie_signer`')
         if secret is not None:
@@ -130,8 +170,25 @@ class RedisSessionFactory:
                 serializer=_StringSerializer(),
                 cache=VERIFIED_COOKIES,
             )
+        if redis_connection_pool is not None and redis_client is None:
+            redis_client = redis.Redis(connection_pool=redis_connection_pool)
+        if redis_client is None and redis_url is None:
+            redis_url, redis_options = _url_of(
+                redis_options,
+                host=redis_host,
+                port=redis_port,
+                db=redis_db,
+                password=redis_password,
+                socket_timeout=redis_socket_timeout,
+                unix_socket_path=redis_unix_socket_path,
+                encoding=redis_encoding,
+                encoding_errors=redis_encoding_errors,
+            )
         if (redis_url is None) == (redis_client is None):
-            raise ValueError('give one of `redis_url` and `redis_client`')
+            raise ValueError(
+                'give one of `redis_url`, `redis_client`, '
+                '`redis_connection_pool` and `redis_host`'
+            )
         if redis_client is None:
             redis_client = _redis_client(redis_url, **(redis_options or {}))
         self.redis = redis_client
@@ -165,6 +222,10 @@ class RedisSessionFactory:
             'secure': cookie_secure,
             'httponly': cookie_httponly,
         }
+        self.cookie_expires = cookie_expires
+        if cookie_comment is not None:
+            self.cookie_options['comment'] = cookie_comment
+        self.id_generator = id_generator
         if cookie_samesite is not None:
             self.cookie_options['samesite'] = cookie_samesite
 
@@ -176,9 +237,18 @@ class RedisSessionFactory:
 
     def new_session_id(self, tag=None):
         """Return a new session id: the key prefix, ``{tag}:`` when a hash
-        tag is given, and 256 random bits."""
+        tag is given, and 256 random bits (or what ``id_generator`` made:
+        22 to 128 URL-safe characters)."""
         if tag:
             return f'{self.key_prefix}{{{tag}}}:{secrets.token_urlsafe(32)}'
+        if self.id_generator is not None:
+            made = self.id_generator()
+            if not (isinstance(made, str) and _GENERATED_RE.match(made)):
+                raise ValueError(
+                    'id_generator must return 22 to 128 URL-safe '
+                    f'characters (letters, digits, - and _), not {made!r}'
+                )
+            return self.key_prefix + made
         return self.key_prefix + secrets.token_urlsafe(32)
 
     def peek(self, request):
@@ -209,14 +279,30 @@ class RedisSessionFactory:
         """Set this namespace's cookie for ``session_id`` on ``response``,
         with the factory's cookie attributes (``overrides`` win)."""
         value = self.cookie_signer.dumps(session_id).decode('utf-8')
-        options = dict(self.cookie_options)
-        if login_records.remembered(session_id) and self.remember_max_age:
-            options['max_age'] = self.remember_max_age
-        options.update(overrides)
+        options = self.cookie_options_for(session_id, overrides)
         response.set_cookie(self.cookie_name, value, **options)
         vary = set(response.vary or ())
         vary.add('Cookie')
         response.vary = sorted(vary)
+
+    def cookie_options_for(self, session_id, overrides=None):
+        """The attributes of the cookie of ``session_id``: the factory's,
+        a remembered login's ``Max-Age``, ``cookie_expires`` as a
+        ``Max-Age`` (``overrides`` win)."""
+        options = dict(self.cookie_options)
+        if login_records.remembered(session_id) and self.remember_max_age:
+            options['max_age'] = self.remember_max_age
+        elif self.cookie_expires is not None and options['max_age'] is None:
+            expires = self.cookie_expires
+            if isinstance(expires, datetime.datetime):
+                now = datetime.datetime.now(expires.tzinfo)
+                expires = expires - now
+            if isinstance(expires, datetime.timedelta):
+                expires = expires.total_seconds()
+            options['max_age'] = max(0, int(expires))
+        if overrides:
+            options.update(overrides)
+        return options
 
     def new_payload(self):
         return empty_session_payload(timeout=self.timeout or 0)
@@ -240,7 +326,11 @@ class RedisSessionFactory:
         if not (isinstance(session_id, str) and session_id.startswith(prefix)):
             return None
         rest = session_id[len(prefix) :]
-        if not (_ID_RE.match(rest) or login_records.ID_RE.match(rest)):
+        if not (
+            _ID_RE.match(rest)
+            or login_records.ID_RE.match(rest)
+            or (self.id_generator is not None and _GENERATED_RE.match(rest))
+        ):
             return None
         return session_id
 
@@ -394,13 +484,9 @@ class _CookieCallback:
                     session._record('stale cookie cleared')
 
     def _set_cookie(self, request, response, **overrides):
-        factory = self.factory
-        options = dict(factory.cookie_options)
-        session_id = self.session.session_id
-        if login_records.remembered(session_id) and factory.remember_max_age:
-            # a remembered login keeps its cookie as long as its key
-            options['max_age'] = factory.remember_max_age
-        options.update(overrides)
+        options = self.factory.cookie_options_for(
+            self.session.session_id, overrides
+        )
         _set_cookie(
             self.session,
             request,
@@ -415,3 +501,23 @@ class _CookieCallback:
         # deletion of a ``__Host-`` or ``__Secure-`` cookie without Secure
         options = self.factory.cookie_options
         response.set_cookie(self.factory.cookie_name, None, **options)
+
+
+def _url_of(options, **given):
+    """A ``redis://`` (or ``unix://``) URL and client options from the
+    separate connection options of ``pyramid_session_redis``."""
+    options = dict(options or {})
+    if given['host'] is None and given['unix_socket_path'] is None:
+        return None, options
+    from urllib.parse import quote
+
+    password = given['password']
+    auth = f':{quote(password, safe="")}@' if password else ''
+    if given['unix_socket_path']:
+        url = f'unix://{auth}{given["unix_socket_path"]}?db={given["db"]}'
+    else:
+        url = f'redis://{auth}{given["host"]}:{given["port"]}/{given["db"]}'
+    for name in ('socket_timeout', 'encoding', 'encoding_errors'):
+        if given[name] is not None:
+            options.setdefault(name, given[name])
+    return url, options
