@@ -20,6 +20,7 @@ slot, ``.`` and the first 8 hex digits of the digest: stable, opaque, and
 never valid as a cookie.
 """
 
+import functools
 import hashlib
 import hmac
 import re
@@ -75,6 +76,7 @@ def new_slot():
     return secrets.token_urlsafe(6)
 
 
+@functools.lru_cache(maxsize=4096)
 def digest(secret):
     return hashlib.sha256(secret.encode('ascii')).digest()[
         : stored.DIGEST_SIZE

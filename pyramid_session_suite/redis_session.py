@@ -168,6 +168,7 @@ class RedisSession(_BaseRedisSession):
         """Set (``None``: delete) the session's own record ``name``; it is
         written with the request's changes."""
         internal = self.__dict__.setdefault('_internal', {})
+        self.__dict__.pop('_login', None)
         if value is None:
             if internal.pop(name, None) is None:
                 return
@@ -550,7 +551,7 @@ class RedisSession(_BaseRedisSession):
         self._forget()
 
     def _forget_loaded(self):
-        for name in ('_stored', '_internal', '_internal_changed'):
+        for name in ('_stored', '_internal', '_internal_changed', '_login'):
             self.__dict__.pop(name, None)
         self._legacy = False
 
@@ -562,6 +563,7 @@ class RedisSession(_BaseRedisSession):
             '_timeout_changed',
             '_internal',
             '_internal_changed',
+            '_login',
         ):
             self.__dict__.pop(name, None)
         self._legacy = False
@@ -628,7 +630,12 @@ class RedisSession(_BaseRedisSession):
             for name, value in records.items()
             if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
         }
-        for name in ('_set_keys', '_timeout_changed', '_internal_changed'):
+        for name in (
+            '_set_keys',
+            '_timeout_changed',
+            '_internal_changed',
+            '_login',
+        ):
             self.__dict__.pop(name, None)
         self._legacy = False
         self._ttl_refreshed = True

@@ -299,23 +299,32 @@ def marker_of(session):
         return None
     internal = session.__dict__.get('_internal')
     if internal and lr.LOGIN in internal and lr.SECRET in internal:
-        key = session.key
-        tag = tag_of_key(key)
-        if tag is None:
-            return None
-        slot = key.rpartition(':')[2]
-        return Login(
-            u=UserRef(tag),
-            h=lr.handle(slot, internal[lr.SECRET]),
-            l=lr.number(internal, lr.LOGIN) / 1000,
-            t=lr.number(internal, lr.ACTIVE) / 1000,
-            ip=lr.text(internal, lr.IP) or None,
-            ua=lr.text(internal, lr.USER_AGENT) or '',
-            location=lr.text(internal, lr.LOCATION),
-            slot=slot,
-            remember=lr.remembered(session.session_id),
-        )
+        login = session.__dict__.get('_login')
+        if login is None:
+            login = session.__dict__['_login'] = _login(session, internal)
+        return login
     return state.managed_dict.get(MARKER)
+
+
+def _login(session, internal):
+    """The :class:`Login` of a session's own records (``None`` if its key
+    is not a user's)."""
+    key = session.key
+    tag = tag_of_key(key)
+    if tag is None:
+        return None
+    slot = key.rpartition(':')[2]
+    return Login(
+        u=UserRef(tag),
+        h=lr.handle(slot, internal[lr.SECRET]),
+        l=lr.number(internal, lr.LOGIN) / 1000,
+        t=lr.number(internal, lr.ACTIVE) / 1000,
+        ip=lr.text(internal, lr.IP) or None,
+        ua=lr.text(internal, lr.USER_AGENT) or '',
+        location=lr.text(internal, lr.LOCATION),
+        slot=slot,
+        remember=lr.remembered(session.session_id),
+    )
 
 
 def forget_login(tracker, session, marker):

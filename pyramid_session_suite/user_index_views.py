@@ -4,17 +4,17 @@ Included by ``pyramid_session_suite.user_index`` when
 ``session_suite.user_index.views = true``. With ``route_prefix`` (default
 ``/sessions``) and ``admin_permission`` (default ``session_suite.admin``):
 
-=============================== ================================= ========
-route                           pattern                           verb
-=============================== ================================= ========
-``session_suite.sessions``      ``{prefix}``                      GET
-``session_suite.sessions.all``  ``{prefix}/revoke-all``           GET
-``session_suite.sessions.revoke`` ``{prefix}/revoke``             POST
-``session_suite.admin.lookup``  ``{prefix}/users``                GET
-``session_suite.admin``         ``{prefix}/users/{userid}``       GET
-``session_suite.admin.all``     ``{prefix}/users/{userid}/revoke-all`` GET
-``session_suite.admin.revoke``  ``{prefix}/users/{userid}/revoke`` POST
-=============================== ================================= ========
+================================= ====================================== ====
+route                             pattern                                verb
+================================= ====================================== ====
+``session_suite.sessions``        ``{prefix}``                           GET
+``session_suite.sessions.all``    ``{prefix}/revoke-all``                GET
+``session_suite.sessions.revoke`` ``{prefix}/revoke``                    POST
+``session_suite.admin.lookup``    ``{prefix}/users``                     GET
+``session_suite.admin``           ``{prefix}/users/{userid}``            GET
+``session_suite.admin.all``       ``{prefix}/users/{userid}/revoke-all`` GET
+``session_suite.admin.revoke``    ``{prefix}/users/{userid}/revoke``     POST
+================================= ====================================== ====
 
 **Who may do what.** The user routes need a signed-in user
 (``request.authenticated_userid``) and only ever touch that user's own
@@ -200,14 +200,27 @@ def includeme(config):
     post = {'request_method': 'POST', 'require_csrf': True}
     add_page(config, USER_ROUTE, 'sessions.pt', my_sessions, my_sessions_json)
     add_page(config, USER_CONFIRM_ROUTE, 'confirm.pt', confirm_mine)
-    add_variants(config, USER_REVOKE_ROUTE, revoke_mine, revoke_mine_json,
-                 **post)  # fmt: skip
+    add_variants(
+        config, USER_REVOKE_ROUTE, revoke_mine, revoke_mine_json, **post
+    )
     add_page(config, ADMIN_LOOKUP_ROUTE, 'lookup.pt', lookup_user, **admin)
-    add_page(config, ADMIN_ROUTE, 'admin.pt', user_sessions,
-             user_sessions_json, **admin)  # fmt: skip
+    add_page(
+        config,
+        ADMIN_ROUTE,
+        'admin.pt',
+        user_sessions,
+        user_sessions_json,
+        **admin,
+    )
     add_page(config, ADMIN_CONFIRM_ROUTE, 'confirm.pt', confirm_users, **admin)
-    add_variants(config, ADMIN_REVOKE_ROUTE, revoke_users, revoke_users_json,
-                 **post, **admin)  # fmt: skip
+    add_variants(
+        config,
+        ADMIN_REVOKE_ROUTE,
+        revoke_users,
+        revoke_users_json,
+        **post,
+        **admin,
+    )
 
     for route_name in ROUTES:
         # a page that says what to do rather than Pyramid's bare 403; JSON
@@ -262,8 +275,9 @@ def add_page(config, route_name, template, view, json_view=None, **kw):
     )
 
 
-def add_variants(config, route_name, view, json_view=None, renderer=None,
-                 **kw):  # fmt: skip
+def add_variants(
+    config, route_name, view, json_view=None, renderer=None, **kw
+):
     """``view`` for HTML and, when the client prefers it, ``json_view``
     for JSON. The HTML variant is also the one for a client that accepts
     neither."""
@@ -501,10 +515,14 @@ def forbidden(exc, request):
         )
     return page(
         request,
-        'Administrators only',
+        'Administrators only' if admin_page else 'Not allowed',
         anonymous=False,
         userid=userid,
-        message="Only administrators can see other users' sessions.",
+        message=(
+            "Only administrators can see other users' sessions."
+            if admin_page  # else the application's default permission
+            else 'Your account may not use this page.'
+        ),
         sessions_url=request.route_path(USER_ROUTE),
     )
 

@@ -33,13 +33,16 @@ def _packed(key, seconds):
 
 
 def _plain(client):
-    return (
-        type(client) is redis.Redis
-        and client.connection is None
-        and not client.connection_pool.connection_kwargs.get(
-            'decode_responses'
+    plain = client.__dict__.get('_session_suite_plain')
+    if plain is None:
+        plain = client._session_suite_plain = (
+            type(client) is redis.Redis
+            and client.connection is None
+            and not client.connection_pool.connection_kwargs.get(
+                'decode_responses'
+            )
         )
-    )
+    return plain
 
 
 def read(client, key, seconds=None):
