@@ -6,6 +6,7 @@ import re
 from pyramid.config import Configurator
 from pyramid.csrf import get_csrf_token
 from pyramid.exceptions import ConfigurationError
+from pyramid.response import Response
 import pytest
 from webtest import TestApp
 
@@ -13,13 +14,9 @@ from pyramid_session_suite.events import SessionRevoked
 from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
 from pyramid_session_suite.login_records import redis_key, split_id
-from pyramid_session_suite.user_index_views import (
-    ago,
-    duration,
-    wants_json,
-)
+from pyramid_session_suite.user_index_views import ago, countdown, duration
 
-from .conftest import ended_reason, live_keys
+from .conftest import ended_reason, live_keys, serve
 from .usersapp import FIREFOX, IPHONE, SessionSecurityPolicy, make_config
 
 JSON = {'Accept': 'application/json'}
@@ -132,6 +129,14 @@ def rows(res):
     return re.findall(r'<tr.*?</tr>', body, re.S)
 
 
+def confirm_all(page):
+    """Follow the page's "Sign out everywhere" / "Revoke all" link to
+    its confirmation, and submit it."""
+    confirmation = page.click(href=r'/revoke-all$')
+    assert confirmation.status_int == 200
+    return form_with(confirmation, scope='all', confirm='yes').submit()
+
+
 @pytest.fixture
 def alice_twice(app):
     """Alice on Firefox (``[0]``) and on an iPhone (``[1]``)."""
@@ -166,10 +171,13 @@ def test_the_html_listing_shows_both_devices(alice_twice):
     assert 'just now' in firefox_row
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[^"]+"', firefox_row)
     assert re.search(r'>in (19|20) minutes</time>', firefox_row)
-    # every form carries the CSRF token of the session
+    # every form carries the CSRF token of the session: one per session,
+    # "Sign out all other sessions"; "Sign out everywhere" is a link to
+    # its confirmation
     token = token_of(firefox)
-    assert len(res.forms) == 4
+    assert len(res.forms) == 3
     assert all(f['csrf_token'].value == token for f in res.forms.values())
+    assert '<a class="button danger" href="/sessions/revoke-all">' in res.text
     # the other browser sees the same sessions, itself as "this device"
     [first, second] = rows(iphone.get('/sessions'))
     assert 'this device' in first and 'this device' not in second
@@ -228,7 +236,10 @@ def test_the_json_listing_never_shows_a_session_id(
         (BROWSER_ACCEPT, False),
         ('text/html, application/json', False),
         ('application/json', True),
-        ('application/json, text/plain, */*', True),
+        # a tie: Pyramid's accept view order (text/html first) decides
+        ('application/json, text/plain, */*', False),
+        ('application/json, */*;q=0.8', True),
+        ('image/png', False),  # neither: the HTML variant
         ('text/html;q=0.5, application/json', True),
         ('application/*', True),
         ('text/html, application/json;q=0', False),
@@ -245,12 +256,6 @@ def test_json_only_when_preferred(alice_twice, accept, json):
         assert len(res.json['sessions']) == 2
     else:
         assert len(rows(res)) == 2
-
-
-def test_wants_json_without_a_header():
-    from pyramid.request import Request
-
-    assert wants_json(Request.blank('/')) is False
 
 
 # -- revoking, as the user -----------------------------------------------
@@ -426,10 +431,12 @@ def test_signing_out_here_forgets_the_user(redis_url, fields):
     config.commit()
     config.set_security_policy(TicketPolicy())
     browser = logged_in(config.make_wsgi_app(), 'alice')
+    page = browser.get('/sessions')
     if 'handle' in fields:
-        fields = {'handle': handle_of(browser)}
-    form = form_with(browser.get('/sessions'), **fields)
-    cookies = form.submit().headers.getall('Set-Cookie')
+        res = form_with(page, handle=handle_of(browser)).submit()
+    else:
+        res = confirm_all(page)
+    cookies = res.headers.getall('Set-Cookie')
     assert 'ticket=; Max-Age=0; Path=/' in cookies
     assert user_of(browser) is None
     # as JSON too
@@ -450,7 +457,7 @@ def test_sign_out_everywhere(app, alice_twice, redis_client, tracker):
     firefox, iphone = alice_twice
     bob = logged_in(app, 'bob')
     page = firefox.get('/sessions')
-    res = form_with(page, scope='all').submit()
+    res = confirm_all(page)
     assert res.status_int == 303
     assert res.location == 'http://localhost/'
     assert 'Max-Age=0' in res.headers['Set-Cookie']
@@ -540,7 +547,7 @@ def test_an_admin_lists_and_revokes_a_users_sessions(
     assert revocations[-1].count == 1
     # all of them (the page was reloaded: a fresh form)
     page = admin.get('/sessions/users/alice')
-    form_with(page, scope='all').submit()
+    confirm_all(page)
     assert user_of(firefox) is None
     assert tracker.index.count('alice') == 0
     assert (revocations[-1].reason, revocations[-1].handles) == ('admin', ())
@@ -597,7 +604,9 @@ def test_an_admin_revoking_their_own_session_is_signed_out(app):
     admin = logged_in(app, 'admin')
     page = admin.get('/sessions/users/admin')
     assert 'this device' in page.text
-    res = form_with(page, scope='all').submit()
+    confirmation = page.click(href='/revoke-all$')
+    assert 'Yours is one of them: you will be signed out.' in confirmation
+    res = form_with(confirmation, scope='all').submit()
     assert res.location == 'http://localhost/'
     assert 'Max-Age=0' in res.headers['Set-Cookie']
     assert user_of(admin) is None
@@ -680,7 +689,7 @@ def test_the_admin_permission_setting(redis_url):
     client(app).get('/sessions/users/alice', status=403)
     bob.post(
         '/sessions/users/alice/revoke',
-        {'scope': 'all', 'csrf_token': token_of(bob)},
+        {'scope': 'all', 'confirm': 'yes', 'csrf_token': token_of(bob)},
     )
     assert user_of(alice) is None
 
@@ -716,3 +725,504 @@ def test_durations():
     assert duration(30) == 'less than a minute'
     assert duration(1199) == '19 minutes'
     assert duration(14 * 86400) == '2 weeks'
+
+
+def test_deadlines_hours_away_say_their_minutes():
+    assert countdown(1199) == '19 minutes'
+    assert countdown(3600) == '1 hour'
+    assert countdown(7199) == '1 hour 59 minutes'
+    assert countdown(3 * 3600 + 60) == '3 hours 1 minute'
+    assert countdown(86400 * 29) == '4 weeks'
+    assert countdown(-5) == 'less than a minute'
+
+
+# -- confirming "sign out everywhere" and "revoke all" -----------------------
+
+
+def test_sign_out_everywhere_asks_first(
+    alice_twice, redis_client, revocations
+):
+    firefox, iphone = alice_twice
+    before = session_keys(redis_client)
+    page = firefox.get('/sessions')
+    # a GET asks, and changes nothing
+    res = page.click(href='/revoke-all$')
+    assert res.status_int == 200
+    assert '<h1>Sign out everywhere?</h1>' in res.text
+    assert 'This signs out all 2 sessions of your account' in res.text
+    assert res.headers['Cache-Control'] == 'no-store'
+    assert res.headers['X-Frame-Options'] == 'DENY'
+    form = form_with(res, scope='all', confirm='yes')
+    assert form.method.upper() == 'POST'
+    assert form.action == '/sessions/revoke'
+    assert form['csrf_token'].value == token_of(firefox)
+    assert '<a class="button" href="/sessions">Cancel</a>' in res.text
+    assert session_keys(redis_client) == before
+    # a POST with the token but without the confirmation changes nothing:
+    # it is sent to the question
+    res = firefox.post(
+        '/sessions/revoke', {'scope': 'all', 'csrf_token': token_of(firefox)}
+    )
+    assert res.status_int == 303
+    assert res.location == 'http://localhost/sessions/revoke-all'
+    # with the confirmation but without the token: refused
+    firefox.post('/sessions/revoke', {'scope': 'all', 'confirm': 'yes'},
+                 status=400)  # fmt: skip
+    assert session_keys(redis_client) == before
+    assert user_of(firefox) == 'alice' and user_of(iphone) == 'alice'
+    assert revocations == []
+    # the confirmed POST does it
+    res = form.submit()
+    assert res.status_int == 303 and res.location == 'http://localhost/'
+    assert user_of(firefox) is None and user_of(iphone) is None
+    assert session_keys(redis_client) == []
+    [event] = revocations
+    assert (event.reason, event.count) == ('revoked', 2)
+
+
+def test_the_admin_confirms_revoke_all(app, alice_twice, redis_client):
+    firefox, iphone = alice_twice
+    admin = logged_in(app, 'admin')
+    before = session_keys(redis_client)
+    page = admin.get('/sessions/users/alice')
+    assert 'aria-label="Revoke all sessions of alice"' in page.text
+    res = page.click(href='/revoke-all$')
+    assert '<h1>Revoke all sessions of alice?</h1>' in res.text
+    assert 'This ends all 2 sessions of alice' in res.text
+    assert 'you will be signed out' not in res.text
+    form = form_with(res, scope='all', confirm='yes')
+    assert form.action == '/sessions/users/alice/revoke'
+    # unconfirmed: sent to the question; without the token: refused
+    res = admin.post(
+        '/sessions/users/alice/revoke',
+        {'scope': 'all', 'csrf_token': token_of(admin)},
+        status=303,
+    )
+    assert res.location == 'http://localhost/sessions/users/alice/revoke-all'
+    admin.post(
+        '/sessions/users/alice/revoke',
+        {'scope': 'all', 'confirm': 'yes'},
+        status=400,
+    )
+    # only an administrator may even ask
+    firefox.get('/sessions/users/alice/revoke-all', status=403)
+    client(app).get('/sessions/users/alice/revoke-all', status=403)
+    assert session_keys(redis_client) == before
+    assert user_of(firefox) == 'alice' and user_of(iphone) == 'alice'
+    res = form.submit().follow()
+    assert 'Revoked 2 sessions of alice.' in res.text
+    assert 'No active sessions.' in res.text
+    assert user_of(firefox) is None and user_of(iphone) is None
+    assert user_of(admin) == 'admin'
+
+
+def test_json_clients_confirm_on_their_own(alice_twice, tracker):
+    firefox, iphone = alice_twice
+    res = firefox.post_json(
+        '/sessions/revoke',
+        {'scope': 'all'},
+        headers={'X-CSRF-Token': token_of(firefox), **JSON},
+    )
+    assert res.json == {'revoked': 2}
+    assert tracker.index.count('alice') == 0
+
+
+# -- who may not: a page that says what to do --------------------------------
+
+
+def test_anonymous_browsers_are_asked_to_sign_in(app, alice_twice):
+    anonymous = client(app)
+    for path in ('/sessions', '/sessions/revoke-all'):
+        res = anonymous.get(
+            path, headers={'Accept': BROWSER_ACCEPT}, status=403
+        )
+        assert res.content_type == 'text/html'
+        assert '<h1>Sign in to see your sessions</h1>' in res.text
+        assert 'Sign in to the site, then come back' in res.text
+        assert 'failed permission check' not in res.text
+        assert res.headers['Cache-Control'] == 'no-store'
+        assert res.headers['X-Frame-Options'] == 'DENY'
+        assert 'Set-Cookie' not in res.headers  # no session made for it
+    res = anonymous.get('/sessions/users/alice', status=403)
+    assert '<h1>Sign in</h1>' in res.text
+    assert 'This page is for administrators: sign in first.' in res.text
+    # JSON clients get Pyramid's own answer
+    res = anonymous.get('/sessions', headers=JSON, status=403)
+    assert res.content_type == 'application/json'
+    assert res.json['code'] == '403 Forbidden'
+
+
+@pytest.mark.parametrize(
+    ('settings', 'url'),
+    [
+        ({'session_suite.user_index.login_url': '/login'}, '/login'),
+        (
+            {'session_suite.user_index.login_url': 'https://id.example/in'},
+            'https://id.example/in',
+        ),
+        (
+            {
+                'include': 'pyramid_session_suite.policy',
+                'session_suite.policy.max_sessions': '0',
+                'session_suite.policy.login_route': 'login',
+            },
+            '/login',
+        ),
+    ],
+)
+def test_the_sign_in_link(redis_url, settings, url):
+    app = views_config(redis_url, **settings).make_wsgi_app()
+    res = client(app).get('/sessions', status=403)
+    if url.startswith('/'):
+        url = 'http://localhost' + url
+    assert f'<a class="button primary" href="{url}">Sign in</a>' in res.text
+    assert 'Sign in to the site, then come back' not in res.text
+
+
+def test_non_administrators_are_told_and_sent_home(app, alice_twice):
+    firefox, _ = alice_twice
+    for path in (
+        '/sessions/users/alice',
+        '/sessions/users/bob/revoke-all',
+        '/sessions/users?userid=alice',
+    ):
+        res = firefox.get(path, status=403)
+        assert '<h1>Administrators only</h1>' in res.text
+        assert 'You are signed in as <strong>alice</strong>.' in res.text
+        assert '<a class="button" href="/sessions">' in res.text
+    res = firefox.post(
+        '/sessions/users/bob/revoke',
+        {'scope': 'all', 'confirm': 'yes', 'csrf_token': token_of(firefox)},
+        status=403,
+    )
+    assert '<h1>Administrators only</h1>' in res.text
+
+
+# -- the way around: back link, title, the admin pages -----------------------
+
+
+def test_the_pages_lead_back_to_the_application(app, alice_twice):
+    firefox, _ = alice_twice
+    res = firefox.get('/sessions')
+    assert '<title>Your sessions</title>' in res.text
+    assert re.search(
+        r'<a class="back" href="http://localhost/">.*Back to the site</a>',
+        res.text,
+    )
+    # no administration for a user who is not an administrator
+    assert 'Administration' not in res.text
+    assert '/sessions/users' not in res.text
+
+
+def test_the_page_title_and_back_link_settings(redis_url):
+    config = views_config(
+        redis_url,
+        **{
+            'session_suite.user_index.page_title': 'Devices',
+            'session_suite.user_index.app_name': 'Example <Shop>',
+            'session_suite.user_index.back_url': '/account',
+        },
+    )
+    browser = logged_in(config.make_wsgi_app(), 'alice')
+    res = browser.get('/sessions')
+    assert '<title>Devices · Example &lt;Shop&gt;</title>' in res.text
+    assert '<h1>Devices</h1>' in res.text
+    assert re.search(
+        r'<a class="back" href="http://localhost/account">'
+        r'.*Back to Example &lt;Shop&gt;</a>',
+        res.text,
+    )
+    # on every page, the 403 included
+    res = client(browser.app).get('/sessions', status=403)
+    assert 'href="http://localhost/account"' in res.text
+
+
+def test_administrators_find_anyones_page_from_theirs(app, alice_twice):
+    admin = logged_in(app, 'admin')
+    page = admin.get('/sessions')
+    assert '<h2 id="session-suite-admin">Administration</h2>' in page.text
+    [lookup] = [f for f in page.forms.values() if 'userid' in f.fields]
+    assert (lookup.method.upper(), lookup.action) == ('GET', '/sessions/users')
+    lookup['userid'] = ' alice '
+    res = lookup.submit()
+    assert res.status_int == 303
+    assert res.location == 'http://localhost/sessions/users/alice'
+    res = res.follow()
+    assert '<h1>Sessions of alice</h1>' in res.text
+    assert len(rows(res)) == 2
+    # and from there, another user, or back to their own sessions
+    assert '<a href="/sessions">Your own sessions</a>' in res.text
+    res = admin.get('/sessions/users')
+    assert '<h1>Sessions of a user</h1>' in res.text
+    res = admin.get('/sessions/users?userid=a/b')
+    assert 'A user id cannot contain "/".' in res.text
+    assert 'value="a/b"' in res.text
+    admin.get('/sessions/users?userid=%ff', status=400)
+    admin.get('/sessions/users?userid=x%3Cy', status=303)
+
+
+# -- the real deadline -------------------------------------------------------
+
+
+def policy_app(redis_url, **policy):
+    settings = {
+        f'session_suite.policy.{name}': str(value)
+        for name, value in policy.items()
+    }
+    config = views_config(
+        redis_url,
+        include='pyramid_session_suite.policy',
+        **{'session_suite.policy.max_sessions': '0', **settings},
+    )
+    return config.make_wsgi_app()
+
+
+def expires_cell(row):
+    """The text of the "Expires" cell of ``row``, and what follows it."""
+    found = re.search(r'<td><time[^>]*>(in [^<]*)</time>(.*?)</td>', row)
+    return found.group(1, 2)
+
+
+def test_expires_is_the_idle_deadline_of_the_policy(redis_url):
+    app = policy_app(redis_url, idle_timeout=120)
+    firefox = logged_in(app, 'alice')
+    remembered = client(app, IPHONE)
+    remembered.get('/login?user=alice&remember=1')
+    # the key lives 20 minutes, the policy ends it after 2 idle ones
+    res = firefox.get('/sessions')
+    phone, laptop = rows(res)
+    text, note = expires_cell(laptop)
+    assert text in ('in 1 minute', 'in 2 minutes')
+    assert note == ''  # using the session moves it
+    # a remembered login is spared the idle timeout: its key's 30 days
+    assert expires_cell(phone) == ('in 4 weeks', '')
+    listing = firefox.get('/sessions', headers=JSON).json
+    phone, laptop = listing['sessions']
+    assert 100 < laptop['expires_in'] <= 120
+    assert phone['expires_in'] > 29 * 86400
+
+
+def test_expires_is_the_absolute_deadline_of_the_policy(redis_url):
+    app = policy_app(redis_url, absolute_timeout=600, idle_timeout=900)
+    browser = logged_in(app, 'alice')
+    [row] = rows(browser.get('/sessions'))
+    text, note = expires_cell(row)
+    assert text in ('in 9 minutes', 'in 10 minutes')
+    assert note == '<span class="note">time limit</span>'
+    [entry] = browser.get('/sessions', headers=JSON).json['sessions']
+    assert 590 < entry['expires_in'] <= 600
+
+
+def test_expires_without_the_policy_is_the_keys_ttl(alice_twice):
+    firefox, _ = alice_twice
+    for row in rows(firefox.get('/sessions')):
+        text, note = expires_cell(row)
+        assert text in ('in 19 minutes', 'in 20 minutes'), row
+        assert note == ''
+
+
+# -- restyling ----------------------------------------------------------
+
+APP_SESSIONS = """\
+<!DOCTYPE html>
+<html metal:use-macro="layout.macros['layout']">
+<metal:content fill-slot="content">
+<p id="app-version">The application's own page for ${userid}.</p>
+<metal:table use-macro="parts.macros['sessions_table']"/>
+</metal:content>
+</html>
+"""
+
+APP_LAYOUT = """\
+<!DOCTYPE html>
+<html lang="en" metal:define-macro="layout">
+<head><title>${title} - Example</title></head>
+<body class="example-shell">
+<nav><a href="${page.back_url}">Example home</a></nav>
+<h1>${title}</h1>
+<p class="flash" tal:repeat="message flashes">${message}</p>
+<metal:content define-slot="content"/>
+</body>
+</html>
+"""
+
+
+def test_an_application_overrides_a_template(redis_url, tmp_path):
+    mine = tmp_path / 'my_sessions.pt'
+    mine.write_text(APP_SESSIONS)
+    config = views_config(redis_url)
+    config.override_asset(
+        to_override='pyramid_session_suite:templates/sessions.pt',
+        override_with=str(mine),
+    )
+    app = config.make_wsgi_app()
+    browser = logged_in(app, 'alice')
+    evil = logged_in(app, 'alice', '<script>alert(1)</script>')
+    res = browser.get('/sessions')
+    assert (
+        '<p id="app-version">The application\'s own page for alice.</p>'
+        in res.text
+    )
+    assert 'These browsers and devices' not in res.text  # not ours
+    assert len(rows(res)) == 2  # our table, our layout, still escaped
+    assert '<h1>Your sessions</h1>' in res.text
+    assert '<script>' not in res.text
+    # the other pages are still the package's
+    admin = logged_in(app, 'admin')
+    assert 'app-version' not in admin.get('/sessions/users/alice').text
+    # and another application is not affected
+    other = logged_in(views_config(redis_url).make_wsgi_app(), 'alice')
+    assert 'app-version' not in other.get('/sessions').text
+    assert user_of(evil) == 'alice'
+
+
+def test_an_application_brings_its_layout(redis_url, tmp_path):
+    layout = tmp_path / 'layout.pt'
+    layout.write_text(APP_LAYOUT)
+    config = views_config(
+        redis_url, **{'session_suite.user_index.layout': str(layout)}
+    )
+    app = config.make_wsgi_app()
+    browser = logged_in(app, 'alice')
+    res = browser.get('/sessions')
+    assert '<title>Your sessions - Example</title>' in res.text
+    assert '<body class="example-shell">' in res.text
+    assert '<a href="http://localhost/">Example home</a>' in res.text
+    assert len(rows(res)) == 1
+    res = form_with(res, scope='others').submit().follow()
+    assert '<p class="flash">Signed out 0 other sessions.</p>' in res.text
+    res = client(app).get('/sessions', status=403)
+    assert '<body class="example-shell">' in res.text
+
+
+def test_the_layout_can_be_an_overridden_asset(redis_url, tmp_path):
+    layout = tmp_path / 'layout.pt'
+    layout.write_text(APP_LAYOUT)
+    config = views_config(redis_url)
+    config.override_asset(
+        to_override='pyramid_session_suite:templates/layout.pt',
+        override_with=str(layout),
+    )
+    browser = logged_in(config.make_wsgi_app(), 'alice')
+    assert 'example-shell' in browser.get('/sessions').text
+
+
+# -- in a real browser -------------------------------------------------------
+
+CHROME = (
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 '
+    '(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36'
+)
+
+
+def home_view(request):
+    return Response('<!DOCTYPE html><title>Example Shop</title><h1>Home</h1>')
+
+
+def with_client_addr(app):
+    """``app``, its client address taken from ``X-Test-Client`` (waitress
+    drops ``X-Forwarded-For`` from untrusted proxies)."""
+
+    def wrapped(environ, start_response):
+        addr = environ.pop('HTTP_X_TEST_CLIENT', None)
+        if addr:
+            environ['REMOTE_ADDR'] = addr
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def test_the_pages_in_a_browser(browser, redis_url, city_db, artifacts):
+    """Headless Chromium: alice on three devices, her page, the
+    administrator's, the sign-in page, and signing out everywhere through
+    the confirmation; screenshots in ``test-artifacts/``."""
+    config = views_config(
+        redis_url,
+        include='pyramid_session_suite.policy',
+        **{
+            'session_suite.policy.max_sessions': '0',
+            'session_suite.policy.idle_timeout': '600',
+            'session_suite.policy.absolute_timeout': '7200',
+            'session_suite.user_index.geoip_db': str(city_db),
+            'session_suite.user_index.app_name': 'Example Shop',
+            'session_suite.user_index.login_url': '/login?user=alice',
+        },
+    )
+    config.add_route('home', '/')
+    config.add_view(home_view, route_name='home')
+    contexts = []
+
+    def device(ua, ip, user='alice', remember=False):
+        context = browser.new_context(
+            user_agent=ua,
+            extra_http_headers={'X-Test-Client': ip},
+            viewport={'width': 1100, 'height': 640},
+        )
+        contexts.append(context)
+        page = context.new_page()
+        if user is not None:
+            query = f'user={user}' + ('&remember=1' if remember else '')
+            page.goto(f'{base}/login?{query}')
+        return page
+
+    def whoami(page):
+        return page.context.request.get(base + '/whoami').json()['user']
+
+    with serve(with_client_addr(config.make_wsgi_app())) as base:
+        try:
+            phone = device(IPHONE, '198.51.100.9')
+            desktop = device(CHROME, '203.0.113.2', remember=True)
+            laptop = device(FIREFOX, '81.2.69.160')
+            # alice's page
+            laptop.goto(base + '/sessions')
+            assert laptop.title() == 'Your sessions · Example Shop'
+            assert laptop.locator('tbody tr').count() == 3
+            current = laptop.locator('tr.current')
+            assert 'Firefox on Linux' in current.inner_text()
+            assert 'London, United Kingdom' in current.inner_text()
+            assert laptop.locator('.badge').inner_text() == 'this device'
+            assert laptop.get_by_text('Administration').count() == 0
+            laptop.screenshot(
+                path=str(artifacts / 'user_index_sessions.png'),
+                full_page=True,
+            )
+            # the administrator finds her page from theirs
+            admin = device(CHROME, '203.0.113.50', user='admin')
+            admin.goto(base + '/sessions')
+            admin.get_by_label('User id').fill('alice')
+            admin.get_by_role('button', name='Show sessions').click()
+            admin.wait_for_url(base + '/sessions/users/alice')
+            assert admin.locator('h1').inner_text() == 'Sessions of alice'
+            assert admin.locator('tbody tr').count() == 3
+            admin.screenshot(
+                path=str(artifacts / 'user_index_admin.png'), full_page=True
+            )
+            # a browser that is not signed in is told to sign in
+            anonymous = device(FIREFOX, '198.51.100.77', user=None)
+            response = anonymous.goto(base + '/sessions')
+            assert response.status == 403
+            link = anonymous.get_by_role('link', name='Sign in')
+            assert link.get_attribute('href') == base + '/login?user=alice'
+            anonymous.screenshot(
+                path=str(artifacts / 'user_index_sign_in.png'), full_page=True
+            )
+            # "Sign out everywhere" asks first
+            laptop.get_by_role('link', name='Sign out everywhere…').click()
+            laptop.wait_for_url(base + '/sessions/revoke-all')
+            assert laptop.locator('h1').inner_text() == 'Sign out everywhere?'
+            laptop.screenshot(
+                path=str(artifacts / 'user_index_confirm.png'), full_page=True
+            )
+            assert [whoami(p) for p in (phone, desktop, laptop)] == [
+                'alice'
+            ] * 3
+            laptop.get_by_role('button', name='Sign out everywhere').click()
+            laptop.wait_for_url(base + '/')
+            assert laptop.locator('h1').inner_text() == 'Home'
+            assert [whoami(p) for p in (phone, desktop, laptop)] == [None] * 3
+            assert whoami(admin) == 'admin'
+        finally:
+            for context in contexts:
+                context.close()
+    for name in ('sessions', 'admin', 'sign_in', 'confirm'):
+        assert (artifacts / f'user_index_{name}.png').stat().st_size > 5000
