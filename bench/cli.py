@@ -6,6 +6,7 @@ import pathlib
 import shlex
 import sys
 
+from .loopback import CLIENTS_KINDS
 from .memory import DEFAULT_SESSIONS, SMOKE_SESSIONS
 from .plot import plot
 from .report import budget_checks, rst_report, text_report
@@ -21,8 +22,10 @@ def parse_args(argv):
         description=(
             'Compare bare Pyramid (floor), pyramid_session_multi with '
             'pyramid_session_redis (anchor) and pyramid_session_suite '
-            '(suite) through in-process WSGI calls, and the Redis memory '
-            'their sessions take.'
+            '(suite) through in-process WSGI calls, against the physical '
+            'limit of a read and a write (limit) and with both reply '
+            'parsers of redis-py; profile the suite; load them over HTTP; '
+            'measure the Redis memory their sessions take.'
         ),
     )
     parser.add_argument(
@@ -83,6 +86,21 @@ def parse_args(argv):
         ),
     )
     parser.add_argument(
+        '--http-client',
+        choices=CLIENTS_KINDS,
+        default='auto',
+        help=(
+            'the load generator of the HTTP layer: wrk (a process of its '
+            'own), python (threads of this process), or auto (default: wrk '
+            'if installed, but for --smoke)'
+        ),
+    )
+    parser.add_argument(
+        '--no-profile',
+        action='store_true',
+        help="skip the profile of the suite's read and write paths",
+    )
+    parser.add_argument(
         '--strict',
         action='store_true',
         help='exit with status 1 if a round-trip budget is missed',
@@ -108,6 +126,8 @@ def main(argv=None, redis_url=None):
         list_size=args.list_sessions,
         redis_url=args.redis_url or redis_url,
         http=not args.no_http,
+        profile=not args.no_profile,
+        http_client=args.http_client,
     )
     command = shlex.join([sys.executable, '-m', 'bench', *argv])
     print(text_report(results, command), end='')

@@ -113,8 +113,8 @@ def time_requests(app, environ, count):
 
 
 def time_limit(app, environ, client, key, ttl, write, count):
-    """Run ``count`` requests, each followed by a raw ``GETEX key PX ttl``
-    (and, with ``write``, a raw ``SET key <value read> PX ttl``) through
+    """Run ``count`` requests, each followed by a raw ``GETEX key EX ttl``
+    (and, with ``write``, a raw ``SET key <value read> EX ttl``) through
     the redis-py ``client``; return the elapsed wall time in seconds."""
     copy = environ.copy
     start_response = _start_response
@@ -129,9 +129,9 @@ def time_limit(app, environ, client, key, ttl, write, count):
         close = getattr(app_iter, 'close', None)
         if close is not None:
             close()
-        value = getex(key, px=ttl)
+        value = getex(key, ex=ttl)
         if write:
-            set_(key, value, px=ttl)
+            set_(key, value, ex=ttl)
     return time.perf_counter() - start
 
 

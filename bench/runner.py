@@ -39,9 +39,9 @@ from pyramid_session_suite.testing import RedisServer
 from . import memory, profiling
 from .apps import (
     LIMIT,
-    TIMEOUT,
     PYTHON,
     STACKS,
+    TIMEOUT,
     base_stack,
     build,
     is_python,
@@ -336,9 +336,7 @@ def run(
                 for (stack, variant), client in clients.items()
                 if variant == 'plain'
             }
-            workloads = prepare(
-                apps, scenarios, list_size, clients, recorder
-            )
+            workloads = prepare(apps, scenarios, list_size, clients, recorder)
             bar.add(repeat * sum(len(s.stacks) for s in scenarios))
             cells = {}
             for scenario in scenarios:
@@ -382,15 +380,22 @@ def run(
                 count = (
                     profiling.SMOKE_REQUESTS if smoke else profiling.REQUESTS
                 )
-                for name in profiling.PROFILED:
-                    workload = workloads.get((name, 'suite'))
-                    if workload is None:
-                        continue
+                profiled = [
+                    (name, workloads[name, 'suite'])
+                    for name in profiling.PROFILED
+                    if (name, 'suite') in workloads
+                ]
+                bar.add(len(profiled))
+                for name, workload in profiled:
                     bar.step(f'profile {name}/suite')
-                    profiles.append(
-                        profiling.profile(
-                            workload.app, workload.environ, count, name
-                        )
+                    found = profiling.profile(
+                        workload.app, workload.environ, count, name
+                    )
+                    profiles.append(found)
+                    say(
+                        f'profiled {name:<{width}} '
+                        f'{found.micros(found.seconds):,.0f} us per request '
+                        'under cProfile'
                     )
             http_results = tabs_results = None
             if http:
@@ -521,7 +526,7 @@ def prepare(apps, scenarios, list_size, clients=None, recorder=None):
                         recorder,
                     )
                 key = LIMIT_KEY.format(stack=stack)
-                client.set(key, sample[1], px=TIMEOUT * 1000)
+                client.set(key, sample[1], ex=TIMEOUT)
                 workloads[scenario.name, stack] = Limit(
                     apps['floor', 'plain'],
                     environ_for(scenario, visitors['suite']),
@@ -562,8 +567,9 @@ def describe(server):
         'redis server': redis_version,
         'redis-py': redis.__version__,
         'redis-py parser': (
-            'hiredis'
-            if redis.utils.HIREDIS_AVAILABLE
+            f'hiredis {_version("hiredis")} (stacks /py: the pure-Python '
+            'parser)'
+            if default_parser() == 'hiredis'
             else 'pure Python (hiredis not installed)'
         ),
         'round trip': f'{ping:.0f} us (median PING through redis-py)',

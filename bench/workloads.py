@@ -54,8 +54,8 @@ class Limit:
         self.client = client
         self.key = key
         self.write = write
-        #: the session's TTL, in milliseconds (as the suite refreshes it)
-        self.ttl = TIMEOUT * 1000
+        #: the session's TTL, in seconds (as the suite refreshes it)
+        self.ttl = TIMEOUT
 
     def prepare(self, count):
         return count
@@ -73,11 +73,11 @@ class Limit:
 
     def once(self, count):
         response = call(self.app, self.environ)
-        value = self.client.getex(self.key, px=self.ttl)
+        value = self.client.getex(self.key, ex=self.ttl)
         if not value:
             raise AssertionError(f'limit: {self.key!r} is gone')
         if self.write:
-            self.client.set(self.key, value, px=self.ttl)
+            self.client.set(self.key, value, ex=self.ttl)
         return response
 
 

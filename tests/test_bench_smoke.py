@@ -1,20 +1,28 @@
 """The benchmark's smoke mode runs, and the Redis round trips it counts are
 the ones the design promises. Nothing here looks at timings."""
 
+import logging
+import types
 import pytest
 import redis
 from redis.crc import key_slot
 
-from bench import main, memory, run
-from bench.apps import STACKS
-from bench.loopback import SMOKE_REQUESTS
+from bench import main, memory, profiling, run
+from bench.apps import LIMIT, STACKS
+from bench.counting import default_parser
+from bench.loopback import SMOKE_REQUESTS, find_wrk
 from bench.memory import db_client
 from bench.report import (
+    COLUMNS,
     budget_checks,
+    http_title,
     login_cost_table,
     memory_rows,
     memory_table,
     memory_title,
+    parser_rows,
+    profile_rows,
+    rows,
     rst_report,
     text_report,
 )
@@ -30,6 +38,9 @@ pytestmark = pytest.mark.filterwarnings(
 
 #: the listing scenario of the smoke run (the full run lists 1,000)
 LIST = f'list {SMOKE_LIST_SIZE}'
+
+#: whether the run has the pure-Python parser's stacks too
+HIREDIS = default_parser() == 'hiredis'
 
 
 @pytest.fixture(scope='module')
@@ -211,8 +222,8 @@ def test_every_cell_was_timed_and_reported(results):
     command = 'python -m bench --smoke'
     text = text_report(results, command)
     rst = rst_report(results, command)
-    # the timings, memory, login cost and HTTP tables
-    assert rst.count('.. list-table::') == 4
+    # the timings, parsers, profile, memory, login cost and HTTP tables
+    assert rst.count('.. list-table::') == (6 if HIREDIS else 5)
     names = [scenario.name for scenario in results.scenarios]
     assert names == [
         'untouched',
@@ -230,9 +241,20 @@ def test_every_cell_was_timed_and_reported(results):
     for scenario in results.scenarios:
         for stack in scenario.stacks:
             assert len(results.cell(scenario.name, stack).batches) == 1
-            assert f'{scenario.name:<{width}}  {stack:<6}' in text
+            if stack in (*STACKS, LIMIT):
+                assert f'{scenario.name:<{width}}  {stack:<6}' in text
     assert all(s.stacks == ('suite',) for s in results.scenarios[-3:])
-    assert all(s.stacks == STACKS for s in results.scenarios[:-3])
+    # the read and write have their limit, and the pure-Python parser's
+    # stacks if hiredis is installed
+    limited = (*STACKS, LIMIT)
+    if HIREDIS:
+        limited += ('anchor/py', 'suite/py', 'limit/py')
+    assert [s.stacks for s in results.scenarios[:-3]] == [
+        STACKS,
+        limited,
+        limited,
+        *[STACKS] * 4,
+    ]
     assert 'token hand-off: mint + open' in text
 
 
@@ -419,6 +441,8 @@ def test_main_writes_the_report(results, tmp_path, capsys, monkeypatch):
             'list_size': None,
             'redis_url': 'redis://example.invalid/0',
             'http': True,
+            'profile': True,
+            'http_client': 'auto',
         }
     ]
     out = capsys.readouterr().out
@@ -439,6 +463,8 @@ def test_the_http_layer_answered_every_request_with_200(results):
         # a fixed count per cell, each answered, each 200
         assert cell.statuses == {200: SMOKE_REQUESTS}
         assert len(cell.latencies) == SMOKE_REQUESTS
+    # the smoke run sends a fixed count: the Python load generator
+    assert http.generator == 'python'
     text = text_report(results, 'x')
     assert 'HTTP on loopback' in text and 'p99 ms' in text
 
@@ -522,3 +548,142 @@ def test_the_tabs_scenario_counts_lost_updates(results):
         assert f'{"PASS" if met else "MISS"}  {line}' in text
     rst = rst_report(results, 'x')
     assert '\nTabs\n----\n' in rst and f'anchor lost {lost} of' in rst
+
+
+@pytest.mark.parametrize(
+    ('scenario', 'commands'),
+    [('read', [['GETEX']]), ('write', [['GETEX'], ['SET']])],
+)
+def test_the_limit_is_a_bare_request_and_raw_commands(
+    results, scenario, commands
+):
+    for stack in (LIMIT, 'limit/py') if HIREDIS else (LIMIT,):
+        assert sequence(results, scenario, stack) == commands
+        trips = counted(results, scenario, stack)
+        key = trips[0][0][1]
+        # one key, refreshed like the suite's session
+        assert {command[1] for trip in trips for command in trip} == {key}
+        assert trips[0][0][2:] == [b'EX', b'1200']
+        if scenario == 'write':
+            # the session-sized value read, written back
+            ((command,),) = trips[1:]
+            assert len(command[2]) > 20 and command[3:] == [b'EX', b'1200']
+
+
+@pytest.mark.skipif(not HIREDIS, reason='hiredis is not installed')
+def test_both_parsers_run_the_reads_and_writes(results):
+    for stack in ('anchor', 'suite', LIMIT):
+        assert results.parsers[stack].startswith('_HiredisParser')
+        python = results.parsers[f'{stack}/py']
+        assert python.startswith('_RESP') and 'Hiredis' not in python
+        for scenario in ('read', 'write'):
+            fast = results.cell(scenario, stack)
+            slow = results.cell(scenario, f'{stack}/py')
+            assert slow.round_trips == fast.round_trips
+            if stack != 'anchor':
+                assert slow.sequences == fast.sequences
+    table = parser_rows(results)
+    assert [row[:2] for row in table] == [
+        [scenario, stack]
+        for scenario in ('read', 'write')
+        for stack in ('anchor', 'suite', LIMIT)
+    ]
+    text = text_report(results, 'x')
+    assert 'Reply parsers: ' in text
+    assert 'hiredis / the pure-Python parser: read anchor' in text
+    assert '\nReply parsers\n-------------\n' in rst_report(results, 'x')
+
+
+def test_the_suite_is_measured_against_its_limits(results):
+    table = {(row[0], row[1]): row for row in rows(results)}
+    limit = [name for name, _ in COLUMNS].index('x limit')
+    assert table['read', LIMIT][limit] == table['write', LIMIT][limit]
+    assert table['read', LIMIT][limit] == '1.00'
+    assert table['read', 'floor'][limit] == '-'
+    assert table['untouched', 'suite'][limit] == '-'
+    assert ('untouched', LIMIT) not in table
+    ratio = results.ratio('read', 'suite', LIMIT)
+    assert table['read', 'suite'][limit] == f'{ratio:.2f}'
+    # a logged-in read is bound by the same limit as an anonymous one
+    ratio = results.ratio('user write', 'suite', LIMIT, 'write')
+    assert table['user write', 'suite'][limit] == f'{ratio:.2f}'
+    checks = {line: rt for line, _, rt in budget_checks(results)}
+    prefixes = [
+        'untouched: suite >= 0.95 x floor req/s',
+        'read: suite >= 0.8 x its limit req/s (hiredis',
+        'write: suite >= 0.8 x its limit req/s (hiredis',
+        'user read: suite >= 0.9 x suite read req/s',
+        'user write: suite >= 0.9 x suite write req/s',
+    ]
+    if HIREDIS:
+        prefixes += [
+            'read: suite >= 0.8 x its limit req/s (pure Python',
+            'write: suite >= 0.8 x its limit req/s (pure Python',
+        ]
+    else:
+        prefixes = [p.replace('(hiredis', '(pure Python') for p in prefixes]
+    for prefix in prefixes:
+        [line] = [line for line in checks if line.startswith(prefix)]
+        # timings: hints, never --strict
+        assert checks[line] is False
+    text = text_report(results, 'x')
+    assert 'limits (the floor\'s request, then a raw redis-py GETEX' in text
+    assert 'logged in / anonymous, suite: user read ' in text
+
+
+def test_the_profile_groups_the_time_by_package(results):
+    profiles = results.profiles
+    assert [found.scenario for found in profiles] == list(profiling.PROFILED)
+    for found in profiles:
+        assert found.requests == profiling.SMOKE_REQUESTS
+        for package in ('pyramid_session_suite', 'pyramid', 'webob'):
+            assert found.packages.get(package, 0) > 0, package
+        assert found.packages.get('redis-py', 0) > 0
+        # the standard library and builtins are charged to a package
+        assert found.packages.get('other', 0) < 0.05 * found.own_seconds
+        assert len(found.functions) == profiling.TOP
+        assert found.own_seconds <= found.seconds
+    table = profile_rows(results)
+    assert table[-1][0] == 'total'
+    assert table[-1][2::2] == ['100%'] * len(profiles)
+    text = text_report(results, 'x')
+    assert 'Profile: cProfile of 20 in-process requests' in text
+    assert 'read: the 12 functions of most own time' in text
+    assert '\nProfile\n-------\n' in rst_report(results, 'x')
+
+
+@pytest.mark.skipif(find_wrk() is None, reason='wrk is not installed')
+def test_wrk_loads_the_http_layer_from_a_process_of_its_own():
+    from bench.apps import build_floor
+    from bench.loopback import run_http
+    from bench.progress import Progress
+    from bench.scenarios import SCENARIOS
+
+    untouched = [s for s in SCENARIOS if s.name == 'untouched']
+    http = run_http(
+        {'floor': build_floor()},
+        untouched,
+        {('untouched', 'floor'): 'r=x'},
+        Progress(None),
+        smoke=True,
+        client='wrk',
+    )
+    assert http.generator.startswith('wrk') and http.requests is None
+    cell = http.cells['untouched', 'floor']
+    assert len(cell.rates) == 1 and cell.rate > 0
+    assert cell.statuses == {200: cell.requests} and cell.requests > 0
+    assert 0 < cell.p50 <= cell.p90 <= cell.p99
+    # no "Task queue depth" warnings from the bench's servers
+    level = logging.getLogger('waitress.queue').getEffectiveLevel()
+    assert level >= logging.ERROR
+    title = http_title(types.SimpleNamespace(http=http))
+    assert f'loaded by {http.generator} in a process of its own' in title
+
+
+def test_wrk_is_required_when_asked_for(monkeypatch):
+    from bench.loopback import run_http
+    from bench.progress import Progress
+
+    monkeypatch.setattr('bench.loopback.find_wrk', lambda: None)
+    with pytest.raises(RuntimeError, match='wrk is not installed'):
+        run_http({}, (), {}, Progress(None), client='wrk')
