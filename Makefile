@@ -12,7 +12,16 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet -e '.[testing,demo,bench]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# the demo installs only what it needs (the `demo` extra): fast on first use
+DEMO_STAMP = $(VENV)/.demo-installed
+
+$(DEMO_STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	PYTHONPATH=. $(BIN)/pserve development.ini
 
 test: $(STAMP)
@@ -20,7 +29,15 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+# the HTTP layer's load generator is Debian's wrk, installed here if missing
+# (as root, or with password-less sudo; like .ci/run installs chromium);
+# without it the benchmark falls back to its Python load generator
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo='sudo -n'; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	} || echo 'bench: no wrk; the HTTP layer uses Python threads instead'
 	$(BIN)/python -m bench
 
 bench-topologies: $(STAMP)

@@ -2,37 +2,77 @@
 
 from html import escape as e
 
+from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
 from pyramid_session_suite.interfaces import IUserIndex
 
 THEMES = ('light', 'dark')
 DEFAULT_THEME = 'light'
 
 CSS = """
-body { font: 16px/1.5 system-ui, sans-serif; margin: 0; }
-body.light { background: #fafafa; color: #222; }
-body.dark { background: #1d1f21; color: #e6e6e6; }
-body.dark a { color: #8ab4f8; }
-main { max-width: 44rem; margin: 2rem auto; padding: 0 1rem; }
-nav { display: flex; flex-wrap: wrap; align-items: center; gap: .3rem 1rem;
-      padding-bottom: .5rem; border-bottom: 1px solid #ccc; }
-nav .who { margin-left: auto; }
+body.light { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0;
+  --bg: #f6f8fa; --card: #fff; --accent: #0969da; --accent-fg: #fff;
+  --ok-bg: #dafbe1; --ok-line: #4ac26b; --info-bg: #ddf4ff;
+  --info-line: #54aeff; --err-bg: #ffebe9; --err-line: #ff8182;
+  --warn-bg: #fff8c5; --warn-line: #d4a72c; --code-bg: #eff2f5; }
+body.dark { --fg: #e6edf3; --muted: #9198a1; --line: #3d444d;
+  --bg: #0d1117; --card: #151b23; --accent: #4493f8; --accent-fg: #fff;
+  --ok-bg: #12261e; --ok-line: #2ea043; --info-bg: #0c2d4b;
+  --info-line: #1f6feb; --err-bg: #25171c; --err-line: #f85149;
+  --warn-bg: #272115; --warn-line: #9e6a03; --code-bg: #212830; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--fg); background: var(--bg);
+       font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto,
+             sans-serif; }
+a { color: var(--accent); }
+code, .site { font: .88em ui-monospace, SFMono-Regular, Menlo, Consolas,
+              monospace; background: var(--code-bg); padding: .1em .35em;
+              border-radius: 4px; }
+header { background: var(--card); border-bottom: 1px solid var(--line); }
+header > nav, main { max-width: 56rem; margin: 0 auto; padding: 0 1.25rem; }
+nav { display: flex; flex-wrap: wrap; align-items: center; gap: .3rem 1.1rem;
+      min-height: 3.4rem; }
+nav a { font-weight: 500; text-decoration: none; }
+nav a:hover { text-decoration: underline; }
+nav .brand { color: var(--fg); font-weight: 650; margin-right: .4rem; }
+nav .who { margin-left: auto; color: var(--muted); }
+nav a.who { color: var(--accent); }
+nav .where { font-size: .8rem; color: var(--muted); background: var(--code-bg);
+             border: 1px solid var(--line); border-radius: 999px;
+             padding: 0 .6rem; margin-right: .6rem; }
+nav .who strong { color: var(--fg); }
 nav form { margin: 0; }
-h2 { font-size: 1.15rem; margin: 1.6rem 0 .4rem; }
+main { margin: 2rem auto 3rem; }
+h1 { font-size: 1.75rem; line-height: 1.25; margin: 0 0 1rem; }
+h2 { font-size: 1.05rem; margin: 0 0 .5rem; }
+.card { background: var(--card); border: 1px solid var(--line);
+        border-radius: 12px; padding: 1.1rem 1.4rem; margin: 0 0 1.25rem; }
+.card > :last-child { margin-bottom: 0; }
 form { display: inline-block; margin: 0 .5rem .5rem 0; }
-button { font: inherit; padding: .3rem .8rem; cursor: pointer; }
-label { display: block; margin: .5rem 0; }
-label input { display: block; font: inherit; padding: .25rem .4rem;
-              width: 16rem; max-width: 100%; }
-.notice, .error, .flash, .demo-only { padding: .5rem 1rem; margin: 1rem 0;
-                                      border-radius: .3rem; }
-.flash { background: #eef9ee; border: 1px solid #7c7; color: #222; }
-.notice { background: #eef4ff; border: 1px solid #8ab; color: #222; }
-.error { background: #fff0f0; border: 1px solid #d88; color: #222; }
-.demo-only { background: #fff8e1; border: 1px dashed #c90; color: #222;
+button { font: inherit; font-size: .92rem; font-weight: 500;
+         padding: .4rem .95rem; border-radius: 6px; cursor: pointer;
+         border: 1px solid var(--line); background: var(--card);
+         color: var(--fg); }
+button:hover { border-color: var(--muted); }
+button.primary { background: var(--accent); border-color: var(--accent);
+                 color: var(--accent-fg); }
+form.signin { display: block; max-width: 20rem; }
+label { display: block; margin: 0 0 .8rem; font-weight: 500; }
+label input { display: block; width: 100%; margin-top: .25rem; font: inherit;
+              padding: .4rem .6rem; color: var(--fg); background: var(--bg);
+              border: 1px solid var(--line); border-radius: 6px; }
+button:focus-visible, a:focus-visible, input:focus-visible {
+  outline: 2px solid var(--accent); outline-offset: 2px; }
+.notice, .error, .flash, .demo-only { padding: .6rem 1rem; margin: 0 0 1.25rem;
+                                      border-radius: 8px; }
+.flash { background: var(--ok-bg); border: 1px solid var(--ok-line); }
+.notice { background: var(--info-bg); border: 1px solid var(--info-line); }
+.error { background: var(--err-bg); border: 1px solid var(--err-line); }
+.error p { margin: .3rem 0; }
+.demo-only { background: var(--warn-bg); border: 1px dashed var(--warn-line);
              font-size: .9rem; }
-.site { font-family: ui-monospace, monospace; }
-ul.try li { margin-bottom: .5rem; }
-.accessed { opacity: .75; font-size: .9rem; }
+ul { padding-left: 1.2rem; }
+ul.try li, ul.sites li { margin-bottom: .55rem; }
+.accessed { color: var(--muted); font-size: .88rem; margin-top: 1rem; }
 """
 
 #: what a browser whose session ended is told, by reason: the policy's
@@ -42,8 +82,8 @@ ul.try li { margin-bottom: .5rem; }
 ENDED_MESSAGES = {
     'displaced': (
         'You were signed out because your account signed in somewhere '
-        'else (another browser, or a private window): this demo allows one '
-        'session per account.'
+        'else (another browser, or a private window): this demo allows '
+        '{limit} per account.'
     ),
     'idle': 'You were signed out after {idle} without activity.',
     'expired': 'Your session expired after {idle} without activity.',
@@ -63,12 +103,20 @@ def duration(seconds):
     return f'{seconds} second{"" if seconds == 1 else "s"}'
 
 
+def sessions(count):
+    """``'one session'``, ``'2 sessions'``."""
+    return 'one session' if count == 1 else f'{count} sessions'
+
+
 def ended_message(reason, policy):
     """What to tell a browser whose session ended for ``reason``."""
     message = ENDED_MESSAGES.get(reason)
     if message is None:
         return None
-    return message.format(idle=duration(policy.idle_timeout or 0))
+    return message.format(
+        idle=duration(policy.idle_timeout or 0),
+        limit=sessions(policy.max_sessions),
+    )
 
 
 def layout(request, title, body, theme=DEFAULT_THEME, visitor=None):
@@ -86,8 +134,8 @@ def layout(request, title, body, theme=DEFAULT_THEME, visitor=None):
 <style>{CSS}</style>
 </head>
 <body class="{theme}">
+<header>{nav(request, visitor)}</header>
 <main>
-{nav(request, visitor)}
 <h1>{e(title)}</h1>
 {body}
 </main>
@@ -97,8 +145,12 @@ def layout(request, title, body, theme=DEFAULT_THEME, visitor=None):
 
 
 def nav(request, visitor):
-    """Home, the user index's pages, About; who is signed in."""
-    links = [link('Home', request.route_url('home'))]
+    """The demo's name (its home page), the site, the user index's pages,
+    About; who is signed in."""
+    links = [
+        link('Session suite demo', request.route_url('home'), **BRAND),
+        where(request),
+    ]
     who = ''
     if visitor is not None and visitor.userid is not None:
         sessions_url = request.route_url('session_suite.sessions')
@@ -125,6 +177,17 @@ def nav(request, visitor):
         )
     links.append(link('About', request.route_url('about')))
     return f'<nav>{"".join(links)}{who}</nav>'
+
+
+def where(request):
+    """Which site of the demo this page is on, as a small label."""
+    crossdomain = request.registry.get(CROSSDOMAIN_KEY)
+    here = request.host_url
+    if crossdomain is None or here not in crossdomain.sites:
+        return ''
+    role = 'hub' if here == crossdomain.hub else 'other site'
+    host = here.split('://', 1)[1]
+    return f'<span class="where" id="where">{e(host)} · {role}</span>'
 
 
 def link(text, url, **attributes):
@@ -208,8 +271,9 @@ def site_section(site):
         for other in site.others:
             items.append(
                 link(f'Open {other}/', f'{other}/', **OTHER_SITE)
-                + ': without a session there, your browser is sent here and '
-                'straight back with yours (the <em>redirect</em> flow).'
+                + ': a sign-in here goes through it, so it shares your '
+                'session; a browser without a session there is sent here '
+                'and straight back with yours (the <em>redirect</em> flow).'
             )
         push_text, what, whose = (
             'Push your session to {}',
@@ -240,12 +304,13 @@ def site_section(site):
     lines = ''.join(f'<li>{item}</li>\n' for item in items)
     return f"""<p>{intro} The sites share one login through the
 <code>main</code> session in Redis.</p>
-<ul>
+<ul class="sites">
 {lines}</ul>
 """
 
 
 OTHER_SITE = {'class': 'other-site'}
+BRAND = {'class': 'brand'}
 PUSH = {'class': 'push'}
 
 
@@ -264,19 +329,15 @@ def home(request, visitor, site, visits, theme, csrf_token, accessed):
             '<code>alice</code>, <code>bob</code> or <code>admin</code>: '
             'demo-only users whose password is their name.</p>'
         )
-    lock = duration(policy.lock_seconds)
     idle = duration(policy.idle_timeout or 0)
     hub = e(site.hub)
     body = f"""
 {notices(request, visitor)}
 {you}
+<section class="card">
 <h2>Try it</h2>
 <ul class="try">
-<li><strong>One session per account.</strong> Sign in as alice, then as
-alice in a private window or another browser: that second sign-in is
-refused while the first window was active in the last {lock}. Leave the
-first window alone for {lock} and the second sign-in succeeds; the first
-window's next click says why it was signed out.</li>
+{limit_item(policy)}
 <li><strong>Idle timeout.</strong> Leave a signed-in window alone for
 {idle}, then click anything: it is sent to the sign-in page, signed
 out.</li>
@@ -285,10 +346,19 @@ browsers signed in to your account (device, IP address, last activity) and
 signs them out. Signed in as admin, "Sessions of" shows alice's and bob's,
 and ends them: that browser's next click says so.</li>
 <li><strong>Two sites, one sign-in.</strong> Sign in on {hub}, then open
-the other site below: you are signed in there too.</li>
+the other site below: you are signed in there too. Sign out on either:
+both are signed out, and the other one says so. Sign in again: both are
+signed in again.</li>
+<li><strong>The debug toolbar.</strong> On pages opened from this computer,
+the red tab at the right edge of the page opens it in a new tab; its
+SessionMulti panel shows what each request did to every namespace.</li>
 </ul>
+</section>
+<section class="card">
 <h2>Two sites</h2>
 {site_section(site)}
+</section>
+<section class="card">
 <h2>Session namespaces</h2>
 <p>You have loaded this page <strong id="visits">{visits}</strong>
 time{'' if visits == 1 else 's'}. The counter lives in the
@@ -298,8 +368,31 @@ time{'' if visits == 1 else 's'}. The counter lives in the
 {post_button(request, 'theme', f'Switch to {other}', csrf_token, theme=other)}
 {post_button(request, 'forget', 'Forget me', csrf_token)}
 {accessed_line(accessed)}
+</section>
 """
     return layout(request, 'Home', body, theme, visitor)
+
+
+NUMBERS = {2: 'Two', 3: 'Three', 4: 'Four'}
+
+
+def limit_item(policy):
+    """The "try it" item of the login limit."""
+    limit = policy.max_sessions
+    lock = duration(policy.lock_seconds)
+    if limit == 1:
+        return f"""<li><strong>One session per account.</strong> Sign in as
+alice, then as alice in a private window or another browser: that second
+sign-in is refused while the first window was active in the last {lock}.
+Leave the first window alone for {lock} and the second sign-in succeeds; the
+first window's next click says why it was signed out.</li>"""
+    return f"""<li><strong>{NUMBERS.get(limit, limit)} sessions per account.
+</strong> Sign in as
+alice here and in a private window: "Your sessions" lists both. Then sign in
+as alice in another browser (or a guest window): that sign-in is refused
+while the least recently active of the two was active in the last {lock}.
+Leave it alone for {lock} and the new sign-in succeeds; the window it signed
+out says why at its next click.</li>"""
 
 
 def login(
@@ -324,15 +417,21 @@ def login(
             f'<p class="error" id="error" role="alert">{e(error)}</p>'
         )
     if refused is not None:
+        limit = policy.max_sessions
+        where, that = (
+            ('somewhere else', 'that session')
+            if limit == 1
+            else (f'in {limit} other places', 'the least recently used one')
+        )
         parts.append(
             f'<div class="error" id="refused" role="alert"><p><strong>'
-            f'{e(username)} is already signed in somewhere else</strong>, '
+            f'{e(username)} is already signed in {where}</strong>, '
             f'active less than {duration(policy.lock_seconds)} ago, and '
-            'this demo allows one session per account.</p><p>Try again in '
-            f'<strong id="retry-after">{refused}</strong> '
-            f'second{"" if refused == 1 else "s"}: once that session has '
-            f'been idle for {duration(policy.lock_seconds)}, signing in '
-            'here signs it out. Or sign out there.</p></div>'
+            f'this demo allows {sessions(limit)} per account.</p><p>Try '
+            f'again in <strong id="retry-after">{refused}</strong> '
+            f'second{"" if refused == 1 else "s"}: once {that} has been '
+            f'idle for {duration(policy.lock_seconds)}, signing in here '
+            'signs it out. Or sign out there.</p></div>'
         )
     if visitor.userid is not None:
         parts.append(
@@ -347,20 +446,23 @@ def login(
         f'<input type="hidden" name="{e(name)}" value="{e(value)}">'
         for name, value in hidden.items()
     )
+    back = ''
+    if next_url and not next_url.startswith(('/', site.here + '/')):
+        back = (
+            '<p>After signing in you go back to the site you came from, '
+            'signed in there too.</p>'
+        )
     parts.append(
-        f'<form id="login" method="post" '
+        '<section class="card">'
+        f'<form id="login" class="signin" method="post" '
         f'action="{e(request.route_url("login"))}">{inputs}'
         '<label>User name <input name="username" autocomplete="username" '
         f'required value="{e(username)}"></label>'
         '<label>Password <input name="password" type="password" '
         'autocomplete="current-password" required></label>'
-        '<button type="submit">Sign in</button></form>'
+        '<button class="primary" type="submit">Sign in</button></form>'
+        f'{back}</section>'
     )
-    if next_url and not next_url.startswith(('/', site.here + '/')):
-        parts.append(
-            '<p>After signing in you go back to the site you came from, '
-            'signed in there too.</p>'
-        )
     parts.append(demo_users_note())
     return layout(request, 'Sign in', '\n'.join(parts), theme, visitor)
 

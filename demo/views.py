@@ -8,6 +8,7 @@ from pyramid.view import view_config
 
 from pyramid_session_suite import LoginRefusedError, login, logout
 from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
+from pyramid_session_suite.crossdomain.views import push_url
 
 from . import templates
 from .security import ADMINS, DEMO_USERS, check_password
@@ -125,6 +126,10 @@ def login_submit(request):
         response.headers['Retry-After'] = str(retry_after)
         return response
     request.session.flash(f'Signed in as {userid}.')
+    if site.is_hub:
+        # through the other site(s) and back: each has the new session at
+        # its next page view, whatever it had before
+        target = push_url(request, target)
     return HTTPSeeOther(target, headers=headers)
 
 
@@ -133,6 +138,7 @@ def logout_submit(request):
     # ends the session in Redis and in the user index, on every site of
     # the group: they share it
     headers = logout(request)
+    request.session.flash('You signed out.')  # in a new session
     return HTTPSeeOther(request.route_url('home'), headers=headers)
 
 

@@ -4,6 +4,7 @@ reason a token is refused."""
 import json
 import os
 import time
+from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyramid.exceptions import ConfigurationError
 import pytest
@@ -606,3 +607,81 @@ def test_a_malformed_next_url_is_not_an_error(browser, next_url):
 def test_retry_after_zero_is_refused(redis_url):
     with pytest.raises(ConfigurationError, match='retry_after'):
         make_site(redis_url, retry_after='0')
+
+
+# --- the hops are invisible -------------------------------------------------
+
+
+@pytest.fixture
+def accounts(redis_url):
+    """Two sites with user index logins (``/signin``), and a browser."""
+    hub = make_site(redis_url, accounts=True, flows='redirect push')
+    site = make_site(redis_url, accounts=True, flows='redirect push')
+    browser = TestApp(
+        by_host({'www.site-a.test': hub, 'www.site-b.test': site}),
+        extra_environ={'HTTP_ACCEPT': 'text/html'},
+    )
+    return hub, site, browser
+
+
+def test_the_hop_leaves_the_hubs_cookie_of_an_ended_session(accounts):
+    """Signed out elsewhere: the other site's bounce through the hub does
+    not consume what the hub's next page view has to tell."""
+    from pyramid_session_suite.events import SessionEnded
+    from pyramid_session_suite.interfaces import IUserIndex
+
+    hub, site, browser = accounts
+    browser.get(HUB + '/signin?user=alice')
+    hub.registry.getUtility(IUserIndex).index.end_all('alice')
+    ended = []
+    hub.registry.registerHandler(ended.append, (SessionEnded,))
+
+    res = browser.get(SITE + '/page').follow()  # the hub's export
+    assert res.location.endswith('&none=1')
+    assert 'Set-Cookie' not in res.headers  # the hub's cookie stays
+    res = res.follow()  # the import: this browser keeps cookies
+    assert res.location == SITE + '/page'  # no marker in the URL
+    assert '<p id="user">anonymous</p>' in res.follow().text
+
+    res = browser.get(HUB + '/page')
+    assert res.headers['Set-Cookie'].startswith('main=;')  # now it goes
+    assert [event.reason for event in ended] == ['revoked', 'revoked']
+
+
+def test_a_browser_keeping_no_cookies_gets_the_marker(browser):
+    res = browser.get(SITE + '/page').follow().follow()
+    assert res.location == SITE + '/page'
+    browser.cookiejar.clear()
+    res = browser.get(SITE + '/page').follow()
+    browser.cookiejar.clear()  # the state cookie is lost
+    res = res.follow()
+    assert res.location == SITE + '/page?session_suite_xd=0'
+    assert res.follow().status_int == 200
+
+
+def test_push_url_chains_every_other_site(redis_url):
+    from pyramid.request import Request
+    from pyramid.scripting import prepare
+
+    from pyramid_session_suite.crossdomain.views import push_url
+
+    def next_of(url):
+        return parse_qs(urlsplit(url).query)['next'][0]
+
+    begin = '/_session_suite/xd/begin?next='
+    hub = make_site(redis_url, (HUB, SITE, THIRD), flows='redirect push')
+    with prepare(Request.blank('/', base_url=HUB), hub.registry) as env:
+        request = env['request']
+        url = push_url(request, '/page?x=1')  # a path is on this site
+        assert url.startswith(SITE + begin)
+        assert next_of(url).startswith(THIRD + begin)
+        assert next_of(next_of(url)) == HUB + '/page?x=1'
+        # a site the target already goes through is left out
+        to_site = SITE + begin + '%2F'
+        url = push_url(request, to_site)
+        assert url.startswith(THIRD + begin)
+        assert next_of(url) == to_site
+        assert push_url(request, HUB + '/', sites=[]) == HUB + '/'
+    plain = make_site(redis_url, flows='redirect')  # no push flow
+    with prepare(Request.blank('/', base_url=HUB), plain.registry) as env:
+        assert push_url(env['request'], '/x') == HUB + '/x'

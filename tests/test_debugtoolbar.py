@@ -28,6 +28,12 @@ def view(request):
         multi['d']  # discriminated out
     elif action == 'invalidate':
         multi.invalidate()
+    elif action == 'mix':  # one key of each kind, and a long value
+        multi['r'].pop('greeting', None)
+        multi['r']['count'] = multi['r'].get('count', 0) + 1
+        multi['r']['cart'] = {'items': ['tea', 'scones'], 'total': 7.5}
+        multi['r']['notes'] = 'A long note. ' * 60
+        multi['d']  # discriminated out
     body = f'<html><body>{sorted(multi)}</body></html>'
     return Response(body, content_type='text/html')
 
@@ -73,8 +79,14 @@ def panel(app, response):
     responses the toolbar does not inject itself into)."""
     links = set(TOOLBAR_LINK.findall(response.text))
     page = app.get(links.pop() if links else '/_debug_toolbar/').text
+    return panel_of(page)
+
+
+def panel_of(page):
+    """The content of the panel in a toolbar page, up to the next panel."""
     start = page.index('id="pDebugPanel-session_multi-content"')
-    return page[start:]
+    end = page.find('class="panelContent"', start + 50)
+    return page[start:] if end == -1 else page[start:end]
 
 
 def labels(html, namespace):
@@ -91,29 +103,164 @@ def test_panel_shows_accessed_untouched_discriminated_and_invalidated(
     app = make_app(counted)
     html = panel(app, app.get('/?do=write'))
     assert '<h3>SessionMulti</h3>' in html
-    assert labels(html, 'r') == ['accessed during the main `Request` handler']
-    assert labels(html, 'u') == [
-        'not accessed during the main `Request` handler'
-    ]
+    assert labels(html, 'r') == ['accessed']
+    assert labels(html, 'u') == ['not accessed']
     assert "<code>'hello'</code>" in html  # egress of r
     assert 'RedisSessionFactory' in html and '<td>redis</td>' in html
     assert '<td>cookie</td>' in html
 
     html = panel(app, app.get('/?do=drop'))
-    assert labels(html, 'd') == [
-        'accessed during the main `Request` handler',
-        'Session Discriminator Fail',
-    ]
+    assert labels(html, 'd') == ['accessed', 'discriminated out']
     # "greeting" was removed: ingress only, marked as removed
-    assert 'title="removed">-</span>' in html
+    assert key_statuses(html, 'r') == {'count': '', 'greeting': 'removed'}
     assert html.count("<code>'hello'</code>") == 1
 
     html = panel(app, app.get('/?do=invalidate'))
     assert 'invalidated' in labels(html, 'r')
     assert 'invalidated' in labels(html, 'c')
-    assert labels(html, 'u') == [
-        'not accessed during the main `Request` handler'
-    ]
+    assert labels(html, 'u') == ['not accessed']
+
+
+def key_statuses(html, namespace):
+    """``{key: status}`` of a namespace's data table (status ``''`` for an
+    unchanged key)."""
+    start = html.index(f'<h6><code>request.session_multi["{namespace}"]')
+    end = html.index('</table>', start)
+    rows = re.findall(
+        r'<tr class="(?:ssm-(\w+))?">\s*<th class="ssm-key">\s*'
+        r'(?:<span class="label [^"]+">\w+</span>\s*)?([^<]*?)\s*</th>',
+        html[start:end],
+    )
+    return {key: status for status, key in rows}
+
+
+def test_added_changed_and_removed_keys_are_told_apart(counted):
+    app = make_app(counted)
+    html = panel(app, app.get('/?do=write'))
+    assert key_statuses(html, 'r') == {'count': 'added', 'greeting': 'added'}
+    assert key_statuses(html, 'c') == {'theme': 'added'}
+    # the legend says what the marks mean, in words
+    legend = re.search(r'<p class="ssm-legend">(.*?)</p>', html, re.S)
+    words = re.sub(r'<[^>]+>|\s+', ' ', legend.group(1)).split()
+    assert ' '.join(words) == (
+        'Before: as loaded; after: as stored at the end of the request. '
+        'added set by this request changed given another value '
+        'removed deleted by this request'
+    )
+
+    html = panel(app, app.get('/?do=write&value=hi'))
+    assert key_statuses(html, 'r') == {
+        'count': 'changed',
+        'greeting': 'changed',
+    }
+    assert key_statuses(html, 'c') == {'theme': ''}
+    assert '1 changed' not in html and '2 changed' in html
+
+    html = panel(app, app.get('/?do=drop'))
+    assert key_statuses(html, 'r') == {'count': '', 'greeting': 'removed'}
+    assert '<span class="ssm-summary">1 removed</span>' in html
+
+
+def test_the_tab_summarizes_the_changes(counted):
+    app = make_app(counted)
+    # count and greeting in r, theme in c
+    assert tab_badge(app, app.get('/?do=write')) == (
+        '<span class="badge pull-right progress-bar-info">3 changed</span>'
+    )
+    # nothing changed: how many namespaces the request read (r and d)
+    assert tab_badge(app, app.get('/?do=drop&value=x')) == (
+        '<span class="badge pull-right progress-bar-info">1 changed</span>'
+    )
+    assert tab_badge(app, app.get('/?do=drop')) == (
+        '<span class="badge pull-right ">2 read</span>'
+    )
+    assert tab_badge(app, app.get('/')) is None  # read nothing
+
+
+def tab_badge(app, response):
+    """The badge of the panel's tab in the toolbar, or ``None``."""
+    page = toolbar_page(app, response)
+    start = page.index('id="pDebugPanel-session_multi">')
+    tab = page[start : page.index('</li>', start)]
+    found = re.search(r'<span class="badge[^"]*">[^<]*</span>', tab)
+    return found.group(0) if found else None
+
+
+def toolbar_page(app, response):
+    [link] = set(TOOLBAR_LINK.findall(response.text))
+    return app.get(link).text
+
+
+def test_names_are_readable(counted):
+    app = make_app(counted)
+    html = panel(app, app.get('/?do=write'))
+    # no backticks, no memory addresses, no <locals>
+    assert '`' not in html
+    assert not re.search(r'0x[0-9a-f]{6,}', html)
+    assert '&lt;locals&gt;' not in html and '<locals>' not in html
+    assert (
+        'Configured by <code>SessionMultiManagerConfig</code> '
+        '(<code>pyramid_session_suite.multi</code>): 4 namespaces.'
+    ) in html
+    assert (
+        '<code>CookieSession from BaseCookieSessionFactory()</code>'
+        '<span class="ssm-module">pyramid.session</span>'
+    ) in html
+    factory = "&lt;RedisSessionFactory cookie='r' prefix='session:'&gt;"
+    assert f'<code>{factory}</code>' in html
+    assert (
+        '<code>a lambda in make_app()</code>'
+        '<span class="ssm-module">tests.test_debugtoolbar</span>'
+    ) in html
+
+
+@pytest.mark.parametrize(
+    'qualname, name',
+    [
+        ('Factory.<locals>.Session', 'Session from Factory()'),
+        ('make_app.<locals>.<lambda>', 'a lambda in make_app()'),
+        ('<lambda>', 'a lambda'),
+        ('Policy.<lambda>', 'a lambda in Policy'),
+        ('a.<locals>.b.<locals>.C', 'C from b()'),
+        ('Plain.method', 'Plain.method'),
+    ],
+)
+def test_readable_name(qualname, name):
+    from pyramid_session_suite.debugtoolbar.panel import readable_name
+
+    assert readable_name(qualname) == name
+
+
+def test_the_normal_state_is_not_an_alarm(counted):
+    app = make_app(counted)
+    html = panel(app, app.get('/?do=write'))
+    assert 'label-danger">was not active' not in html
+    mode = re.search(r'<p class="ssm-mode">(.*?)</p>', html, re.S).group(1)
+    assert 'label' not in mode
+    assert 'switch this panel on' in mode
+
+    app = make_app(counted, active=True)
+    html = panel(app, app.get('/?do=write'))
+    mode = re.search(r'<p class="ssm-mode">(.*?)</p>', html, re.S).group(1)
+    assert '<span class="label label-info">panel active</span>' in mode
+
+
+def test_no_empty_data_heading(counted):
+    app = make_app(counted)
+    html = panel(app, app.get('/'))  # reads no namespace
+    assert labels(html, 'r') == ['not accessed']
+    assert 'Session data' not in html and '<p class="ssm-legend">' not in html
+    assert '<h6>' not in html
+
+
+def test_long_values_are_cut_and_wrapped(counted):
+    app = make_app(counted)
+    value = 'x' * 5000
+    html = panel(app, app.get('/', params={'do': 'write', 'value': value}))
+    assert value[:1000] not in html
+    assert "'" + 'x' * 399 in html
+    assert '… 2,000 characters in all' in html  # reprlib kept 2,000
+    assert 'white-space: pre-wrap' in html and 'table-layout: fixed' in html
 
 
 def test_values_are_escaped(counted):
@@ -122,6 +269,36 @@ def test_values_are_escaped(counted):
     html = panel(app, res)
     assert '<script>x' not in html
     assert '&lt;script&gt;x&lt;/script&gt;' in html
+
+
+def test_keys_are_escaped(counted):
+    from pyramid_session_suite.debugtoolbar.panel import key_rows
+
+    [row] = key_rows({}, {'<b>k': "'<img src=x onerror=alert(1)>'"})
+    assert row['after'] == "'&lt;img src=x onerror=alert(1)&gt;'"
+
+    config = Configurator(
+        settings={
+            'debugtoolbar.includes': 'pyramid_session_suite.debugtoolbar',
+            'debugtoolbar.hosts': '127.0.0.1',
+        }
+    )
+    config.include('pyramid_debugtoolbar')
+    config.include('pyramid_session_suite')
+    config.register_session_factory(
+        'c', SignedCookieSessionFactory(SECRET, cookie_name='c')
+    )
+
+    def write(request):
+        request.session_multi['c']['<img src=x onerror=alert(1)>'] = 1
+        return Response('<html><body>ok</body></html>')
+
+    config.add_route('view', '/')
+    config.add_view(write, route_name='view')
+    app = TestApp(config.make_wsgi_app(), extra_environ=LOCAL)
+    html = panel(app, app.get('/'))
+    assert '<img src=x' not in html
+    assert '&lt;img src=x onerror=alert(1)&gt;' in html
 
 
 def test_suite_activity_is_shown(counted):
@@ -200,7 +377,10 @@ def test_without_the_core_the_panel_says_so():
     )
     app = TestApp(config.make_wsgi_app(), extra_environ=LOCAL)
     html = panel(app, app.get('/'))
-    assert 'No `ISessionMultiConfiguration` Configured' in html
+    assert (
+        '<p>No session namespaces: this application did not include '
+        '<code>pyramid_session_suite</code>.</p>'
+    ) in html
 
 
 def test_the_panel_in_a_real_browser(counted, browser, artifacts):
@@ -208,20 +388,31 @@ def test_the_panel_in_a_real_browser(counted, browser, artifacts):
 
     app = make_app(counted).app
     with serve(app) as url:
-        page = browser.new_page()
+        page = browser.new_page(viewport={'width': 1280, 'height': 900})
         page.goto(url + '/?do=write&value=hello%20browser')
-        page.goto(url + '/?do=drop')
+        page.goto(url + '/?do=mix')
         link = page.locator(
             '#pDebugToolbarHandle a, a[href*="_debug_toolbar"]'
         )
         toolbar_url = link.first.get_attribute('href')
         page.goto(toolbar_url)
-        page.click('#pDebugPanel-session_multi a')
+        tab = page.locator('#pDebugPanel-session_multi a')
+        assert tab.inner_text().split() == ['4', 'changed', 'SessionMulti']
+        tab.click()
         content = page.locator('#pDebugPanel-session_multi-content')
         content.wait_for(state='visible')
         text = content.inner_text()
-        assert 'Session Discriminator Fail' in text
+        assert 'discriminated out' in text
         assert "'hello browser'" in text
+        assert 'characters in all' in text
+        for status in ('added', 'changed', 'removed'):
+            assert content.locator(f'tr.ssm-{status}').count() >= 1
+        # long values wrap inside their column: nothing wider than the panel
+        widths = content.evaluate(
+            'el => [el.clientWidth, Math.max(...Array.from('
+            'el.querySelectorAll("table"), t => t.scrollWidth))]'
+        )
+        assert widths[1] <= widths[0], widths
         page.screenshot(
             path=str(artifacts / 'session_multi_panel.png'), full_page=True
         )
@@ -305,5 +496,4 @@ def test_the_panel_shows_cross_domain_hand_offs(redis_url):
 
 def latest_panel(app, origin):
     """The panel of the latest request to the site at ``origin``."""
-    page = app.get(origin + '/_debug_toolbar/').text
-    return page[page.index('id="pDebugPanel-session_multi-content"') :]
+    return panel_of(app.get(origin + '/_debug_toolbar/').text)

@@ -158,6 +158,22 @@ def test_debug_toolbar_for_local_requests_only(app):
     assert 'pDebug' not in res.text
 
 
+def test_the_toolbar_shows_sessions_in_our_panel_only(app):
+    """pyramid_debugtoolbar's own Session panel renders session values
+    unescaped: the demo leaves it out; the SessionMulti panel escapes."""
+    local = {'REMOTE_ADDR': '127.0.0.1'}
+    res = app.get(HUB + '/', extra_environ=local)
+    [toolbar] = re.findall(
+        r'href="([^"]*/_debug_toolbar/[0-9a-f]+)"', res.text
+    )
+    page = app.get(toolbar, extra_environ=local).text
+    assert 'id="pDebugPanel-session_multi"' in page
+    assert 'id="pDebugPanel-session"' not in page
+    assert 'id="pDebugPanel-request_vars"' in page  # the others are there
+    settings = get_appsettings(INI)
+    assert 'session' not in settings['debugtoolbar.panels'].split()
+
+
 def test_embedded_redis_is_started_and_stopped_at_exit(
     monkeypatch, redis_server
 ):
@@ -246,6 +262,15 @@ def sign_in(app, user, password=None, site=HUB, status=303):
     return form.submit(status=status)
 
 
+def signed_in(app, user, site=HUB):
+    """Sign in through the form; the page the browser lands on."""
+    return follow_all(sign_in(app, user, site=site))
+
+
+#: where a sign-in on the hub goes first: the other site, for the session
+PUSH_TO_SITE = SITE + '/_session_suite/xd/begin?next='
+
+
 def user_of(res):
     return text_of(res, 'user')
 
@@ -270,24 +295,51 @@ def test_sign_in_and_out_through_the_form(app, tracker):
     res = app.get(HUB + '/')
     assert user_of(res) == 'not signed in'
     assert 'id="nav-login"' in res.text
-    anonymous_cookie = app.cookies['main']
+    anonymous_cookie = cookie_of(app, '127.0.0.1')
 
     res = sign_in(app, 'alice')
-    assert res.location == HUB + '/'
-    assert app.cookies['main'] != anonymous_cookie  # a new session id
-    res = res.follow()
+    # through the other site and back: it has the new session too
+    assert res.location == PUSH_TO_SITE + 'http%3A%2F%2F127.0.0.1%3A6543%2F'
+    assert cookie_of(app, '127.0.0.1') != anonymous_cookie  # a new id
+    res = follow_all(res)
+    assert res.request.url == HUB + '/'
     assert user_of(res) == 'alice'
-    assert 'Signed in as alice.' in res.text
+    assert notices_of(res) == []
+    assert flashes_of(res) == ['Signed in as alice.']
     assert 'href="http://127.0.0.1:6543/sessions"' in res.text
     assert 'sessions/users/' not in res.text  # alice is no administrator
     assert text_of(res, 'visits') == '2'  # the session's data was kept
     assert tracker.index.count('alice') == 1
 
+    signed_in_cookie = cookie_of(app, '127.0.0.1')
     res = res.forms['logout'].submit(status=303)
-    assert 'main=;' in res.headers['Set-Cookie']
+    assert res.location == HUB + '/'
     res = res.follow()
     assert user_of(res) == 'not signed in'
+    assert flashes_of(res) == ['You signed out.']
+    # the message lives in a new anonymous session
+    assert cookie_of(app, '127.0.0.1') not in (
+        signed_in_cookie,
+        anonymous_cookie,
+    )
     assert tracker.index.count('alice') == 0
+
+
+def cookie_of(app, host, name='main'):
+    """The value of a browser's cookie ``name`` for ``host``."""
+    [value] = [c.value for c in app.cookiejar if (c.domain, c.name) == (
+        host, name)]  # fmt: skip
+    return value
+
+
+def cookies_of(app, host):
+    """The names of the cookies a browser keeps for ``host``."""
+    return {c.name for c in app.cookiejar if c.domain == host}
+
+
+def flashes_of(res):
+    found = re.findall(r'<p class="flash"[^>]*>([^<]*)<', res.text)
+    return [html.unescape(text) for text in found]
 
 
 def test_signing_in_needs_the_csrf_token(app, tracker):
@@ -328,58 +380,61 @@ def test_signing_in_as_someone_else_switches_users(app, tracker):
     assert tracker.index.count('bob') == 1
 
 
-def test_a_second_browser_is_refused_then_takes_over(wsgi_app, tracker):
-    first = browser(wsgi_app, ip='198.51.100.1')
-    second = browser(wsgi_app, ip='203.0.113.2', ua=CHROME)
-    sign_in(first, 'alice')
+def test_a_third_browser_is_refused_then_takes_over(wsgi_app, tracker):
+    laptop = browser(wsgi_app, ip='198.51.100.1')
+    private = browser(wsgi_app, ip='198.51.100.1')  # a private window
+    other = browser(wsgi_app, ip='203.0.113.2', ua=CHROME)
+    signed_in(laptop, 'alice')
+    index_idle(tracker, 2)  # the private window signs in a bit later
+    signed_in(private, 'alice')
+    assert tracker.index.count('alice') == 2  # two are allowed
 
     # the policy refuses (409): the sign-in page says when to try again
-    res = sign_in(second, 'alice', status=409)
+    res = sign_in(other, 'alice', status=409)
     retry_after = int(res.headers['Retry-After'])
     assert 0 < retry_after <= 30
     assert text_of(res, 'retry-after') == str(retry_after)
-    assert 'alice is already signed in somewhere else' in res.text
+    assert 'alice is already signed in in 2 other places' in res.text
+    assert 'this demo allows 2 sessions per account' in res.text
     assert res.forms['login']['username'].value == 'alice'
-    assert user_of(second.get(HUB + '/')) == 'not signed in'
-    assert user_of(first.get(HUB + '/')) == 'alice'
+    assert user_of(other.get(HUB + '/')) == 'not signed in'
+    assert user_of(laptop.get(HUB + '/')) == 'alice'
 
-    # 31 s without a request from the first browser: the second signs in
+    # 31 s without a request from either: the other browser signs in, and
+    # signs out the least recently active one, the laptop
     index_idle(tracker, 31)
-    res = sign_in(second, 'alice').follow()
+    res = signed_in(other, 'alice')
     assert user_of(res) == 'alice'
-    assert tracker.index.count('alice') == 1
+    assert tracker.index.count('alice') == 2
 
-    # the first browser is sent to the sign-in page, which says why
-    res = first.get(HUB + '/', status=303)
+    # the laptop is sent to the sign-in page, which says why
+    res = laptop.get(HUB + '/', status=303)
     assert res.location == HUB + '/login?session_ended=displaced'
     assert res.headers['X-Session-Ended'] == 'displaced'
     assert 'main=;' in res.headers['Set-Cookie']  # the cookie is deleted
     res = res.follow()
     assert notices_of(res) == [
         'You were signed out because your account signed in somewhere '
-        'else (another browser, or a private window): this demo allows one '
-        'session per account.'
+        'else (another browser, or a private window): this demo allows 2 '
+        'sessions per account.'
     ]
-    assert user_of(first.get(HUB + '/')) == 'not signed in'
+    assert user_of(laptop.get(HUB + '/')) == 'not signed in'
+    assert user_of(private.get(HUB + '/')) == 'alice'
 
-    # "Your sessions" of the second browser: one device, this one
-    res = second.get(HUB + '/sessions')
-    [row] = session_rows(res)
-    assert 'this device' in row
-    assert 'Chrome on Windows' in row
-    assert '203.0.113.2' in row
-    assert '1 active session' in res.text
+    # "Your sessions" of the other browser: two devices, this one first
+    res = other.get(HUB + '/sessions')
+    mine, window = session_rows(res)
+    assert 'this device' in mine and 'Chrome on Windows' in mine
+    assert '203.0.113.2' in mine
+    assert 'Firefox on Linux' in window and '198.51.100.1' in window
+    assert '2 active sessions' in res.text
 
 
-def test_your_sessions_lists_every_device_when_allowed(monkeypatch, redis_url):
-    monkeypatch.setenv('REDIS_URL', redis_url)
-    settings = get_appsettings(INI)
-    settings['session_suite.policy.max_sessions'] = '2'
-    wsgi_app = demo.main({}, **settings)
+def test_your_sessions_lists_every_device(wsgi_app):
     laptop = browser(wsgi_app, ip='198.51.100.1')
     desktop = browser(wsgi_app, ip='203.0.113.2', ua=CHROME)
-    sign_in(laptop, 'alice')
-    sign_in(desktop, 'alice')
+    signed_in(laptop, 'alice')
+    signed_in(desktop, 'alice')
 
     res = laptop.get(HUB + '/sessions')
     assert res.headers['Cache-Control'] == 'no-store'
@@ -404,8 +459,8 @@ def test_your_sessions_lists_every_device_when_allowed(monkeypatch, redis_url):
 def test_the_admin_sees_and_ends_anyones_sessions(wsgi_app, tracker):
     alice = browser(wsgi_app, ip='198.51.100.1')
     admin = browser(wsgi_app, ip='203.0.113.9', ua=CHROME)
-    sign_in(alice, 'alice')
-    res = sign_in(admin, 'admin').follow()
+    signed_in(alice, 'alice')
+    res = signed_in(admin, 'admin')
     for user in ('alice', 'bob'):
         assert f'href="{HUB}/sessions/users/{user}"' in res.text
 
@@ -426,12 +481,13 @@ def test_the_admin_sees_and_ends_anyones_sessions(wsgi_app, tracker):
 
 
 def test_the_idle_timeout(app, tracker):
-    sign_in(app, 'alice')
-    # the policy's clock returns epoch seconds
-    tracker.policy.clock = lambda: time.time() + 100
+    signed_in(app, 'alice')
+    # the policy's clock returns epoch seconds; activity is recorded every
+    # second and no clock skew is allowed: "2 minutes" is 2 minutes
+    tracker.policy.clock = lambda: time.time() + 119
     assert user_of(app.get(HUB + '/')) == 'alice'
-    # 120 s (idle_timeout) + 5 s (clock_skew) after the last activity
-    tracker.policy.clock = lambda: time.time() + 126
+    assert tracker.touch_interval == 1 and tracker.policy.clock_skew == 0
+    tracker.policy.clock = lambda: time.time() + 121
 
     res = app.get(HUB + '/', status=303)
     assert res.location == HUB + '/login?session_ended=idle'
@@ -444,12 +500,12 @@ def test_the_idle_timeout(app, tracker):
 
 
 def test_forget_me_signs_out_too(app, tracker, redis_client):
-    res = sign_in(app, 'alice').follow()
+    res = signed_in(app, 'alice')
     res = res.forms['theme'].submit().follow()
     [key] = live_keys(redis_client, MAIN_KEYS)
     res = res.forms['forget'].submit(status=303)
     assert set_cookie_names(res) == ['main', 'prefs']
-    assert dict(app.cookies) == {}
+    assert cookies_of(app, '127.0.0.1') == set()
     assert tracker.index.count('alice') == 0
     # only the reason the session ended is left, for a while, at its key
     assert redis_client.keys(MAIN_KEYS) == [key.encode()]
@@ -491,11 +547,15 @@ def test_the_home_page_explains_each_feature(app):
     res = app.get(HUB + '/')
     text = page_text(res)
     assert 'Sign in as alice, bob or admin: demo-only users' in text
-    assert 'as alice in a private window or another browser' in text
-    assert 'refused while the first window was active in the last 30' in text
+    assert 'Two sessions per account. Sign in as alice here and in a ' in text
+    assert 'private window: "Your sessions" lists both.' in text
+    assert 'refused while the least recently active of the two was ' in text
+    assert 'active in the last 30 seconds' in text
     assert 'alone for 2 minutes' in text
     assert 'Signed in as admin, "Sessions of" shows' in text
     assert f'Sign in on {HUB}, then open the other site' in text
+    assert 'Sign in again: both are signed in again.' in text
+    assert 'the red tab at the right edge of the page opens it' in text
     assert text_of(res, 'site') == HUB
     assert 'the hub, where people sign in' in text
     assert f'<a href="{SITE}/" class="other-site">' in res.text
@@ -515,14 +575,14 @@ def test_the_home_page_explains_each_feature(app):
 
 
 def test_the_admin_has_links_to_everyones_sessions(app):
-    res = sign_in(app, 'admin').follow()
+    res = signed_in(app, 'admin')
     nav = nav_of(res)
     assert f'<a href="{HUB}/sessions">Your sessions</a>' in nav
     assert (
         f'<span>Sessions of <a href="{HUB}/sessions/users/alice">alice</a> '
         f'<a href="{HUB}/sessions/users/bob">bob</a></span>'
     ) in nav
-    res = sign_in(app, 'bob').follow()  # switches users
+    res = signed_in(app, 'bob')  # switches users
     assert 'Sessions of' not in nav_of(res)
     assert f'<a href="{HUB}/sessions">Your sessions</a>' in nav_of(res)
 
@@ -531,7 +591,36 @@ def test_the_admin_has_links_to_everyones_sessions(app):
 
 
 def test_signing_in_on_the_hub_signs_in_on_the_other_site(app, tracker):
-    sign_in(app, 'alice')
+    res = sign_in(app, 'alice')
+    # the sign-in goes through the other site, which adopts the session
+    urls = [res.location]
+    while res.status_int == 303:
+        res = res.follow()
+        urls.append(res.request.url)
+    assert [url.split('?')[0] for url in urls] == [
+        SITE + '/_session_suite/xd/begin',
+        SITE + '/_session_suite/xd/begin',
+        HUB + '/_session_suite/xd/export',
+        SITE + '/_session_suite/xd/import',
+        HUB + '/',
+    ]
+    assert flashes_of(res) == ['Signed in as alice.']
+
+    # the other site's first page view: signed in, no redirect
+    res = app.get(SITE + '/?x=1', status=200)
+    assert user_of(res) == 'alice'
+    assert text_of(res, 'site') == SITE
+    # each site has its own cookie, both naming the one session
+    hosts = {c.domain for c in app.cookiejar if c.name == 'main'}
+    assert hosts == {'127.0.0.1', 'localhost.local'}
+    assert tracker.index.count('alice') == 1
+    [row] = session_rows(app.get(SITE + '/sessions'))
+    assert 'this device' in row
+
+
+def test_the_redirect_flow_when_the_other_site_has_no_session(app):
+    signed_in(app, 'alice')
+    app.cookiejar.clear('localhost.local')  # its cookies were cleared
     res = app.get(SITE + '/?x=1')
     # the redirect flow: to the hub and back, once
     assert res.status_int == 303
@@ -545,22 +634,88 @@ def test_signing_in_on_the_hub_signs_in_on_the_other_site(app, tracker):
     assert cookie.startswith('main=') and 'secure' not in cookie.lower()
     res = res.follow()
     assert user_of(res) == 'alice'
-    assert text_of(res, 'site') == SITE
 
-    # each site has its own cookie, both naming the one session
-    hosts = {c.domain for c in app.cookiejar if c.name == 'main'}
-    assert hosts == {'127.0.0.1', 'localhost.local'}
-    assert tracker.index.count('alice') == 1
-    [row] = session_rows(app.get(SITE + '/sessions'))
-    assert 'this device' in row
 
-    # signing out on one site signs out on both
-    res.forms['logout'].submit(status=303)
-    res = app.get(HUB + '/')
+def visit(app, url, seen):
+    """A page view, redirects followed; every address is added to
+    ``seen``."""
+    res = app.get(url)
+    seen.append(res.request.url)
+    while res.status_int in (302, 303):
+        res = res.follow()
+        seen.append(res.request.url)
+    return res
+
+
+@pytest.mark.parametrize('where', [SITE, HUB])
+def test_signing_out_and_in_again(app, tracker, where):
+    """Signed in on both sites, sign out on one: both are signed out, and
+    each says so; sign in again on the hub: both are signed in again, at
+    their next page view."""
+    other = HUB if where == SITE else SITE
+    seen = []
+    signed_in(app, 'alice')
+    res = visit(app, where + '/', seen)
+    assert user_of(res) == 'alice'
+
+    res = res.forms['logout'].submit(status=303)
+    seen.append(res.location)
+    res = follow_all(res)
+    assert res.request.url == where + '/'
+    assert user_of(res) == 'not signed in'
+    assert flashes_of(res) == ['You signed out.']
+    assert notices_of(res) == []
+
+    res = visit(app, other + '/', seen)
     assert user_of(res) == 'not signed in'
     assert notices_of(res) == [
         'You signed out (in another tab, or on the other site).'
     ]
+    # said once
+    assert notices_of(visit(app, other + '/', seen)) == []
+    assert user_of(visit(app, where + '/', seen)) == 'not signed in'
+
+    # sign in again, on the hub (the other site's "Sign in" leads there)
+    res = visit(app, where + '/login', seen)
+    assert res.request.url.startswith(HUB + '/login')
+    form = res.forms['login']
+    form['username'] = form['password'] = 'alice'
+    res = form.submit(status=303)
+    seen.append(res.location)
+    res = follow_all(res)
+    assert user_of(res) == 'alice'
+    assert flashes_of(res) == ['Signed in as alice.']
+    for site in (SITE, HUB):
+        res = visit(app, site + '/', seen)
+        assert res.request.url == site + '/'
+        assert user_of(res) == 'alice'
+        assert notices_of(res) == []
+    assert tracker.index.count('alice') == 1
+    assert not [url for url in seen if 'session_suite_xd=' in url]
+
+
+def test_the_other_site_bounces_once_after_signing_out(app):
+    """Signed out, the other site's cookies cleared: one invisible trip to
+    the hub, back on the page asked for, and no more trips."""
+    signed_in(app, 'alice')
+    follow_all(app.get(SITE + '/').forms['logout'].submit())
+    app.cookiejar.clear('localhost.local')
+    seen = []
+    res = visit(app, SITE + '/about', seen)
+    assert [url.split('?')[0] for url in seen] == [
+        SITE + '/about',
+        HUB + '/_session_suite/xd/export',
+        SITE + '/_session_suite/xd/import',
+        SITE + '/about',
+    ]
+    assert res.request.url == SITE + '/about'
+    seen.clear()
+    visit(app, SITE + '/about', seen)
+    assert seen == [SITE + '/about']
+    # the hub still says why its session ended: the trip did not tell it
+    res = app.get(HUB + '/')
+    assert notices_of(res) == ['You signed out (in another tab, or on the '
+                               'other site).']  # fmt: skip
 
 
 def test_the_push_link_replaces_the_other_sites_session(app):
@@ -568,8 +723,10 @@ def test_the_push_link_replaces_the_other_sites_session(app):
     res = follow_all(app.get(SITE + '/'))
     assert user_of(res) == 'not signed in'
     assert user_of(app.get(SITE + '/')) == 'not signed in'
-    # signing in on the hub does not reach a site with its own session...
-    res = sign_in(app, 'alice').follow()
+    # a sign-in on the hub that never went through the other site (the
+    # browser did not follow it there)...
+    sign_in(app, 'alice')
+    res = app.get(HUB + '/')
     assert user_of(app.get(SITE + '/')) == 'not signed in'
     # ... until the push link (on another host: WebTest's click() would
     # stay on this one)
@@ -601,10 +758,12 @@ def test_signing_in_on_the_other_site_goes_through_the_hub(app):
 
 def test_a_displaced_session_is_told_on_both_sites(wsgi_app, tracker):
     first = browser(wsgi_app, ip='198.51.100.1')
-    sign_in(first, 'alice')
+    signed_in(first, 'alice')
     follow_all(first.get(SITE + '/'))
+    index_idle(tracker, 2)
+    signed_in(browser(wsgi_app, ip='203.0.113.2'), 'alice')
     index_idle(tracker, 31)
-    sign_in(browser(wsgi_app, ip='203.0.113.2'), 'alice')
+    signed_in(browser(wsgi_app, ip='203.0.113.3'), 'alice')
     for site in (SITE, HUB):
         res = first.get(site + '/', status=303)
         assert res.location == site + '/login?session_ended=displaced'
@@ -620,6 +779,160 @@ def test_the_sign_in_page_never_sends_elsewhere(app):
         assert 'evil' not in res.text
     res = app.get(HUB + '/login', {'next': SITE + '/about'}, status=303)
     assert res.location == SITE + '/about'
+
+
+# --- in a real browser ------------------------------------------------------
+
+
+@pytest.fixture
+def demo_sites(redis_url, monkeypatch):
+    """The demo served as a browser meets it: the hub on 127.0.0.1 and the
+    other site on localhost, each on a free port; yields their origins."""
+    from .conftest import serve
+
+    monkeypatch.setenv('REDIS_URL', redis_url)
+    made = {}
+
+    def app(environ, start_response):
+        return made['app'](environ, start_response)
+
+    with serve(app) as hub, serve(app) as other:
+        site = other.replace('127.0.0.1', 'localhost')
+        settings = get_appsettings(INI)
+        settings['session_suite.crossdomain.sites'] = f'{hub} {site}'
+        made['app'] = demo.main({}, **settings)
+        yield hub, site
+
+
+def shot(page, artifacts, name):
+    page.screenshot(path=str(artifacts / f'demo-{name}.png'), full_page=True)
+
+
+def sign_in_on(page, user):
+    """Fill in and send the sign-in form the page shows."""
+    page.fill('input[name=username]', user)
+    page.fill('input[name=password]', user)
+    with page.expect_navigation():
+        page.click('#login button[type=submit]')
+
+
+def test_the_demo_in_a_browser(demo_sites, browser, artifacts):
+    """Sign in on the hub, the other site, sign out there, sign in again:
+    what a newcomer does first, in Chromium."""
+    hub, site = demo_sites
+    context = browser.new_context(viewport={'width': 1100, 'height': 800})
+    page = context.new_page()
+    visited = []
+    page.on(
+        'request',
+        lambda r: visited.append(r.url) if r.is_navigation_request() else 0,
+    )
+
+    def user():
+        return page.text_content('#user')
+
+    def messages(kind):
+        return [
+            t.strip() for t in page.locator(f'p.{kind}').all_text_contents()
+        ]
+
+    page.goto(hub + '/')
+    assert user() == 'not signed in'
+    assert page.text_content('#where') == hub.split('//')[1] + ' · hub'
+    shot(page, artifacts, 'home')
+    with page.expect_navigation():
+        page.click('#nav-login')
+    shot(page, artifacts, 'sign-in')
+    sign_in_on(page, 'alice')
+    assert page.url == hub + '/'
+    assert user() == 'alice'
+    assert messages('flash') == ['Signed in as alice.']
+    shot(page, artifacts, 'signed-in')
+
+    # the other site: signed in at its first page view
+    page.goto(site + '/')
+    assert page.url == site + '/'
+    assert user() == 'alice'
+    assert page.text_content('#site') == site
+    assert page.text_content('#where').endswith(' · other site')
+    shot(page, artifacts, 'other-site')
+    with page.expect_navigation():
+        page.click('#theme button')
+    assert page.text_content('#theme') == 'dark'
+    shot(page, artifacts, 'other-site-dark')
+    with page.expect_navigation():
+        page.click('#theme button')
+
+    # sign out there: signed out on both, each says so
+    with page.expect_navigation():
+        page.click('#logout button')
+    assert page.url == site + '/'
+    assert user() == 'not signed in'
+    assert messages('flash') == ['You signed out.']
+    page.goto(hub + '/')
+    assert user() == 'not signed in'
+    assert messages('notice') == [
+        'You signed out (in another tab, or on the other site).'
+    ]
+    shot(page, artifacts, 'signed-out-elsewhere')
+
+    # sign in again, from the other site: the hub's form, and back
+    page.goto(site + '/')
+    with page.expect_navigation():
+        page.click('#nav-login')
+    assert page.url.startswith(hub + '/login?')
+    sign_in_on(page, 'alice')
+    page.wait_for_url(site + '/')
+    assert user() == 'alice'
+    page.goto(hub + '/')
+    assert user() == 'alice'
+
+    # sign out on the hub, in again on the hub: the other site follows
+    with page.expect_navigation():
+        page.click('#logout button')
+    page.goto(site + '/')
+    assert user() == 'not signed in'
+    assert messages('notice') == [
+        'You signed out (in another tab, or on the other site).'
+    ]
+    page.goto(hub + '/login')
+    sign_in_on(page, 'alice')
+    page.goto(site + '/')
+    assert user() == 'alice'
+    assert not [url for url in visited if 'session_suite_xd' in url]
+
+    # a private window: "Your sessions" lists both devices
+    private = browser.new_context(viewport={'width': 1100, 'height': 800})
+    window = private.new_page()
+    window.goto(hub + '/login')
+    window.fill('input[name=username]', 'alice')
+    window.fill('input[name=password]', 'alice')
+    with window.expect_navigation():
+        window.click('#login button[type=submit]')
+    page.goto(hub + '/sessions')
+    assert page.locator('tbody tr').count() == 2
+    shot(page, artifacts, 'your-sessions')
+    private.close()
+
+    # the debug toolbar: its tab at the right edge opens it in a new tab
+    page.goto(hub + '/')
+    button = page.locator('#pShowToolBarButton')
+    assert button.is_visible()
+    with context.expect_page() as opened:
+        button.click()
+    toolbar = opened.value
+    toolbar.wait_for_load_state()
+    assert toolbar.locator('#pDebugPanel-session').count() == 0
+    tab = toolbar.locator('#pDebugPanel-session_multi a')
+    tab.click()
+    content = toolbar.locator('#pDebugPanel-session_multi-content')
+    content.wait_for(state='visible')
+    assert 'visits' in content.inner_text()
+    toolbar.set_viewport_size({'width': 1280, 'height': 900})
+    toolbar.screenshot(
+        path=str(artifacts / 'demo-toolbar-panel.png'), full_page=True
+    )
+    context.close()
 
 
 # --- the configuration ------------------------------------------------------
@@ -657,7 +970,7 @@ def test_the_secrets_are_marked_dev_only():
 
 
 def test_no_cookie_is_secure_over_http(app):
-    res = sign_in(app, 'alice').follow()
+    res = signed_in(app, 'alice')
     res.forms['theme'].submit()
     for cookie in app.cookiejar:
         assert not cookie.secure, cookie.name

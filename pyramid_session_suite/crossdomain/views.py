@@ -372,9 +372,9 @@ def push_url(request, next_url, sites=None):
     Redirect there after a login on the hub: every site then has the new
     session at its next page view, whatever it had (with
     ``always_replace``; else a site keeps a session of its own). A site
-    whose push ``next_url`` already is is left out. With the push flow off,
-    ``next_url`` itself. Every site of the chain must be up: the browser
-    goes through each.
+    that ``next_url`` already pushes to is left out. With the push flow
+    off, ``next_url`` itself. Every site of the chain must be up: the
+    browser goes through each.
     """
     crossdomain = _crossdomain(request)
     if next_url.startswith('/'):
