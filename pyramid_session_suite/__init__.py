@@ -5,6 +5,8 @@
 directive.
 """
 
+from typing import Any
+
 from .clients import redis_client
 from .config import includeme, register_session_factory
 from .cookie import CookieSessionFactory
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # the Redis backend needs the "redis" extra; import it on first use
     if name in ('RedisSessionFactory', 'redis_session_factory'):
         from . import redis

@@ -5,10 +5,18 @@ write refused, a token redeemed …); the list lives in the WSGI environ and
 costs nothing when nothing happens.
 """
 
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
 ACTIVITY_KEY = 'session_suite.activity'
 
 
-def record(environ, feature, action, **details):
+def record(
+    environ: MutableMapping[str, Any],
+    feature: str,
+    action: str,
+    **details: Any,
+) -> None:
     """Note that ``feature`` did ``action`` during this request."""
     entry = {'feature': feature, 'action': action, 'details': details}
     activity = environ.get(ACTIVITY_KEY)
@@ -18,6 +26,6 @@ def record(environ, feature, action, **details):
         activity.append(entry)
 
 
-def recorded(environ):
+def recorded(environ: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Return what was recorded during the request of ``environ``."""
     return list(environ.get(ACTIVITY_KEY, ()))

@@ -17,6 +17,9 @@ are included; a refusal raises :class:`LoginRefusedError` (409) and changes
 nothing. ``logout`` ends the session everywhere it is recorded.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 from pyramid.csrf import (
     LegacySessionCSRFStoragePolicy,
     SessionCSRFStoragePolicy,
@@ -32,6 +35,11 @@ from .interfaces import IUserIndex
 from .login_records import remembered
 from .user_index import marker_of, same_user
 
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+    from .user_index import SessionTracker
+
 
 class LoginRefusedError(HTTPConflict):
     """409 Conflict: the account has its maximum of sessions, one of them
@@ -43,14 +51,16 @@ class LoginRefusedError(HTTPConflict):
         'for a while, or sign out there.'
     )
 
-    def __init__(self, retry_after, **kw):
+    def __init__(self, retry_after: int, **kw: Any) -> None:
         super().__init__(headers={'Retry-After': str(retry_after)}, **kw)
         #: seconds until a login may succeed (``retry_after`` is WebOb's
         #: header property, a ``datetime``)
         self.retry_seconds = retry_after
 
 
-def login(request, userid, remember=False, **kw):
+def login(
+    request: Request, userid: Any, remember: bool = False, **kw: Any
+) -> list[tuple[str, str]]:
     """Log ``userid`` in on this request's session with a new session id
     and a new CSRF token; return the headers of
     :func:`pyramid.security.remember` (``kw`` is passed to it).
@@ -60,7 +70,7 @@ def login(request, userid, remember=False, **kw):
     cookie has that ``Max-Age`` (it outlives the browser); without, the
     cookie lasts for the browser session (or the namespace's
     ``cookie_max_age``). Only a Redis session can be remembered."""
-    tracker = request.registry.queryUtility(IUserIndex)
+    tracker: SessionTracker | None = request.registry.queryUtility(IUserIndex)
     if tracker is None:
         session = request.session
         _rotate(session)
@@ -70,12 +80,17 @@ def login(request, userid, remember=False, **kw):
             session.remember()
     else:
         _register(request, tracker, userid, remember)
-    headers = remember_headers(request, userid, **kw)
+    headers: list[tuple[str, str]] = remember_headers(request, userid, **kw)
     _renew_csrf_token(request)
     return headers
 
 
-def _register(request, tracker, userid, remember=False):
+def _register(
+    request: Request,
+    tracker: SessionTracker,
+    userid: Any,
+    remember: bool = False,
+) -> None:
     """Record the login in the user index, or raise
     :class:`LoginRefusedError`."""
     session = tracker.session(request)
@@ -88,7 +103,7 @@ def _register(request, tracker, userid, remember=False):
         request,
         session,
         userid,
-        replaces=previous['h'] if again else None,
+        replaces=previous['h'] if previous is not None and again else None,
         remember=remember,
     )
     if not admitted:
@@ -101,13 +116,15 @@ def _register(request, tracker, userid, remember=False):
         tracker.index.forget(previous['u'], previous['h'])
 
 
-def logout(request, **kw):
+def logout(request: Request, **kw: Any) -> list[tuple[str, str]]:
     """End this request's session (and its index entry); return the
     headers of :func:`pyramid.security.forget`."""
-    tracker = request.registry.queryUtility(IUserIndex)
+    headers: list[tuple[str, str]]
+    tracker: SessionTracker | None = request.registry.queryUtility(IUserIndex)
     if tracker is None:
         request.session.invalidate()
-        return forget(request, **kw)
+        headers = forget(request, **kw)
+        return headers
     session = tracker.session(request)
     marker = marker_of(session)
     if marker is not None:
@@ -115,10 +132,11 @@ def logout(request, **kw):
         session.discard()
     else:
         session.invalidate()
-    return forget(request, **kw)
+    headers = forget(request, **kw)
+    return headers
 
 
-def credentials_changed(request, reason='credentials'):
+def credentials_changed(request: Request, reason: str = 'credentials') -> int:
     """Call after the logged-in user's password, e-mail or second factor
     changed: every other session of the user ends at once (on every site
     of a cross-domain group, in every worker: they are ended in Redis),
@@ -127,7 +145,7 @@ def credentials_changed(request, reason='credentials'):
     user logged in with a new id (a remembered login stays remembered) and
     a new CSRF token. Return how many sessions ended. Needs
     ``pyramid_session_suite.user_index``."""
-    tracker = request.registry.queryUtility(IUserIndex)
+    tracker: SessionTracker | None = request.registry.queryUtility(IUserIndex)
     if tracker is None:
         raise ConfigurationError(
             'credentials_changed() needs '
@@ -161,7 +179,7 @@ def credentials_changed(request, reason='credentials'):
     return len(ended)
 
 
-def _renew_csrf_token(request):
+def _renew_csrf_token(request: Request) -> None:
     """A new CSRF token, wherever the CSRF storage policy keeps it, even if
     the session had none (as Django does): a token obtained, or planted,
     before the login no longer passes."""
@@ -175,7 +193,7 @@ def _renew_csrf_token(request):
     policy.new_csrf_token(request)
 
 
-def _rotate(session):
+def _rotate(session: Any) -> None:
     """A new session id for ``session``, keeping its data."""
     rotate = getattr(session, 'rotate', None)
     if rotate is not None:

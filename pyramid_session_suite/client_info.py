@@ -11,12 +11,19 @@ WebOb's ``request.client_addr`` returns the *first* entry of that header,
 which any client can forge, so it is never used.
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 import functools
 import ipaddress
 import os
 import re
+from typing import TYPE_CHECKING, Any
 from pyramid.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    import geoip2.database
+    from pyramid.request import Request
 
 PREFIX = 'session_suite.user_index.'
 EXTRA = 'pyramid_session_suite[user_index]'
@@ -28,7 +35,7 @@ UA_CACHE_SIZE = 1024
 #: ``X-Forwarded-For`` entries looked at, at most, from the right.
 MAX_FORWARDED = 32
 
-_BROWSERS = {
+_BROWSERS: dict[str | None, str] = {
     'Mobile Safari': 'Safari',
     'Mobile Safari UI/WKWebView': 'In-app browser',
     'Chrome Mobile': 'Chrome',
@@ -40,7 +47,10 @@ _BROWSERS = {
     'Opera Mobile': 'Opera',
     'Python Requests': 'python-requests',
 }
-_SYSTEMS = {'Mac OS X': 'macOS', 'Chrome OS': 'ChromeOS'}
+_SYSTEMS: dict[str | None, str] = {
+    'Mac OS X': 'macOS',
+    'Chrome OS': 'ChromeOS',
+}
 _APPLE_HANDHELDS = {'iPhone', 'iPad', 'iPod'}
 _MOBILE_SYSTEMS = set(
     'Android,iOS,iPadOS,Windows Phone,KaiOS,BlackBerry OS'.split(',')
@@ -51,6 +61,7 @@ _WARM_UP_UA = (
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ClientInfo:
@@ -76,7 +87,7 @@ class ClientInfo:
         self,
         trusted_proxies: int | Sequence[str] | None = None,
         store_ip: str = 'full',
-        geoip_db: str | os.PathLike | None = None,
+        geoip_db: str | os.PathLike[str] | None = None,
         geo: str = 'city',
     ) -> None:
         self.store_ip = _one_of('store_ip', store_ip, 'full truncated none')
@@ -107,12 +118,12 @@ class ClientInfo:
         if self._reader is not None:
             self._reader.close()
 
-    def ip(self, request) -> str | None:
+    def ip(self, request: Request) -> str | None:
         """Return the client address of ``request`` as ``store_ip`` says
         to store it, or ``None``."""
         return self._stored(self._client_addr(request))
 
-    def describe(self, request) -> dict:
+    def describe(self, request: Request) -> dict[str, Any]:
         """Return ``{'ip', 'ua', 'label', 'mobile', 'location'}`` for the
         client of ``request``, e.g. ``'Firefox on Linux'`` and
         ``'Berlin, Germany'``.
@@ -133,7 +144,7 @@ class ClientInfo:
             'location': self._locate(addr),
         }
 
-    def _client_addr(self, request) -> IPAddress | None:
+    def _client_addr(self, request: Request) -> IPAddress | None:
         remote = getattr(request, 'remote_addr', None)
         if remote is None:  # DummyRequest has no remote_addr
             remote = getattr(request, 'environ', {}).get('REMOTE_ADDR')
@@ -161,6 +172,7 @@ class ClientInfo:
         return client
 
     def _trusted(self, addr: IPAddress | None) -> bool:
+        assert self._networks is not None  # only called with networks
         return addr is not None and any(addr in n for n in self._networks)
 
     def _stored(self, addr: IPAddress | None) -> str | None:
@@ -196,7 +208,9 @@ def _one_of(name: str, value: str, choices: str) -> str:
     return value
 
 
-def _trusted_proxies(value):
+def _trusted_proxies(
+    value: int | Sequence[str] | None,
+) -> tuple[int | None, list[IPNetwork] | None]:
     """Return ``(hops, networks)``, one of them ``None`` or both."""
     key = PREFIX + 'trusted_proxies'
     if not value:
@@ -205,8 +219,8 @@ def _trusted_proxies(value):
         if value < 0:
             raise ConfigurationError(f'{key}: must be 0 or more, not {value}')
         return value, None
-    try:
-        return None, [ipaddress.ip_network(v, strict=False) for v in value]
+    try:  # (True is not iterable: that TypeError is caught)
+        return None, [ipaddress.ip_network(v, strict=False) for v in value]  # type: ignore[union-attr]
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
             f'{key}: expected a number of proxies or a list of networks '
@@ -214,7 +228,9 @@ def _trusted_proxies(value):
         ) from None
 
 
-def _open_geoip(path):
+def _open_geoip(
+    path: str | os.PathLike[str],
+) -> tuple[geoip2.database.Reader, Callable[[str], Any]]:
     key = PREFIX + 'geoip_db'
     try:
         import geoip2.database
@@ -244,7 +260,7 @@ def _open_geoip(path):
     )
 
 
-def _header(request, name: str) -> str:
+def _header(request: Request, name: str) -> str:
     headers = getattr(request, 'headers', None)
     value = headers.get(name) if headers is not None else None
     if value is None:
@@ -253,7 +269,7 @@ def _header(request, name: str) -> str:
     return value if isinstance(value, str) else ''
 
 
-def _parse_ip(value) -> IPAddress | None:
+def _parse_ip(value: object) -> IPAddress | None:
     """Return ``value`` as a normalized address, or ``None`` if it is not
     one. Accepts ``[v6]:port`` and ``v4:port``."""
     if not isinstance(value, str) or len(value) > 64:
@@ -274,12 +290,12 @@ def _parse_ip(value) -> IPAddress | None:
     return addr
 
 
-def _family(part) -> str | None:
+def _family(part: Any) -> str | None:
     family = getattr(part, 'family', None)
     return None if family in (None, '', 'Other') else family
 
 
-def _summarize(parse, ua: str) -> tuple[str, bool]:
+def _summarize(parse: Callable[[str], Any], ua: str) -> tuple[str, bool]:
     """Return ``(label, mobile)`` for a ``User-Agent`` string."""
     try:
         result = parse(ua)

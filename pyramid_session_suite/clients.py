@@ -12,15 +12,30 @@ keys in one hash slot (``{user}`` tags), so Redis Cluster needs nothing
 more.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 import threading
+from typing import TYPE_CHECKING, Any, TypeAlias
 from pyramid.exceptions import ConfigurationError
 
 from .deadline import bounded
 from .settings import as_bool, as_int, as_list, as_positive_float, as_str
 
+if TYPE_CHECKING:
+    from redis import RedisCluster
+    from redis.commands.core import Script
+    from redis.connection import Encoder
+
+#: a Redis client of the suite: a :class:`redis.Redis` (one server, or a
+#: Sentinel-managed primary), a :class:`redis.RedisCluster` or a
+#: :class:`LazyRedisCluster` (``Any``: redis-py types the replies of its
+#: commands as ``Awaitable | Any``)
+RedisClient: TypeAlias = Any
+
 #: defaults for every client, in seconds: a slow or frozen Redis gives a
 #: 503 after this long instead of holding a worker thread
-DEFAULT_REDIS_OPTIONS = {
+DEFAULT_REDIS_OPTIONS: dict[str, Any] = {
     'socket_timeout': 2.0,
     'socket_connect_timeout': 1.0,
 }
@@ -32,7 +47,7 @@ DEFAULT_REDIS_OPTIONS = {
 DEFAULT_RETRIES = 1
 
 
-def as_retries(value):
+def as_retries(value: Any) -> int | None:
     retries = as_int(value)
     if retries is not None and retries < 0:
         raise ValueError(f'must be 0 or more, not {value!r}')
@@ -63,15 +78,15 @@ _SERVER_GROUP = (*_SERVER_KEYS, 'redis_sentinel_master')
 
 
 def redis_client(
-    url=None,
+    url: str | None = None,
     *,
-    cluster_nodes=None,
-    sentinels=None,
-    sentinel_master=None,
-    sentinel_options=None,
-    retries=DEFAULT_RETRIES,
-    **options,
-):
+    cluster_nodes: Sequence[str] | None = None,
+    sentinels: Sequence[str] | None = None,
+    sentinel_master: str | None = None,
+    sentinel_options: Mapping[str, Any] | None = None,
+    retries: int = DEFAULT_RETRIES,
+    **options: Any,
+) -> RedisClient:
     """Return a Redis client for exactly one of ``url`` (one server),
     ``cluster_nodes`` (``host:port`` seed nodes of a Redis Cluster) or
     ``sentinels`` (``host:port`` of Sentinels, with ``sentinel_master``).
@@ -128,6 +143,7 @@ def redis_client(
         },
         **(sentinel_options or {}),
     )
+    assert sentinels is not None  # exactly one of the three was given
     sentinel = Sentinel(
         [_address(node) for node in sentinels],
         sentinel_kwargs=sentinel_options,
@@ -151,14 +167,14 @@ class LazyRedisCluster:
     application starts while its cluster is unreachable (and answers 503
     until it is back) instead of failing to start."""
 
-    def __init__(self, url=None, **kwargs):
+    def __init__(self, url: str | None = None, **kwargs: Any) -> None:
         self._url = url
         self._kwargs = kwargs
-        self._client = None
+        self._client: RedisCluster | None = None
         self._lock = threading.Lock()
 
     @property
-    def client(self):
+    def client(self) -> RedisCluster:
         """The cluster client (connecting now if need be); an unreachable
         cluster raises :class:`redis.ConnectionError`."""
         client = self._client
@@ -176,20 +192,21 @@ class LazyRedisCluster:
                             client = redis.RedisCluster(**self._kwargs)
                     except redis.exceptions.RedisClusterException as exc:
                         raise redis.ConnectionError(str(exc)) from exc
-                    client.commands_parser = _ScriptKeys(
+                    client.commands_parser = _ScriptKeys(  # type: ignore[assignment]
                         client.commands_parser
                     )
                     self._client = client
                 client = self._client
         return client
 
-    def register_script(self, script):
+    def register_script(self, script: str | bytes) -> Script:
         """A script bound to this client, without connecting yet."""
         from redis.commands.core import Script
 
-        return Script(self, script)
+        # the script runs on the cluster client this one stands for
+        return Script(self, script)  # type: ignore[arg-type]
 
-    def get_encoder(self):
+    def get_encoder(self) -> Encoder:
         from redis.connection import Encoder
 
         return Encoder(
@@ -198,10 +215,10 @@ class LazyRedisCluster:
             self._kwargs.get('decode_responses', False),
         )
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         nodes = [n.name for n in self._kwargs.get('startup_nodes', ())]
         return f'<LazyRedisCluster {self._url or nodes}>'
 
@@ -212,27 +229,33 @@ class _ScriptKeys:
     ``COMMAND GETKEYS`` round trip (which a cluster pipeline otherwise pays
     for every script it holds)."""
 
-    def __init__(self, parser):
+    def __init__(self, parser: Any) -> None:
         self._parser = parser
 
-    def get_keys(self, redis_conn, *args):
+    def get_keys(self, redis_conn: Any, *args: Any) -> list[Any] | None:
         name = args[0].upper() if isinstance(args[0], str) else ''
         if name in ('EVAL', 'EVALSHA') and len(args) > 2:
             return list(args[3 : 3 + int(args[2])])
-        return self._parser.get_keys(redis_conn, *args)
+        keys: list[Any] | None = self._parser.get_keys(redis_conn, *args)
+        return keys
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
 
 
-def _address(node):
+def _address(node: str) -> tuple[str, int]:
     host, sep, port = node.rpartition(':')
     if not sep or not host or not port.isdigit():
         raise ValueError(f'{node!r} is not host:port')
     return host.strip('[]'), int(port)
 
 
-def connection_options(namespace_options, core_options, prefix, core):
+def connection_options(
+    namespace_options: Mapping[str, Any],
+    core_options: Mapping[str, Any],
+    prefix: str,
+    core: str,
+) -> tuple[dict[str, Any], str]:
     """Merge the connection settings of a namespace (under ``prefix``) with
     the core ones (under ``core``): the server comes from the namespace when
     it names one, else from the core; other options from the namespace,
@@ -253,7 +276,9 @@ def connection_options(namespace_options, core_options, prefix, core):
     return merged, core
 
 
-def client_from_settings(options, prefix):
+def client_from_settings(
+    options: Mapping[str, Any], prefix: str
+) -> RedisClient:
     """Return the client that connection ``options`` describe, or a
     ``ConfigurationError`` naming the setting at fault (``prefix`` is where
     the settings came from)."""

@@ -1,6 +1,10 @@
 """Configuration time: the core ``includeme``, the
 ``register_session_factory`` directive and ``request.session_multi``."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRequestFactory, ISessionFactory
 from pyramid.request import Request
@@ -17,20 +21,25 @@ from .multi import (
     backend_of,
     derive_cookie_name,
 )
-from .settings import as_list, as_str, parse_settings
+from .settings import Setting, as_list, as_str, parse_settings
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.registry import Registry
+    from pyramid.response import Response
 
 #: runs after every ``set_request_factory`` (order 0), whatever the order
 #: of the calls
 LATE = 10
 
-CORE_SETTINGS = (
+CORE_SETTINGS: tuple[Setting, ...] = (
     ('namespaces', as_list, []),
     ('request_session', as_str, None),
     *CONNECTION_SETTINGS,
 )
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     """Install ``request.session_multi`` and the
     ``config.register_session_factory`` directive; register the namespaces
     declared under ``session_suite.``."""
@@ -68,12 +77,12 @@ def includeme(config):
 
 
 def register_session_factory(
-    config,
-    namespace,
-    session_factory,
-    discriminator=None,
-    cookie_name=None,
-):
+    config: Configurator,
+    namespace: str,
+    session_factory: Callable[[Request], Any] | str,
+    discriminator: Callable[[Request], Any] | str | None = None,
+    cookie_name: str | None = None,
+) -> None:
     """Register ``session_factory`` as ``request.session_multi[namespace]``.
 
     ``discriminator(request)`` returning a falsy value makes the namespace
@@ -97,7 +106,8 @@ def register_session_factory(
     discriminator = config.maybe_dotted(discriminator)
     cookie_name = derive_cookie_name(session_factory, cookie_name)
     if getattr(session_factory, 'namespace', False) is None:
-        session_factory.namespace = namespace  # for metrics and traces
+        # for metrics and traces
+        session_factory.namespace = namespace  # type: ignore[union-attr]
 
     intr = config.introspectable(
         'session_suite namespaces',
@@ -111,7 +121,7 @@ def register_session_factory(
     intr['discriminator'] = discriminator
     intr['backend'] = backend_of(session_factory)
 
-    def register():
+    def register() -> None:
         manager_config.register_session_factory(
             namespace, session_factory, discriminator, cookie_name
         )
@@ -124,12 +134,12 @@ def register_session_factory(
     config.action(('session_suite cookie', cookie_name))
 
 
-def use_as_request_session(config, namespace):
+def use_as_request_session(config: Configurator, namespace: str) -> None:
     """Make ``request.session`` the session of ``namespace``, so that
     Pyramid's CSRF and flash messages use it."""
     registry = config.registry
 
-    def check():
+    def check() -> None:
         manager_config = registry.getUtility(ISessionMultiManagerConfig)
         if not manager_config.has_namespace(namespace):
             raise ConfigurationError(
@@ -141,10 +151,10 @@ def use_as_request_session(config, namespace):
                 'has a discriminator, so it may be None'
             )
 
-    def session_factory(request):
+    def session_factory(request: Request) -> Any:
         return request.session_multi[namespace]
 
-    session_factory.namespace = namespace
+    session_factory.namespace = namespace  # type: ignore[attr-defined]
     config.set_session_factory(session_factory)
     config.action(('session_suite', 'request_session'), check, order=LATE)
 
@@ -153,13 +163,15 @@ def use_as_request_session(config, namespace):
 REQUEST_ATTRIBUTES_KEY = 'session_suite.request_attributes'
 
 
-def add_request_attribute(config, name, factory):
+def add_request_attribute(
+    config: Configurator, name: str, factory: Callable[[Request], Any]
+) -> None:
     """Give requests a lazy ``name`` attribute made by ``factory(request)``
     (configuration time; installed with ``request.session_multi``)."""
     config.registry.setdefault(REQUEST_ATTRIBUTES_KEY, {})[name] = factory
 
 
-def install_request_attributes(registry):
+def install_request_attributes(registry: Registry) -> None:
     """Give the application's request class its lazy attributes
     (``session_multi`` and those of the included features).
 
@@ -167,12 +179,14 @@ def install_request_attributes(registry):
     properties, so a request that never touches them pays nothing. A
     request factory that is not a class is wrapped instead.
     """
-    attributes = registry.get(REQUEST_ATTRIBUTES_KEY, {})
+    attributes: dict[str, Callable[[Request], Any]] = registry.get(
+        REQUEST_ATTRIBUTES_KEY, {}
+    )
     factory = registry.queryUtility(IRequestFactory, default=Request)
     if getattr(factory, 'session_suite_installed', False):
         return
     if isinstance(factory, type):
-        namespace = {
+        namespace: dict[str, Any] = {
             name: LazyAttribute(name, make)
             for name, make in attributes.items()
         }
@@ -185,18 +199,20 @@ def install_request_attributes(registry):
         registry.registerUtility(request_class, IRequestFactory)
         return
 
-    def request_factory(environ):
+    def request_factory(environ: dict[str, Any]) -> Request:
         request = factory(environ)
         for name, make in attributes.items():
             request.set_property(make, name, reify=True)
         return request
 
-    request_factory.session_suite_installed = True
-    request_factory.blank = getattr(factory, 'blank', None)
+    request_factory.session_suite_installed = True  # type: ignore[attr-defined]
+    request_factory.blank = getattr(factory, 'blank', None)  # type: ignore[attr-defined]
     registry.registerUtility(request_factory, IRequestFactory)
 
 
-def persist_tween_factory(handler, registry):
+def persist_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
     """Add the Redis persist tween when the application has Redis sessions;
     otherwise add nothing."""
     if not _uses_redis_sessions(registry):
@@ -206,7 +222,7 @@ def persist_tween_factory(handler, registry):
     return persist_tween_factory(handler, registry)
 
 
-def _uses_redis_sessions(registry):
+def _uses_redis_sessions(registry: Registry) -> bool:
     try:
         from .redis import RedisSessionFactory
     except ImportError:
@@ -217,7 +233,7 @@ def _uses_redis_sessions(registry):
     return any(isinstance(f, RedisSessionFactory) for f in factories)
 
 
-def _add_session_lock(config):
+def _add_session_lock(config: Configurator) -> None:
     try:
         import redis  # noqa: F401
     except ImportError:
@@ -225,7 +241,7 @@ def _add_session_lock(config):
     config.include('pyramid_session_suite.locking')
 
 
-def _add_redis_error_views(config):
+def _add_redis_error_views(config: Configurator) -> None:
     try:
         import redis
 

@@ -11,11 +11,35 @@ within what is left is not sent, and raises :class:`redis.TimeoutError`
 charged.
 """
 
+from __future__ import annotations
+
 import functools
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 from pyramid.threadlocal import manager
 import redis
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+    class _Connection:
+        """What :class:`_Bounded` needs of the Redis connection class it is
+        mixed into."""
+
+        _sock: Any
+        socket_timeout: float | None
+
+        def connect(self) -> None: ...
+
+        def send_packed_command(
+            self, command: Any, check_health: bool = True
+        ) -> None: ...
+
+        def read_response(self, *args: Any, **kwargs: Any) -> Any: ...
+
+else:
+    _Connection = object
 
 _local = threading.local()
 
@@ -23,36 +47,37 @@ _local = threading.local()
 class _Spent:
     __slots__ = ('request', 'seconds')
 
-    def __init__(self, request):
+    def __init__(self, request: Request) -> None:
         self.request = request
         self.seconds = 0.0
 
 
-def _spent():
+def _spent() -> _Spent | None:
     """What the current request spent waiting on Redis, or ``None``
     outside a request."""
     request = manager.get()['request']
     if request is None:
         return None
-    spent = getattr(_local, 'spent', None)
+    spent: _Spent | None = getattr(_local, 'spent', None)
     if spent is None or spent.request is not request:
         spent = _local.spent = _Spent(request)
     return spent
 
 
-def spent_seconds():
+def spent_seconds() -> float:
     """The seconds the current request waited on Redis so far."""
     spent = _spent()
     return 0.0 if spent is None else spent.seconds
 
 
-class _Bounded:
+class _Bounded(_Connection):
     """A Redis connection that charges its time to the current request
     and sends nothing past the request's deadline (``bound`` seconds)."""
 
-    bound = None
+    bound: float | None = None
 
-    def _refuse(self, spent, timeout):
+    def _refuse(self, spent: _Spent, timeout: float | None) -> None:
+        assert self.bound is not None  # set by bounded()
         # half a timeout of slack: a retry after a timeout is always sent
         if (
             spent.seconds + (timeout or 0)
@@ -63,7 +88,7 @@ class _Bounded:
                 f'already (deadline {self.bound:g} s)'
             )
 
-    def connect(self):
+    def connect(self) -> None:
         spent = _spent()
         if spent is None or self._sock:
             return super().connect()
@@ -74,7 +99,9 @@ class _Bounded:
         finally:
             spent.seconds += time.monotonic() - start
 
-    def send_packed_command(self, command, check_health=True):
+    def send_packed_command(
+        self, command: Any, check_health: bool = True
+    ) -> None:
         spent = _spent()
         if spent is None:
             return super().send_packed_command(command, check_health)
@@ -87,7 +114,7 @@ class _Bounded:
         finally:
             spent.seconds += time.monotonic() - start
 
-    def read_response(self, *args, **kwargs):
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
         spent = _spent()
         if spent is None:
             return super().read_response(*args, **kwargs)
@@ -99,7 +126,7 @@ class _Bounded:
 
 
 @functools.cache
-def bounded(connection_class, bound):
+def bounded(connection_class: type[Any], bound: float) -> type[Any]:
     """``connection_class`` with a request deadline of ``bound`` seconds."""
     return type(
         connection_class.__name__,

@@ -1,6 +1,10 @@
 """Events for the rare transitions of a session's life, sent with
 ``registry.notify``. Subscribe with ``config.add_subscriber(f, Event)``."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from zope.interface import implementer
 
 from .interfaces import (
@@ -13,6 +17,11 @@ from .interfaces import (
     ITokenRejected,
 )
 
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+    from .redis import RedisSessionFactory
+
 
 @implementer(ISessionEnded)
 class SessionEnded:
@@ -20,7 +29,9 @@ class SessionEnded:
     (``reason``: ``displaced``, ``revoked``, ``expired``, ``logout`` …);
     the request goes on without it."""
 
-    def __init__(self, request, factory, reason):
+    def __init__(
+        self, request: Request, factory: RedisSessionFactory, reason: str
+    ) -> None:
         self.request = request
         self.factory = factory
         self.reason = reason
@@ -30,7 +41,13 @@ class SessionEnded:
 class SessionRegistered:
     """A session of ``userid`` entered the user index (at login)."""
 
-    def __init__(self, request, userid, handle, evicted=()):
+    def __init__(
+        self,
+        request: Request,
+        userid: Any,
+        handle: str,
+        evicted: Iterable[str] = (),
+    ) -> None:
         self.request = request
         self.userid = userid
         self.handle = handle
@@ -43,7 +60,14 @@ class SessionRevoked:
     """Sessions of ``userid`` were ended: by their user, an administrator,
     an operator, a newer login (``displaced``) or a timeout."""
 
-    def __init__(self, request, userid, handles, reason, count):
+    def __init__(
+        self,
+        request: Request,
+        userid: Any,
+        handles: Iterable[str],
+        reason: str,
+        count: int,
+    ) -> None:
         self.request = request
         self.userid = userid
         #: the handles asked for; empty for "all"
@@ -59,7 +83,9 @@ class LoginRefused:
     one was active within ``lock_seconds``; retry after ``retry_after``
     seconds."""
 
-    def __init__(self, request, userid, retry_after):
+    def __init__(
+        self, request: Request, userid: Any, retry_after: int
+    ) -> None:
         self.request = request
         self.userid = userid
         self.retry_after = retry_after
@@ -70,7 +96,9 @@ class SessionExpired:
     """A session reached its ``absolute`` or ``idle`` timeout and was ended
     on its next request."""
 
-    def __init__(self, request, userid, handle, kind):
+    def __init__(
+        self, request: Request, userid: Any, handle: str, kind: str
+    ) -> None:
         self.request = request
         self.userid = userid
         self.handle = handle
@@ -83,7 +111,14 @@ class SessionReplaced:
     (cross-domain sharing); ``was_empty`` tells whether it had a session
     of its own."""
 
-    def __init__(self, request, namespace, src, dst, was_empty):
+    def __init__(
+        self,
+        request: Request,
+        namespace: str,
+        src: str,
+        dst: str,
+        was_empty: bool,
+    ) -> None:
         self.request = request
         self.namespace = namespace
         self.src = src
@@ -97,7 +132,7 @@ class TokenRejected:
     ``malformed``, ``bad-tag``, ``expired``, ``from-the-future``,
     ``wrong-destination``, ``state-mismatch``, ``replayed``."""
 
-    def __init__(self, request, reason, flow):
+    def __init__(self, request: Request, reason: str, flow: str) -> None:
         self.request = request
         self.reason = reason
         self.flow = flow
@@ -107,7 +142,9 @@ class StoreUnavailable:
     """A request got a 503: the Redis store of ``namespace`` (``None`` when
     it is not known) failed with ``exc``."""
 
-    def __init__(self, request, exc, namespace):
+    def __init__(
+        self, request: Request, exc: BaseException, namespace: str | None
+    ) -> None:
         self.request = request
         self.exc = exc
         self.namespace = namespace

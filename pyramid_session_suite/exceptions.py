@@ -26,8 +26,9 @@ class SessionTooLarge(HTTPRequestEntityTooLarge, ValueError):
     catch it; unhandled, it renders like any Pyramid HTTP exception.
     """
 
-    def __init__(self, cookie_name, size, limit):
-        super().__init__(
+    def __init__(self, cookie_name: str, size: int, limit: int) -> None:
+        # (mypy takes ValueError's __init__: Pyramid's classes are untyped)
+        super().__init__(  # type: ignore[call-arg]
             detail=(
                 f'The session cannot hold this much data: its cookie '
                 f'{cookie_name!r} would have {size} bytes (at most {limit}).'

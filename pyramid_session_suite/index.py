@@ -22,13 +22,21 @@ Entries written by earlier releases (:mod:`.legacy_index`) are read,
 counted and revoked beside these until their sessions end.
 """
 
+from __future__ import annotations
+
 import base64
+import builtins
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import hashlib
 import time
+from typing import TYPE_CHECKING, Any
 
 from . import legacy_index, login_records as lr
 from .persist import Command
 from .signing import secret_list
+
+if TYPE_CHECKING:
+    from .clients import RedisClient
 
 #: kept for the code that imported it from here
 GRACE_MS = legacy_index.GRACE_MS
@@ -348,10 +356,10 @@ return {live + kept, pruned + before - kept}
 )
 
 
-def user_tag(userid):
+def user_tag(userid: Any) -> str:
     """The Redis hash tag of a user id: its URL-safe base64 (or a digest,
     for ids over 150 bytes)."""
-    if isinstance(userid, UserRef):
+    if isinstance(userid, UserRef) and userid.tag is not None:
         return userid.tag
     raw = str(userid).encode('utf-8')
     if len(raw) > 150:
@@ -359,7 +367,7 @@ def user_tag(userid):
     return base64.urlsafe_b64encode(raw).decode('ascii').rstrip('=')
 
 
-def userid_of_tag(tag):
+def userid_of_tag(tag: str) -> str | None:
     """The user id of a hash tag made by :func:`user_tag` (as a string),
     or ``None`` for the digest of a long id."""
     if tag.startswith('H') and len(tag) == 65:
@@ -377,16 +385,17 @@ class UserRef(str):
     string (the tag itself for ids too long to be read back), which the
     index's methods accept wherever they take a user id."""
 
-    tag = None
+    #: the hash tag
+    tag: str | None = None
 
-    def __new__(cls, tag):
+    def __new__(cls, tag: str) -> UserRef:
         userid = userid_of_tag(tag)
         ref = super().__new__(cls, tag if userid is None else userid)
         ref.tag = tag
         return ref
 
 
-def tag_of_key(key):
+def tag_of_key(key: str) -> str | None:
     """The hash tag of a user session's Redis key, or ``None``."""
     start = key.find('{')
     end = key.find('}:', start)
@@ -395,20 +404,34 @@ def tag_of_key(key):
     return key[start + 1 : end]
 
 
-def now_ms():
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SessionEntry(dict):
+class SessionEntry(dict[str, Any]):
     """One session of a user, as listed: ``handle``, ``last_seen`` and
     ``created`` (epoch seconds), ``ip``, ``ua``, ``label``, ``mobile``,
     ``location``, ``ns`` (the namespace), ``expires_in`` (seconds, ``None``
     for no expiry) and ``current``; the session id is never included."""
 
+    # the keys, read as attributes (``None`` when missing: an entry of an
+    # earlier release may lack some)
+    handle: str
+    last_seen: float
+    created: float
+    ip: str | None
+    ua: str | None
+    label: str | None
+    mobile: bool | None
+    location: str | None
+    ns: str | None
+    expires_in: float | None
+    current: bool
+
     __getattr__ = dict.get
 
 
-def _plain_summary(ua):
+def _plain_summary(ua: str) -> tuple[str, bool]:
     return ('Unknown browser' if not ua else ua[:40]), False
 
 
@@ -424,17 +447,17 @@ class UserIndex:
 
     def __init__(
         self,
-        client,
-        secret,
+        client: RedisClient,
+        secret: str | Sequence[str],
         *,
-        key_prefix='session_suite:users:',
-        session_prefix='session:',
-        ttl=86400,
-        end_ttl=86400,
-        clock=now_ms,
-        summary=_plain_summary,
-        namespace=None,
-    ):
+        key_prefix: str = 'session_suite:users:',
+        session_prefix: str = 'session:',
+        ttl: float = 86400,
+        end_ttl: float = 86400,
+        clock: Callable[[], int] = now_ms,
+        summary: Callable[[str], tuple[str, bool]] = _plain_summary,
+        namespace: str | None = None,
+    ) -> None:
         secrets = secret_list(secret, 'session_suite.user_index.secret')
         self.client = client
         self.key_prefix = key_prefix
@@ -452,7 +475,7 @@ class UserIndex:
 
     # -- names --------------------------------------------------------------
 
-    def keys(self, userid):
+    def keys(self, userid: Any) -> builtins.list[str]:
         """The keys of ``userid``'s scripts: its first session's key, its
         index, and the two keys of earlier releases' index."""
         if userid is None:
@@ -464,17 +487,17 @@ class UserIndex:
             *legacy_index.keys(self.key_prefix, tag),
         ]
 
-    def index_key(self, userid):
+    def index_key(self, userid: Any) -> str:
         return self.keys(userid)[1]
 
-    def handle(self, session_id):
+    def handle(self, session_id: str) -> str:
         """The opaque, stable handle of a session id."""
         key, secret = lr.split_id(session_id)
         if secret is None:
             return legacy_index.handle(self._secret, session_id)
         return lr.handle(key.rpartition(':')[2], lr.digest(secret))
 
-    def deadline(self, ttl_seconds, margin_ms=0):
+    def deadline(self, ttl_seconds: float | None, margin_ms: int = 0) -> int:
         """The score of a session used now whose key lives ``ttl_seconds``
         (``None``: as long as the index)."""
         if not ttl_seconds:
@@ -485,16 +508,16 @@ class UserIndex:
 
     def register(
         self,
-        userid,
-        payload,
+        userid: Any,
+        payload: bytes,
         *,
-        ttl=None,
-        score=None,
-        max_sessions=0,
-        lock_seconds=0,
-        replaces=None,
-        origin=None,
-    ):
+        ttl: float | None = None,
+        score: int | None = None,
+        max_sessions: int = 0,
+        lock_seconds: float = 0,
+        replaces: str | None = None,
+        origin: bytes | None = None,
+    ) -> tuple[bool, Any]:
         """Store a new session of ``userid`` (``payload``, the whole stored
         session, its secret's digest and login records included) in a free
         slot, with ``ttl`` (seconds, ``None``: none); enforce
@@ -547,7 +570,9 @@ class UserIndex:
         seconds = -(-int(reply[1]) // 1000)
         return False, min(seconds, int(lock_seconds))
 
-    def touch_commands(self, userid, slot, score):
+    def touch_commands(
+        self, userid: Any, slot: str, score: int
+    ) -> builtins.list[Command]:
         """The commands that move the deadline of the session in ``slot``
         (to be pipelined with the request's session writes); nothing
         happens while the user has no index key."""
@@ -557,7 +582,12 @@ class UserIndex:
             Command('pexpire', (z, self.ttl_ms), {}, None),
         ]
 
-    def legacy_touch_command(self, userid, handle, changes=None):
+    def legacy_touch_command(
+        self,
+        userid: Any,
+        handle: str,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Command:
         """The touch of a session indexed by an earlier release."""
         import json
 
@@ -570,7 +600,7 @@ class UserIndex:
         keys = self.keys(userid)[2:]
         return Command.eval(legacy_index.TOUCH, keys, args)
 
-    def forget(self, userid, handle):
+    def forget(self, userid: Any, handle: str) -> None:
         """Drop the entry ``handle`` of ``userid`` and keep its session
         (logged out of the index, not ended)."""
         _, z, lz, lh = self.keys(userid)
@@ -583,27 +613,50 @@ class UserIndex:
             pipe.hdel(lh, handle)
         pipe.execute()
 
-    def revoke(self, userid, *handles, reason='revoked'):
+    def revoke(
+        self, userid: Any, *handles: str, reason: str = 'revoked'
+    ) -> int:
         """End the given sessions of ``userid``; return how many ended."""
         if not handles:
             return 0
         return len(self.end(userid, handles, reason=reason))
 
-    def revoke_all(self, userid, *, except_handle=None, reason='revoked'):
+    def revoke_all(
+        self,
+        userid: Any,
+        *,
+        except_handle: str | None = None,
+        reason: str = 'revoked',
+    ) -> int:
         """End every session of ``userid`` (but ``except_handle``)."""
         return len(self.end_all(userid, except_handle, reason=reason))
 
-    def end(self, userid, handles, *, reason='revoked'):
+    def end(
+        self, userid: Any, handles: Sequence[str], *, reason: str = 'revoked'
+    ) -> builtins.list[str]:
         """End the given sessions of ``userid``; return the handles of
         those that ended."""
         return self._revoke(userid, reason, '', False, handles)
 
-    def end_all(self, userid, except_handle=None, *, reason='revoked'):
+    def end_all(
+        self,
+        userid: Any,
+        except_handle: str | None = None,
+        *,
+        reason: str = 'revoked',
+    ) -> builtins.list[str]:
         """End every session of ``userid`` (but ``except_handle``); return
         the handles of those that ended."""
         return self._revoke(userid, reason, except_handle or '', True, ())
 
-    def _revoke(self, userid, reason, except_handle, every, handles):
+    def _revoke(
+        self,
+        userid: Any,
+        reason: str,
+        except_handle: str,
+        every: bool,
+        handles: Sequence[str],
+    ) -> builtins.list[str]:
         reply = self.revoke_script(
             keys=self.keys(userid),
             args=[
@@ -620,7 +673,9 @@ class UserIndex:
 
     # -- reads --------------------------------------------------------------
 
-    def list(self, userid, current=None):
+    def list(
+        self, userid: Any, current: str | None = None
+    ) -> builtins.list[SessionEntry]:
         """The live sessions of ``userid``, most recently active first, as
         :class:`SessionEntry` (``current`` is the handle to mark)."""
         import json
@@ -670,23 +725,23 @@ class UserIndex:
         listed.sort(key=lambda e: e['last_seen'], reverse=True)
         return listed
 
-    def count(self, userid):
+    def count(self, userid: Any) -> int:
         """How many live sessions ``userid`` has (pruning the dead)."""
         return self.prune_counts(userid)[0]
 
-    def prune(self, userid):
+    def prune(self, userid: Any) -> int:
         """Drop the entries of ``userid`` whose session is gone; return
         how many were dropped."""
         return self.prune_counts(userid)[1]
 
-    def prune_counts(self, userid):
+    def prune_counts(self, userid: Any) -> tuple[int, int]:
         """Prune ``userid``'s entries; return ``(live, dropped)``."""
         live, pruned = self.count_script(
             keys=self.keys(userid), args=[self.clock(), GRACE_MS]
         )
         return int(live), int(pruned)
 
-    def users(self, count=500):
+    def users(self, count: int = 500) -> Iterator[str | None]:
         """Iterate over the ids (strings) of the users that have a session
         in the index, with ``SCAN``; ``None`` stands for ids too long to be
         read back."""
@@ -704,5 +759,5 @@ class UserIndex:
                     yield userid_of_tag(tag)
 
 
-def _text(value):
+def _text(value: bytes | str) -> str:
     return value.decode('utf-8') if isinstance(value, bytes) else value

@@ -1,3 +1,4 @@
+from typing import Any
 from zope.interface import Attribute, Interface
 
 
@@ -12,20 +13,23 @@ class ISessionMultiManagerConfig(Interface):
     namespaces_to_cookienames = Attribute('A dict of namespace: cookie name.')
 
     def register_session_factory(
-        namespace, session_factory, discriminator=None, cookie_name=None
-    ):
+        namespace: str,
+        session_factory: Any,
+        discriminator: Any = None,
+        cookie_name: str | None = None,
+    ) -> bool:
         """Register ``session_factory`` under ``namespace`` now."""
 
-    def has_namespace(namespace):
+    def has_namespace(namespace: str) -> bool:
         """Return ``True`` if ``namespace`` is registered."""
 
-    def get_namespace_config(namespace):
+    def get_namespace_config(namespace: str) -> Any:
         """Return the session factory registered for ``namespace``."""
 
-    def get_namespace_cookiename(namespace):
+    def get_namespace_cookiename(namespace: str) -> str:
         """Return the cookie name registered for ``namespace``."""
 
-    def get_namespace_discriminator(namespace):
+    def get_namespace_discriminator(namespace: str) -> Any:
         """Return the discriminator of ``namespace``, or ``None``."""
 
 

@@ -87,13 +87,13 @@ return 1
 """
 
 
-def keys(key_prefix, tag):
+def keys(key_prefix: str, tag: str) -> tuple[str, str]:
     """The two keys of the user whose hash tag is ``tag``."""
     base = f'{key_prefix}{{{tag}}}:'
     return base + 'z', base + 'h'
 
 
-def handle(secret, session_id):
+def handle(secret: bytes, session_id: str) -> str:
     """The handle of a session id of this form: an HMAC of it."""
     digest = hmac.new(
         secret, session_id.encode('utf-8'), hashlib.sha256

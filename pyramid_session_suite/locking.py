@@ -19,10 +19,14 @@ longer; a request that cannot get it within ``lock_wait`` is answered
 never blocked, and a request without a session has nothing to lock.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 import logging
 import math
 import secrets
 import time
+from typing import TYPE_CHECKING, Any
 from pyramid.httpexceptions import HTTPConflict
 import redis
 
@@ -31,6 +35,17 @@ from .login_records import redis_key
 from .namespaces import redis_factory
 from .persist import LOADED_SESSIONS_KEY, Command, queue_command
 from .request_cookies import readable_cookies
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.registry import Registry
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+    from .redis import RedisSessionFactory
+
+    #: a view as a view deriver sees it
+    _View = Callable[[Any, Request], Response]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +74,7 @@ class SessionLocked(HTTPConflict):
     )
 
 
-def lock_key(session_id):
+def lock_key(session_id: str) -> str:
     """The Redis key of the lock of ``session_id``: in the session key's
     hash slot, so that on a cluster it is released in order with the
     session's write."""
@@ -69,7 +84,7 @@ def lock_key(session_id):
     return '{' + key + '}:lock'
 
 
-def session_lock_deriver(view, info):
+def session_lock_deriver(view: _View, info: Any) -> _View:
     """The ``session_lock`` view option: run the requests of one session to
     this view one at a time for the namespace it names."""
     namespace = info.options.get('session_lock')
@@ -81,7 +96,7 @@ def session_lock_deriver(view, info):
     )
     manager_config = registry.getUtility(ISessionMultiManagerConfig)
 
-    def locked_view(context, request):
+    def locked_view(context: Any, request: Request) -> Response:
         factory = manager_config.get_namespace_config(namespace)
         cookie = readable_cookies(request).get(factory.cookie_name)
         session_id = cookie and factory.session_id_from_cookie(cookie)
@@ -97,13 +112,18 @@ def session_lock_deriver(view, info):
     return locked_view
 
 
-session_lock_deriver.options = ('session_lock',)
+session_lock_deriver.options = ('session_lock',)  # type: ignore[attr-defined]
 
 
 class SessionLock:
     """The lock of one session of a Redis namespace, for one request."""
 
-    def __init__(self, factory, session_id, clock=time.monotonic):
+    def __init__(
+        self,
+        factory: RedisSessionFactory,
+        session_id: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = factory.redis
         self.key = lock_key(session_id)
         self.timeout_ms = max(1, int(factory.lock_timeout * 1000))
@@ -112,7 +132,7 @@ class SessionLock:
         self.held = False
         self.clock = clock
 
-    def acquire(self):
+    def acquire(self) -> None:
         """Take the lock, waiting up to ``lock_wait`` seconds; raise
         :class:`SessionLocked` if it stays taken."""
         deadline = self.clock() + self.wait
@@ -127,7 +147,7 @@ class SessionLock:
             pause = min(pause * 2, LONGEST_PAUSE)
         self.held = True
 
-    def locked(self):
+    def locked(self) -> SessionLocked:
         """The 409: ``Retry-After`` is the time the lock is still held, in
         whole seconds rounded up but never more than the lock's own
         timeout (0 when it was given back meanwhile)."""
@@ -136,16 +156,16 @@ class SessionLock:
         retry_after = min(math.ceil(pttl / 1000), longest)
         return SessionLocked(headers={'Retry-After': str(retry_after)})
 
-    def release_command(self):
+    def release_command(self) -> Command:
         """The :class:`.persist.Command` that gives the lock back, sent
         after the session's write in the same round trip."""
 
-        def released(reply):
+        def released(reply: Any) -> None:
             self.held = False
 
         return Command.eval(RELEASE, (self.key,), (self.token,), released)
 
-    def release_if_held(self, request=None):
+    def release_if_held(self, request: Request | None = None) -> None:
         """Give the lock back now, if the write did not (an error before
         it); a store that fails here lets the lock expire."""
         if not self.held:
@@ -156,7 +176,7 @@ class SessionLock:
             log.warning('session lock %s left to expire', self.key)
 
 
-def _reload(request, factory):
+def _reload(request: Request, factory: RedisSessionFactory) -> None:
     """A session of the namespace loaded before the lock was held (by a
     tween) is read again, so that the view sees the latest data."""
     for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
@@ -164,7 +184,7 @@ def _reload(request, factory):
             session.reload()
 
 
-def check_locked_views(registry):
+def check_locked_views(registry: Registry) -> None:
     """Every ``session_lock`` names a Redis namespace (after every view and
     namespace is registered)."""
     manager_config = registry.getUtility(ISessionMultiManagerConfig)
@@ -178,7 +198,7 @@ def check_locked_views(registry):
         )
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     """The ``session_lock`` view option (part of the core)."""
     config.add_view_deriver(session_lock_deriver)
     from .config import LATE

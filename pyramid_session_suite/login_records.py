@@ -20,11 +20,13 @@ slot, ``.`` and the first 8 hex digits of the digest: stable, opaque, and
 never valid as a cookie.
 """
 
+from collections.abc import Mapping
 import functools
 import hashlib
 import hmac
 import re
 import secrets
+from typing import Any
 
 from . import stored
 
@@ -54,7 +56,7 @@ ID_RE = re.compile(
 REMEMBERED = '~'
 
 
-def remembered(session_id):
+def remembered(session_id: object) -> bool:
     """Whether ``session_id`` is that of a remembered login."""
     return isinstance(session_id, str) and session_id.endswith(REMEMBERED)
 
@@ -65,25 +67,25 @@ SLOT_KEY = re.compile(r'\}:(?:0|[A-Za-z0-9_-]{8})$')
 _TAIL = re.compile(r'\}:(?:0|[A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}\Z')
 
 
-def new_secret():
+def new_secret() -> tuple[str, bytes]:
     """A new secret for a session id, and its digest."""
     secret = secrets.token_urlsafe(16)
     return secret, digest(secret)
 
 
-def new_slot():
+def new_slot() -> str:
     """A random slot name (never ``0``: eight characters)."""
     return secrets.token_urlsafe(6)
 
 
 @functools.lru_cache(maxsize=4096)
-def digest(secret):
+def digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode('ascii')).digest()[
         : stored.DIGEST_SIZE
     ]
 
 
-def split_id(session_id):
+def split_id(session_id: str) -> tuple[str, str | None]:
     """``(redis key, secret)`` of a session id; the secret is ``None`` for
     ids whose key is the id itself (anonymous sessions, earlier
     releases)."""
@@ -98,23 +100,23 @@ def split_id(session_id):
     return session_id[:dot], session_id[dot + 1 :]
 
 
-def redis_key(session_id):
+def redis_key(session_id: str) -> str:
     """The Redis key of a session id."""
     return split_id(session_id)[0]
 
 
-def handle(slot, secret_digest):
+def handle(slot: str, secret_digest: bytes) -> str:
     """The handle of the session in ``slot`` whose secret has
     ``secret_digest``."""
     return f'{slot}.{secret_digest[:4].hex()}'
 
 
-def origin_digest(session_id):
+def origin_digest(session_id: str) -> bytes:
     """The short digest of the id a browser logs in from."""
     return hashlib.sha256(session_id.encode('utf-8')).digest()[:8]
 
 
-def matches(records, secret):
+def matches(records: Mapping[bytes, bytes], secret: str) -> bool:
     """Whether stored ``records`` belong to the id whose secret is
     ``secret``."""
     recorded = records.get(SECRET)
@@ -123,7 +125,7 @@ def matches(records, secret):
     )
 
 
-def encode(value):
+def encode(value: object) -> bytes:
     """A record's value: text as UTF-8, numbers in decimal."""
     if isinstance(value, bytes):
         return value
@@ -132,7 +134,9 @@ def encode(value):
     return str(value).encode('utf-8')
 
 
-def login_records(describe, now, origin=None):
+def login_records(
+    describe: Mapping[str, Any], now: int, origin: bytes | None = None
+) -> dict[bytes, bytes]:
     """The records of a new login: ``describe`` is the client's
     description (``ip``, ``ua``, ``location``), ``now`` epoch
     milliseconds."""
@@ -149,12 +153,12 @@ def login_records(describe, now, origin=None):
     return records
 
 
-def text(records, name):
+def text(records: Mapping[bytes, bytes], name: bytes) -> str | None:
     value = records.get(name)
     return None if value is None else value.decode('utf-8', 'replace')
 
 
-def number(records, name):
+def number(records: Mapping[bytes, bytes], name: bytes) -> int:
     value = records.get(name)
     try:
         return int(value) if value is not None else 0

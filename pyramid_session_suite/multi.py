@@ -1,6 +1,10 @@
 """The namespace table of an application and the lazy per-request mapping
 ``request.session_multi``."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IDict
 from zope.interface import implementer
@@ -8,6 +12,10 @@ from zope.interface import implementer
 from .exceptions import SessionSuiteNotIncluded, UnregisteredSession
 from .interfaces import ISessionMultiManagerConfig
 from .request_cookies import readable_cookies
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.request import Request
 
 #: environ key of an observer told about namespace loads and invalidations
 #: (the debug toolbar panel); nothing is told when it is absent
@@ -22,29 +30,34 @@ class SessionMultiManagerConfig:
     read-only while serving requests.
     """
 
-    def __init__(self, config=None):
-        self._session_factories = {}
-        self._discriminators = {}
-        self._cookienames = {}
+    def __init__(self, config: Configurator | None = None) -> None:
+        self._session_factories: dict[str, Callable[[Request], Any]] = {}
+        self._discriminators: dict[str, Callable[[Request], Any]] = {}
+        self._cookienames: dict[str, str] = {}
 
     @property
-    def namespaces(self):
+    def namespaces(self) -> list[str]:
         return list(self._session_factories)
 
     @property
-    def discriminators(self):
+    def discriminators(self) -> list[str]:
         return list(self._discriminators)
 
     @property
-    def namespaces_to_cookienames(self):
+    def namespaces_to_cookienames(self) -> dict[str, str]:
         return dict(self._cookienames)
 
     def register_session_factory(
-        self, namespace, session_factory, discriminator=None, cookie_name=None
-    ):
+        self,
+        namespace: str,
+        session_factory: Callable[[Request], Any],
+        discriminator: Callable[[Request], Any] | None = None,
+        cookie_name: str | None = None,
+    ) -> bool:
         if not namespace:
             raise ConfigurationError('a namespace is required')
-        if not session_factory:
+        # (a caller that is not type-checked may pass None)
+        if not session_factory:  # type: ignore[truthy-function]
             raise ConfigurationError(
                 f'namespace {namespace!r}: a session factory is required'
             )
@@ -71,20 +84,24 @@ class SessionMultiManagerConfig:
             self._discriminators[namespace] = discriminator
         return True
 
-    def has_namespace(self, namespace):
+    def has_namespace(self, namespace: str) -> bool:
         return namespace in self._session_factories
 
-    def get_namespace_config(self, namespace):
+    def get_namespace_config(self, namespace: str) -> Callable[[Request], Any]:
         return self._session_factories[namespace]
 
-    def get_namespace_cookiename(self, namespace):
+    def get_namespace_cookiename(self, namespace: str) -> str:
         return self._cookienames[namespace]
 
-    def get_namespace_discriminator(self, namespace):
+    def get_namespace_discriminator(
+        self, namespace: str
+    ) -> Callable[[Request], Any] | None:
         return self._discriminators.get(namespace)
 
 
-def derive_cookie_name(session_factory, cookie_name=None):
+def derive_cookie_name(
+    session_factory: object, cookie_name: str | None = None
+) -> str:
     """Return ``cookie_name``, or the cookie name the factory declares."""
     cookie_name = cookie_name or getattr(session_factory, '_cookie_name', None)
     if not cookie_name:
@@ -95,11 +112,11 @@ def derive_cookie_name(session_factory, cookie_name=None):
     return cookie_name
 
 
-def backend_of(factory):
+def backend_of(factory: object) -> str:
     """Name the kind of a session factory: its ``backend`` attribute
     (``redis``, ``cookie``), ``cookie`` for Pyramid's cookie sessions, or
     ``custom``."""
-    backend = getattr(factory, 'backend', None)
+    backend: str | None = getattr(factory, 'backend', None)
     if backend:
         return backend
     if isinstance(factory, type) and issubclass(factory, dict):
@@ -108,12 +125,12 @@ def backend_of(factory):
     return 'custom'
 
 
-def _readonly(self, *args, **kwargs):
+def _readonly(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
     raise ValueError('request.session_multi is read-only')
 
 
 @implementer(IDict)
-class SessionMultiManager(dict):
+class SessionMultiManager(dict[str, Any]):
     """``request.session_multi``: one session per registered namespace,
     made on first access.
 
@@ -124,7 +141,11 @@ class SessionMultiManager(dict):
     It cannot be changed by item assignment or deletion.
     """
 
-    def __init__(self, request, config=None):
+    def __init__(
+        self,
+        request: Request,
+        config: SessionMultiManagerConfig | None = None,
+    ) -> None:
         dict.__init__(self)
         if config is None:
             config = request.registry.queryUtility(ISessionMultiManagerConfig)
@@ -135,13 +156,13 @@ class SessionMultiManager(dict):
         self.request = request
         self._config = config
 
-    def __getitem__(self, namespace):
+    def __getitem__(self, namespace: str) -> Any:
         try:
             return dict.__getitem__(self, namespace)
         except KeyError:
             return self._load(namespace)
 
-    def _load(self, namespace):
+    def _load(self, namespace: str) -> Any:
         config = self._config
         factory = config._session_factories.get(namespace)
         if factory is None:
@@ -161,7 +182,7 @@ class SessionMultiManager(dict):
     __setitem__ = __delitem__ = _readonly
     update = pop = popitem = setdefault = clear = __ior__ = _readonly
 
-    def invalidate(self):
+    def invalidate(self) -> None:
         """Invalidate every namespace that holds a session.
 
         Namespaces not accessed yet are loaded only when the request
@@ -183,31 +204,33 @@ class SessionMultiManager(dict):
                     observer.invalidated(namespace)
 
     @property
-    def namespaces(self):
+    def namespaces(self) -> list[str]:
         return self._config.namespaces
 
     @property
-    def discriminators(self):
+    def discriminators(self) -> list[str]:
         return self._config.discriminators
 
     @property
-    def namespaces_to_cookienames(self):
+    def namespaces_to_cookienames(self) -> dict[str, str]:
         return self._config.namespaces_to_cookienames
 
-    def has_namespace(self, namespace):
+    def has_namespace(self, namespace: str) -> bool:
         return self._config.has_namespace(namespace)
 
-    def get_namespace_config(self, namespace):
+    def get_namespace_config(self, namespace: str) -> Callable[[Request], Any]:
         return self._config.get_namespace_config(namespace)
 
-    def get_namespace_cookiename(self, namespace):
+    def get_namespace_cookiename(self, namespace: str) -> str:
         return self._config.get_namespace_cookiename(namespace)
 
-    def get_namespace_discriminator(self, namespace):
+    def get_namespace_discriminator(
+        self, namespace: str
+    ) -> Callable[[Request], Any] | None:
         return self._config.get_namespace_discriminator(namespace)
 
 
-def new_session_multi(request):
+def new_session_multi(request: Request) -> SessionMultiManager:
     """Return a new :class:`SessionMultiManager` for ``request``."""
     return SessionMultiManager(request)
 
@@ -216,11 +239,11 @@ class LazyAttribute:
     """A request attribute made by ``factory(request)`` on first access,
     then cached on the request like :class:`pyramid.decorator.reify`."""
 
-    def __init__(self, name, factory):
+    def __init__(self, name: str, factory: Callable[[Request], Any]) -> None:
         self.name = name
         self.factory = factory
 
-    def __get__(self, request, cls=None):
+    def __get__(self, request: Request | None, cls: type | None = None) -> Any:
         if request is None:
             return self
         value = request.__dict__[self.name] = self.factory(request)

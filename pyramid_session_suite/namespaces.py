@@ -6,7 +6,11 @@ session_suite.namespace.main.secret = ...
 session_suite.namespace.prefs.secret = ...
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 import pickle
+from typing import TYPE_CHECKING, Any, cast
 from pyramid.exceptions import ConfigurationError
 
 from .clients import (
@@ -28,6 +32,12 @@ from .settings import (
     parse_settings,
 )
 from .signing import secret_list
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+    from .multi import SessionMultiManagerConfig
+    from .redis import RedisSessionFactory
 
 NAMESPACE_PREFIX = PREFIX + 'namespace.'
 
@@ -52,7 +62,9 @@ NAMESPACE_SETTINGS = (
 )
 
 
-def factory_from_settings(settings, namespace, core):
+def factory_from_settings(
+    settings: MutableMapping[str, Any], namespace: str, core: Mapping[str, Any]
+) -> Callable[[Request], Any]:
     """Return the session factory declared for ``namespace``."""
     prefix = f'{NAMESPACE_PREFIX}{namespace}.'
     options = parse_settings(settings, NAMESPACE_SETTINGS, prefix, strict=True)
@@ -72,8 +84,10 @@ def factory_from_settings(settings, namespace, core):
     return redis_session_factory(options, cookie, namespace, core, prefix)
 
 
-def cookie_session_factory(secret, options, cookie):
-    return CookieSessionFactory(
+def cookie_session_factory(
+    secret: Any, options: Mapping[str, Any], cookie: Mapping[str, Any]
+) -> Callable[[Request], Any]:
+    factory: Callable[[Request], Any] = CookieSessionFactory(
         secret,
         cookie_name=cookie['cookie_name'],
         timeout=options['timeout'],
@@ -85,9 +99,16 @@ def cookie_session_factory(secret, options, cookie):
         httponly=cookie['cookie_httponly'],
         samesite=cookie['cookie_samesite'],
     )
+    return factory
 
 
-def redis_session_factory(options, cookie, namespace, core, prefix):
+def redis_session_factory(
+    options: Mapping[str, Any],
+    cookie: Mapping[str, Any],
+    namespace: str,
+    core: Mapping[str, Any],
+    prefix: str,
+) -> RedisSessionFactory:
     try:
         from .redis import RedisSessionFactory, json_dumps, json_loads
     except ImportError as exc:
@@ -98,7 +119,8 @@ def redis_session_factory(options, cookie, namespace, core, prefix):
     client = client_from_settings(
         *connection_options(options, core, prefix, PREFIX)
     )
-    serialize, deserialize = json_dumps, json_loads
+    serialize: Callable[[Any], bytes] = json_dumps
+    deserialize: Callable[[bytes], Any] = json_loads
     if options['serializer'] == 'pickle':
         serialize, deserialize = pickle.dumps, pickle.loads
     return RedisSessionFactory(
@@ -115,7 +137,9 @@ def redis_session_factory(options, cookie, namespace, core, prefix):
     )
 
 
-def check_unlisted(settings, listed):
+def check_unlisted(
+    settings: Mapping[str, Any], listed: Collection[str]
+) -> None:
     """Settings for a namespace missing from ``session_suite.namespaces``
     are a mistake: say so."""
     for key in settings:
@@ -128,7 +152,9 @@ def check_unlisted(settings, listed):
                 )
 
 
-def feature_namespace(settings, namespace, prefix):
+def feature_namespace(
+    settings: Mapping[str, Any], namespace: str | None, prefix: str
+) -> str:
     """The namespace a feature works on: its own ``<prefix>namespace``
     setting, else ``session_suite.request_session``."""
     namespace = namespace or settings.get(PREFIX + 'request_session')
@@ -139,7 +165,12 @@ def feature_namespace(settings, namespace, prefix):
     return namespace
 
 
-def redis_factory(manager_config, namespace, key, why=''):
+def redis_factory(
+    manager_config: SessionMultiManagerConfig,
+    namespace: str,
+    key: str,
+    why: str = '',
+) -> RedisSessionFactory:
     """The factory of the Redis namespace ``namespace`` (at commit time),
     or a ``ConfigurationError`` naming ``key``."""
     if not manager_config.has_namespace(namespace):
@@ -149,4 +180,4 @@ def redis_factory(manager_config, namespace, key, why=''):
         raise ConfigurationError(
             f'{key}: namespace {namespace!r} is not a Redis namespace{why}'
         )
-    return factory
+    return cast('RedisSessionFactory', factory)

@@ -9,13 +9,25 @@ view answers 503 and no cookie is set: nothing is half-written, nothing
 silently lost.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import logging
+from typing import TYPE_CHECKING, Any
 from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 import redis
 
 from . import watch
 from .events import StoreUnavailable
 from .watch import NAMESPACE_ATTR, watchers_of
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.registry import Registry
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+    from .clients import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +83,7 @@ UNAVAILABLE_CODES = frozenset(
 REDIS_ERRORS = (redis.RedisError, *UNAVAILABLE_ERRORS)
 
 
-def store_unavailable(exc):
+def store_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store cannot serve now (a 503), rather than
     that a command of ours is wrong (a bug: it stays an error)."""
     if isinstance(exc, UNAVAILABLE_ERRORS):
@@ -87,14 +99,33 @@ class Command:
 
     __slots__ = ('name', 'args', 'options', 'on_reply')
 
-    def __init__(self, name, args=(), options=None, on_reply=None):
+    #: the method of the client (or pipeline) that sends it
+    name: str
+    args: Sequence[Any]
+    options: Mapping[str, Any]
+    #: called with the reply (not with an error: that is raised)
+    on_reply: Callable[[Any], object] | None
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        options: Mapping[str, Any] | None = None,
+        on_reply: Callable[[Any], object] | None = None,
+    ) -> None:
         self.name = name
         self.args = args
         self.options = options or {}
         self.on_reply = on_reply
 
     @classmethod
-    def eval(cls, script, keys, args, on_reply=None):
+    def eval(
+        cls,
+        script: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        on_reply: Callable[[Any], object] | None = None,
+    ) -> Command:
         """``EVAL`` of ``script``; sent with ``execute_command`` so that it
         can be queued in a Redis Cluster pipeline too (routed by its
         keys)."""
@@ -105,21 +136,21 @@ class Command:
             on_reply,
         )
 
-    def send(self, target):
+    def send(self, target: Any) -> Any:
         return getattr(target, self.name)(*self.args, **self.options)
 
-    def reply(self, value):
+    def reply(self, value: Any) -> None:
         if isinstance(value, Exception):
             raise value
         if self.on_reply is not None:
             self.on_reply(value)
 
-    def run(self, client):
+    def run(self, client: RedisClient) -> None:
         """Send the command now and handle its reply."""
         self.reply(self.send(client))
 
 
-def run_commands(client, commands):
+def run_commands(client: RedisClient, commands: Sequence[Command]) -> None:
     """Send ``commands`` to ``client`` in one round trip; handle replies."""
     if len(commands) == 1:
         commands[0].run(client)
@@ -132,24 +163,32 @@ def run_commands(client, commands):
         command.reply(value)
 
 
-def queue_command(request, client, command):
+def queue_command(
+    request: Request, client: RedisClient, command: Command
+) -> None:
     """Send ``command`` to ``client`` with the request's session writes."""
     request.environ.setdefault(QUEUED_KEY, []).append((client, command))
 
 
-def add_before_flush(config, hook):
+def add_before_flush(
+    config: Configurator, hook: Callable[[Request, bool], object]
+) -> None:
     """Run ``hook(request, create)`` before each flush (configuration
     time)."""
     config.registry.setdefault(BEFORE_FLUSH_KEY, []).append(hook)
 
 
-def persist_tween_factory(handler, registry):
+def persist_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
     """Write the request's changed Redis sessions before the response leaves
     the tween chain, so that a failed write becomes an error response
     instead of a lost write."""
-    hooks = tuple(registry.get(BEFORE_FLUSH_KEY, ()))
+    hooks: tuple[Callable[[Request, bool], object], ...] = tuple(
+        registry.get(BEFORE_FLUSH_KEY, ())
+    )
 
-    def persist_tween(request):
+    def persist_tween(request: Request) -> Response:
         try:
             response = handler(request)
         except REDIS_ERRORS:
@@ -165,7 +204,11 @@ def persist_tween_factory(handler, registry):
     return persist_tween
 
 
-def flush_sessions(request, create=True, hooks=()):
+def flush_sessions(
+    request: Request,
+    create: bool = True,
+    hooks: Iterable[Callable[[Request, bool], object]] = (),
+) -> None:
     """Write the changed Redis sessions and queued commands of ``request``,
     one round trip per client. New sessions are created only when
     ``create`` is true: an error response creates no session."""
@@ -174,6 +217,7 @@ def flush_sessions(request, create=True, hooks=()):
     try:
         for hook in hooks:
             hook(request, create)
+        batches: dict[int, tuple[RedisClient, str | None, list[Command]]]
         batches = {}
         for session in environ.get(LOADED_SESSIONS_KEY, ()):
             commands = session.flush_commands(create)
@@ -205,7 +249,7 @@ def flush_sessions(request, create=True, hooks=()):
         raise
 
 
-def _written(commands):
+def _written(commands: Iterable[Command]) -> int:
     """About how many bytes ``commands`` sent: their bytes arguments."""
     return sum(
         len(arg)
@@ -215,7 +259,7 @@ def _written(commands):
     )
 
 
-def discard_sessions(request):
+def discard_sessions(request: Request) -> None:
     """Drop the pending changes of the request's Redis sessions."""
     request.environ.pop(QUEUED_KEY, None)
     for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
@@ -225,7 +269,9 @@ def discard_sessions(request):
             state.dont_persist = state.dont_refresh = True
 
 
-def session_store_unavailable(exc, request):
+def session_store_unavailable(
+    exc: BaseException, request: Request
+) -> Response:
     """Exception view of Redis errors: the session store is down, too slow
     or refusing writes (a 503 with ``Retry-After``); any other error of the
     client (a command of ours that Redis rejects) is raised again."""

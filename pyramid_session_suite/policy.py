@@ -16,7 +16,11 @@ The deadlines live in the session itself, so checking them costs no Redis
 round trip; the tween reads settings once, when the application is made.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
 import time
+from typing import TYPE_CHECKING, Any
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPSeeOther, HTTPUnauthorized
 from pyramid.tweens import EXCVIEW
@@ -26,20 +30,35 @@ from .events import SessionExpired
 from .interfaces import IUserIndex
 from .redis import ENDED_KEY
 from .request_cookies import readable_cookies
-from .settings import PREFIX, as_list, as_seconds, one_of, parse_settings
+from .settings import (
+    PREFIX,
+    Setting,
+    as_list,
+    as_seconds,
+    one_of,
+    parse_settings,
+)
 from .user_index import marker_of
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.registry import Registry
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+    from .user_index import SessionTracker
 
 SETTINGS_PREFIX = PREFIX + 'policy.'
 
 
-def as_count(value):
+def as_count(value: Any) -> int:
     count = int(value)
     if count < 0:
         raise ValueError(f'must be 0 or more, not {value!r}')
     return count
 
 
-POLICY_SETTINGS = (
+POLICY_SETTINGS: tuple[Setting, ...] = (
     ('max_sessions', as_count, 1),
     ('lock_seconds', as_seconds, 300),
     ('absolute_timeout', as_seconds, None),
@@ -68,20 +87,24 @@ class SessionPolicy:
     """The rules, read once from the settings. ``clock`` returns epoch
     seconds (``time.time``); replace it to simulate the passing of time."""
 
-    def __init__(self, settings, clock=time.time):
-        self.max_sessions = settings['max_sessions']
-        self.lock_seconds = settings['lock_seconds'] or 0
-        self.absolute_timeout = settings['absolute_timeout']
-        self.idle_timeout = settings['idle_timeout']
-        self.on_end = settings['on_end']
-        self.login_route = settings['login_route']
-        self.clock_skew = settings['clock_skew'] or 0
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_sessions: int = settings['max_sessions']
+        self.lock_seconds: int = settings['lock_seconds'] or 0
+        self.absolute_timeout: int | None = settings['absolute_timeout']
+        self.idle_timeout: int | None = settings['idle_timeout']
+        self.on_end: str = settings['on_end']
+        self.login_route: str | None = settings['login_route']
+        self.clock_skew: int = settings['clock_skew'] or 0
         self.skip_paths = [
             '/' + path.strip('/') for path in settings['skip_paths']
         ]
         self.clock = clock
 
-    def expired(self, marker):
+    def expired(self, marker: Mapping[str, Any]) -> str | None:
         """``'absolute'``, ``'idle'`` or ``None`` for a session's
         bookkeeping, allowing ``clock_skew`` between workers."""
         now = self.clock() - self.clock_skew
@@ -98,7 +121,7 @@ class SessionPolicy:
             return 'idle'
         return None
 
-    def answer(self, request, reason):
+    def answer(self, request: Request, reason: str) -> Response:
         """The response to a browser whose session ended for ``reason``."""
         message = MESSAGES.get(reason, MESSAGES['expired'])
         headers = {'X-Session-Ended': reason}
@@ -110,7 +133,7 @@ class SessionPolicy:
         return HTTPUnauthorized(detail=message, headers=headers)
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     config.include('pyramid_session_suite.user_index')
     registry = config.registry
     settings = parse_settings(
@@ -122,8 +145,8 @@ def includeme(config):
         )
     policy = SessionPolicy(settings)
 
-    def apply():
-        tracker = registry.getUtility(IUserIndex)
+    def apply() -> None:
+        tracker: SessionTracker = registry.getUtility(IUserIndex)
         tracker.policy = policy
         tracker.max_sessions = policy.max_sessions
         tracker.lock_seconds = policy.lock_seconds
@@ -142,17 +165,20 @@ def includeme(config):
     )
 
 
-def policy_tween_factory(handler, registry):
+def policy_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
     """Before the view: end the request's session if its time is up, and
     answer a browser whose session was ended by a newer login or a
     timeout."""
-    tracker = registry.getUtility(IUserIndex)
+    tracker: SessionTracker = registry.getUtility(IUserIndex)
     policy = tracker.policy
+    assert policy is not None  # set by includeme()
     cookie_name = tracker.cookie_name
     skip = tuple(policy.skip_paths) + tuple(static_paths(registry))
     skip_under = tuple(path.rstrip('/') + '/' for path in skip)
 
-    def policy_tween(request):
+    def policy_tween(request: Request) -> Response:
         path = request.path_info
         if (
             cookie_name not in readable_cookies(request)
@@ -183,7 +209,7 @@ def policy_tween_factory(handler, registry):
     return policy_tween
 
 
-def static_paths(registry):
+def static_paths(registry: Registry) -> Iterator[str]:
     """The path prefixes of the application's static views: assets are
     served without a look at the session."""
     for intr in registry.introspector.get_category('static views') or ():

@@ -15,10 +15,14 @@ Compared with ``pyramid_session_redis.RedisSessionFactory``:
 - payloads are JSON by default, not pickle.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import datetime
 import logging
 import re
 import secrets
+from typing import TYPE_CHECKING, Any
 from pyramid_session_redis import _cookie_callback, _set_cookie
 from pyramid_session_redis.exceptions import (
     InvalidSession,
@@ -48,6 +52,13 @@ from .redis_session import (
 from .request_cookies import readable_cookies
 from .signing import RotatingSigner
 from .watch import watchers_of
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+    from .clients import RedisClient
+    from .watch import Watcher
 
 __all__ = [
     'ENDED_KEY',
@@ -103,54 +114,60 @@ class RedisSessionFactory:
     newest first (see :mod:`.signing`).
     """
 
-    backend = 'redis'
+    backend: str = 'redis'
 
     #: the namespace it serves (set when it is registered)
-    namespace = None
+    namespace: str | None = None
 
     def __init__(
         self,
-        secret=None,
+        secret: str | bytes | Iterable[str | bytes] | None = None,
         *,
-        cookie_signer=None,
-        timeout=1200,
-        cookie_name='session',
-        cookie_max_age=None,
-        cookie_path='/',
-        cookie_domain=None,
-        cookie_secure=False,
-        cookie_httponly=True,
-        cookie_samesite='Lax',
-        cookie_on_exception=True,
-        redis_url=None,
-        redis_client=None,
-        redis_options=None,
-        key_prefix='session:',
-        serialize=json_dumps,
-        deserialize=json_loads,
-        set_redis_ttl=True,
-        detect_changes=True,
-        deserialized_fails_new=True,
-        invalidate_empty_session=True,
-        func_check_response_allow_cookies=None,
-        func_invalid_logger=None,
-        lock_timeout=30,
-        lock_wait=10,
-        remember_max_age=30 * 86400,
-        cookie_expires=None,
-        cookie_comment=None,
-        id_generator=None,
-        redis_host=None,
-        redis_port=6379,
-        redis_db=0,
-        redis_password=None,
-        redis_socket_timeout=None,
-        redis_unix_socket_path=None,
-        redis_encoding=None,
-        redis_encoding_errors=None,
-        redis_connection_pool=None,
-        **unsupported,
-    ):
+        cookie_signer: Any = None,
+        timeout: int | None = 1200,
+        cookie_name: str = 'session',
+        cookie_max_age: int | None = None,
+        cookie_path: str = '/',
+        cookie_domain: str | None = None,
+        cookie_secure: bool = False,
+        cookie_httponly: bool = True,
+        cookie_samesite: str | None = 'Lax',
+        cookie_on_exception: bool = True,
+        redis_url: str | None = None,
+        redis_client: RedisClient | None = None,
+        redis_options: Mapping[str, Any] | None = None,
+        key_prefix: str = 'session:',
+        serialize: Callable[[Any], bytes] = json_dumps,
+        deserialize: Callable[[bytes], Any] = json_loads,
+        set_redis_ttl: bool = True,
+        detect_changes: bool = True,
+        deserialized_fails_new: bool = True,
+        invalidate_empty_session: bool = True,
+        func_check_response_allow_cookies: (
+            Callable[[Response], bool] | None
+        ) = None,
+        func_invalid_logger: (
+            Callable[[Request, Exception], object] | None
+        ) = None,
+        lock_timeout: float = 30,
+        lock_wait: float = 10,
+        remember_max_age: int | None = 30 * 86400,
+        cookie_expires: (
+            datetime.datetime | datetime.timedelta | float | None
+        ) = None,
+        cookie_comment: str | None = None,
+        id_generator: Callable[[], str] | None = None,
+        redis_host: str | None = None,
+        redis_port: int = 6379,
+        redis_db: int = 0,
+        redis_password: str | None = None,
+        redis_socket_timeout: float | None = None,
+        redis_unix_socket_path: str | None = None,
+        redis_encoding: str | None = None,
+        redis_encoding_errors: str | None = None,
+        redis_connection_pool: Any = None,
+        **unsupported: Any,
+    ) -> None:
         for name in unsupported:
             if name in NOT_OFFERED:
                 raise TypeError(
@@ -215,7 +232,7 @@ class RedisSessionFactory:
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self.remember_max_age = remember_max_age or None
-        self.cookie_options = {
+        self.cookie_options: dict[str, Any] = {
             'max_age': cookie_max_age,
             'path': cookie_path,
             'domain': cookie_domain,
@@ -229,13 +246,13 @@ class RedisSessionFactory:
         if cookie_samesite is not None:
             self.cookie_options['samesite'] = cookie_samesite
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f'<{type(self).__name__} cookie={self.cookie_name!r} '
             f'prefix={self.key_prefix!r}>'
         )
 
-    def new_session_id(self, tag=None):
+    def new_session_id(self, tag: str | None = None) -> str:
         """Return a new session id: the key prefix, ``{tag}:`` when a hash
         tag is given, and 256 random bits (or what ``id_generator`` made:
         22 to 128 URL-safe characters)."""
@@ -251,7 +268,7 @@ class RedisSessionFactory:
             return self.key_prefix + made
         return self.key_prefix + secrets.token_urlsafe(32)
 
-    def peek(self, request):
+    def peek(self, request: Request) -> dict[Any, Any] | None:
         """Return a copy of the data of ``request``'s session, or ``None``.
 
         A plain ``GET``: no TTL refresh, no callback, no cookie; for
@@ -275,7 +292,9 @@ class RedisSessionFactory:
             return None
         return dict(payload['m'])
 
-    def set_cookie(self, response, session_id, **overrides):
+    def set_cookie(
+        self, response: Response, session_id: str, **overrides: Any
+    ) -> None:
         """Set this namespace's cookie for ``session_id`` on ``response``,
         with the factory's cookie attributes (``overrides`` win)."""
         value = self.cookie_signer.dumps(session_id).decode('utf-8')
@@ -285,7 +304,9 @@ class RedisSessionFactory:
         vary.add('Cookie')
         response.vary = sorted(vary)
 
-    def cookie_options_for(self, session_id, overrides=None):
+    def cookie_options_for(
+        self, session_id: str, overrides: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The attributes of the cookie of ``session_id``: the factory's,
         a remembered login's ``Max-Age``, ``cookie_expires`` as a
         ``Max-Age`` (``overrides`` win)."""
@@ -304,10 +325,10 @@ class RedisSessionFactory:
             options.update(overrides)
         return options
 
-    def new_payload(self):
+    def new_payload(self) -> dict[str, Any]:
         return empty_session_payload(timeout=self.timeout or 0)
 
-    def session_id_from_cookie(self, value):
+    def session_id_from_cookie(self, value: str) -> str | None:
         """Return the session id in a cookie value, or ``None``."""
         try:
             session_id = self.cookie_signer.loads(value.encode('utf-8'))
@@ -315,13 +336,13 @@ class RedisSessionFactory:
             return None
         return self._checked_id(session_id)
 
-    def _signed_by_older(self, value):
+    def _signed_by_older(self, value: str) -> bool:
         """Whether the cookie value just read was signed with an older
         secret (so it is signed again)."""
         older = getattr(self.cookie_signer, 'signed_by_older', None)
         return older is not None and older(value.encode('utf-8'))
 
-    def _checked_id(self, session_id):
+    def _checked_id(self, session_id: Any) -> str | None:
         prefix = self.key_prefix
         if not (isinstance(session_id, str) and session_id.startswith(prefix)):
             return None
@@ -334,7 +355,12 @@ class RedisSessionFactory:
             return None
         return session_id
 
-    def _session(self, session_id, new, watchers=()):
+    def _session(
+        self,
+        session_id: str | type[LazyCreateSession],
+        new: bool,
+        watchers: Sequence[Watcher] = (),
+    ) -> RedisSession:
         return RedisSession(
             watchers=watchers,
             namespace=self.namespace,
@@ -353,7 +379,7 @@ class RedisSessionFactory:
             remember_timeout=self.remember_max_age,
         )
 
-    def __call__(self, request):
+    def __call__(self, request: Request) -> RedisSession:
         session_id = None
         cookie = readable_cookies(request).get(self.cookie_name)
         if cookie is not None:
@@ -365,6 +391,7 @@ class RedisSessionFactory:
                 raise InvalidSession_NoSessionCookie('no session cookie')
             session = self._session(session_id, new=False, watchers=watchers)
             cookie_was_valid = True
+            assert cookie is not None  # the session id came from it
             if self._signed_by_older(cookie):
                 session._session_state.please_recookie = True
         except InvalidSession as exc:
@@ -378,7 +405,11 @@ class RedisSessionFactory:
             reason = getattr(exc, 'ended_reason', None)
             if reason is not None:
                 self._ended(request, reason)
-            elif stale and '{' in session_id and '.' not in session_id:
+            elif (
+                session_id is not None  # stale
+                and '{' in session_id
+                and '.' not in session_id
+            ):
                 self._why_ended(request, session_id)
         session.environ = request.environ
         session.cookie_name = self.cookie_name
@@ -393,14 +424,14 @@ class RedisSessionFactory:
             loaded.append(session)
         return session
 
-    def _why_ended(self, request, session_id):
+    def _why_ended(self, request: Request, session_id: str) -> None:
         """A user's session of an earlier release is gone: find out why
         (it said so in a key of its own then)."""
         reason = self.redis.get(session_id + ENDED_SUFFIX)
         if reason is not None:
             self._ended(request, reason.decode('utf-8', 'replace'))
 
-    def _ended(self, request, reason):
+    def _ended(self, request: Request, reason: str) -> None:
         """The session named by the request's cookie ended: say why, once,
         for the app."""
         request.environ[ENDED_KEY] = reason
@@ -418,13 +449,19 @@ class _CookieCallback:
 
     __slots__ = ('factory', 'session', 'cookie_was_valid', 'stale')
 
-    def __init__(self, factory, session, cookie_was_valid, stale):
+    def __init__(
+        self,
+        factory: RedisSessionFactory,
+        session: RedisSession,
+        cookie_was_valid: bool,
+        stale: bool,
+    ) -> None:
         self.factory = factory
         self.session = session
         self.cookie_was_valid = cookie_was_valid
         self.stale = stale
 
-    def __call__(self, request, response):
+    def __call__(self, request: Request, response: Response) -> None:
         factory = self.factory
         session = self.session
         if isinstance(request.exception, REDIS_ERRORS):
@@ -483,7 +520,9 @@ class _CookieCallback:
                 if self.stale:
                     session._record('stale cookie cleared')
 
-    def _set_cookie(self, request, response, **overrides):
+    def _set_cookie(
+        self, request: Request, response: Response, **overrides: Any
+    ) -> None:
         options = self.factory.cookie_options_for(
             self.session.session_id, overrides
         )
@@ -496,14 +535,16 @@ class _CookieCallback:
             **options,
         )
 
-    def _delete_cookie(self, response):
+    def _delete_cookie(self, response: Response) -> None:
         # with the attributes it was set with: a browser ignores the
         # deletion of a ``__Host-`` or ``__Secure-`` cookie without Secure
         options = self.factory.cookie_options
         response.set_cookie(self.factory.cookie_name, None, **options)
 
 
-def _url_of(options, **given):
+def _url_of(
+    options: Mapping[str, Any] | None, **given: Any
+) -> tuple[str | None, dict[str, Any]]:
     """A ``redis://`` (or ``unix://``) URL and client options from the
     separate connection options of ``pyramid_session_redis``."""
     options = dict(options or {})

@@ -11,8 +11,12 @@ one browser keep each other's changes, and a session deleted while a
 request was in flight is never resurrected.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 import json
 import logging
+from typing import TYPE_CHECKING, Any
 from pyramid_session_redis.exceptions import (
     InvalidSession,
     InvalidSession_DeserializationError,
@@ -29,6 +33,14 @@ from pyramid_session_redis.util import LazyCreateSession
 from . import login_records, stored, watch, wire
 from .activity import record
 from .persist import REDIS_ERRORS, Command
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+    from .watch import Watcher
+
+#: ``(name, value)`` of a stored record (see :mod:`.stored`)
+_Record = tuple[bytes, bytes]
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +60,12 @@ _json_encode = json.JSONEncoder(separators=(',', ':')).encode
 _json_decode = json.JSONDecoder().decode
 
 
-def json_dumps(payload):
+def json_dumps(payload: Any) -> bytes:
     """Compact JSON, UTF-8 encoded (the default serializer)."""
     return _json_encode(payload).encode('utf-8')
 
 
-def json_loads(data):
+def json_loads(data: bytes | bytearray | str) -> Any:
     """The value of JSON made by :func:`json_dumps` (bytes or text)."""
     if isinstance(data, (bytes, bytearray)):
         data = data.decode('utf-8')
@@ -63,24 +75,26 @@ def json_loads(data):
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
-def _flat(data):
+def _flat(data: Mapping[Any, Any]) -> bool:
     """Whether no value of ``data`` can change in place (so, unless a
     mutator said so, the session did not change)."""
     return all(type(value) in _SCALARS for value in data.values())
 
 
-def decode(persisted, deserialize):
+def decode(
+    persisted: bytes, deserialize: Callable[[bytes], Any]
+) -> tuple[dict[str, Any], dict[bytes, bytes] | None]:
     """Return ``(payload, records)`` of a stored session: ``payload`` as
     ``pyramid_session_redis`` shapes it (``m``: the data, ``c``: created,
     ``t``: its own timeout if it has one), ``records`` the stored values by
     name; ``records`` is ``None`` for a payload of an earlier release."""
     if not stored.is_stored_session(persisted):
-        payload = deserialize(persisted)
+        payload: dict[str, Any] = deserialize(persisted)
         # a payload of another shape is as unreadable as a broken one
         payload['m'], payload['c']  # noqa: B018
         return payload, None
     created, records = stored.unpack(persisted)
-    data = {}
+    data: dict[Any, Any] = {}
     payload = {'m': data, 'c': created, 'v': 1}
     for name, value in records.items():
         first = name[0]
@@ -110,40 +124,46 @@ class RedisSession(_BaseRedisSession):
     _ttl_refreshed = False
 
     #: the lifetime (seconds) of a remembered login (see :meth:`remember`)
-    remember_timeout = None
+    remember_timeout: int | None = None
 
     #: ``True`` once :meth:`invalidate` was called in this request, even if
     #: the session was used again afterwards.
     invalidated = False
 
     #: the WSGI environ of the request, for :func:`.activity.record`
-    environ = None
+    environ: dict[str, Any] | None = None
 
     #: the namespace's cookie name, for :func:`.activity.record`
-    cookie_name = None
+    cookie_name: str | None = None
 
     #: the stored value of each key as loaded (or last written) by this
     #: request, by name (bytes)
-    _stored = None
+    _stored: dict[bytes, bytes] | None = None
 
     #: ``True`` when the session was loaded from a payload of an earlier
     #: release: its next write is whole
     _legacy = False
 
+    # the factory's (de)serializer, of any value (not only of dicts)
+    serialize: Callable[[Any], bytes]  # type: ignore[assignment]
+    deserialize: Callable[[bytes], Any]  # type: ignore[assignment]
+    # the factory's ``new_session_id(tag=None)``
+    new_session: Callable[..., str]
+
     def __init__(
         self,
-        *args,
-        remember_timeout=None,
-        watchers=(),
-        namespace=None,
-        **kwargs,
-    ):
+        *args: Any,
+        remember_timeout: int | None = None,
+        watchers: Sequence[Watcher] = (),
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.remember_timeout = remember_timeout
         self.watchers = watchers
         self.namespace = namespace
         super().__init__(*args, **kwargs)
 
-    def _record(self, action, **details):
+    def _record(self, action: str, **details: Any) -> None:
         if self.environ is not None:
             record(self.environ, 'redis', action, cookie=self.cookie_name,
                    **details)  # fmt: skip
@@ -151,20 +171,21 @@ class RedisSession(_BaseRedisSession):
     # -- the session's own records ------------------------------------------
 
     @property
-    def key(self):
+    def key(self) -> str:
         """The Redis key of the session."""
         return login_records.redis_key(self.session_id)
 
-    def get_record(self, name):
+    def get_record(self, name: bytes) -> bytes | None:
         """The value (bytes) of the session's own record ``name`` (a name
         starting with ``0xff``, see :mod:`.login_records`), or ``None``."""
-        return self.__dict__.get('_internal', {}).get(name)
+        value: bytes | None = self.__dict__.get('_internal', {}).get(name)
+        return value
 
-    def records(self):
+    def records(self) -> dict[bytes, bytes]:
         """The session's own records, by name."""
         return dict(self.__dict__.get('_internal', {}))
 
-    def set_record(self, name, value):
+    def set_record(self, name: bytes, value: bytes | None) -> None:
         """Set (``None``: delete) the session's own record ``name``; it is
         written with the request's changes."""
         internal = self.__dict__.setdefault('_internal', {})
@@ -181,42 +202,44 @@ class RedisSession(_BaseRedisSession):
 
     # -- what this request changed -------------------------------------------
 
-    def _set(self, key):
+    def _set(self, key: Any) -> None:
         self.__dict__.setdefault('_set_keys', set()).add(key)
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
         self._set(key)
 
-    def setdefault(self, key, default=None):
+    def setdefault(self, key: Any, default: Any = None) -> Any:
         missing = key not in self.managed_dict
         value = super().setdefault(key, default)
         if missing:
             self._set(key)
         return value
 
-    def update(self, other=(), **more):
+    def update(self, other: Any = (), **more: Any) -> None:
         other = dict(other, **more)
         super().update(other)
         for key in other:
             self._set(key)
 
-    def adjust_session_timeout(self, timeout_seconds):
+    def adjust_session_timeout(self, timeout_seconds: int) -> None:
         super().adjust_session_timeout(timeout_seconds)
         self.__dict__['_timeout_changed'] = True
 
     adjust_timeout_for_session = adjust_session_timeout
 
-    def _timeout_record(self):
+    def _timeout_record(self) -> _Record:
         timeout = self._session_state.timeout or 0
         return stored.TIMEOUT_NAME, b'%d' % timeout
 
-    def _name(self, key):
+    def _name(self, key: Any) -> bytes:
         if type(key) is str:
             return key.encode('utf-8')
         return bytes((stored.OTHER_KEY,)) + self.serialize(key)
 
-    def changes(self):
+    def changes(
+        self,
+    ) -> tuple[list[_Record], list[bytes], Sequence[_Record]]:
         """``(sets, deletes, unchanged)``: the ``(name, value)`` records
         this request set or changed in place, the names it deleted, against
         what it loaded, and (for a session loaded from an earlier release's
@@ -225,8 +248,8 @@ class RedisSession(_BaseRedisSession):
         state = self._session_state
         loaded = self._stored or {}
         forced = self.__dict__.get('_set_keys', ())
-        sets = []
-        unchanged = []
+        sets: list[_Record] = []
+        unchanged: list[_Record] = []
         names = set()
         for key, value in state.managed_dict.items():
             name = self._name(key)
@@ -265,7 +288,9 @@ class RedisSession(_BaseRedisSession):
             unchanged.append(self._timeout_record())
         return sets, deletes, unchanged
 
-    def _written(self, sets, deletes):
+    def _written(
+        self, sets: Iterable[_Record], deletes: Iterable[bytes]
+    ) -> None:
         """What is stored now, after a write of ``sets`` and ``deletes``."""
         loaded = self.__dict__.setdefault('_stored', {})
         for name in deletes:
@@ -278,12 +303,18 @@ class RedisSession(_BaseRedisSession):
 
     # -- reading -------------------------------------------------------------
 
-    def from_redis(self, session_id=None, persisted_hash=None):
+    def from_redis(
+        self,
+        session_id: str | type[LazyCreateSession] | None = None,
+        persisted_hash: bool | None = None,
+    ) -> Any:
         session_id = session_id or self.session_id
         if session_id is LazyCreateSession:
             raise InvalidSession_Lazycreate(
                 '`session_id` is LazyCreateSession'
             )
+        if TYPE_CHECKING:
+            assert isinstance(session_id, str)
         key, secret = login_records.split_id(session_id)
         ttl = self._timeout
         if self.remember_timeout and login_records.remembered(session_id):
@@ -291,15 +322,17 @@ class RedisSession(_BaseRedisSession):
         if not (self._timeout and self._set_redis_ttl):
             ttl = None
         watchers = self.watchers
-        operation = watchers and watch.begin(watchers, self.namespace, 'load')
+        operation = None
+        if watchers:
+            operation = watch.begin(watchers, self.namespace, 'load')
         try:
             persisted = wire.read(self.redis, key, ttl)
         except REDIS_ERRORS as exc:
             watch.blame(exc, self.namespace)
-            if watchers:
+            if operation is not None:
                 watch.end(watchers, operation, error=exc)
             raise
-        if watchers:
+        if operation is not None:
             watch.end(
                 watchers,
                 operation,
@@ -314,10 +347,10 @@ class RedisSession(_BaseRedisSession):
         if persisted is None:
             raise InvalidSession_NotInBackend('session not in Redis')
         if stored.is_ended(persisted):
-            exc = InvalidSession_NotInBackend('session ended')
+            ended = InvalidSession_NotInBackend('session ended')
             digest = login_records.digest(secret) if secret else b''
-            exc.ended_reason = stored.ended_reason(persisted, digest)
-            raise exc
+            ended.ended_reason = stored.ended_reason(persisted, digest)  # type: ignore[attr-defined]
+            raise ended
         try:
             deserialized = self._decode(persisted)
         except Exception as exc:
@@ -326,6 +359,7 @@ class RedisSession(_BaseRedisSession):
                     'session payload did not deserialize'
                 ) from exc
             raise RawDeserializationError(exc) from exc
+        assert self._stored is not None  # set by _decode()
         if secret is not None and not login_records.matches(
             self._stored, secret
         ):
@@ -342,13 +376,14 @@ class RedisSession(_BaseRedisSession):
             return deserialized, None
         return deserialized
 
-    def _decode(self, persisted):
-        payload, self._stored = decode(persisted, self.deserialize)
-        self._legacy = self._stored is None
-        if not self._legacy:
+    def _decode(self, persisted: bytes) -> dict[str, Any]:
+        payload, records = decode(persisted, self.deserialize)
+        self._stored = records
+        self._legacy = records is None
+        if records is not None:
             self.__dict__['_internal'] = {
                 name: value
-                for name, value in self._stored.items()
+                for name, value in records.items()
                 if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
             }
         if self._legacy:
@@ -361,7 +396,7 @@ class RedisSession(_BaseRedisSession):
             payload['t'] = self._timeout
         return payload
 
-    def to_redis(self):
+    def to_redis(self) -> bytes:
         """The whole session as it is stored."""
         state = self._session_state
         records = [
@@ -373,7 +408,12 @@ class RedisSession(_BaseRedisSession):
         records.extend(self.__dict__.get('_internal', {}).items())
         return stored.pack(state.created, records)
 
-    def payload_with(self, records, without=(), timeout=None):
+    def payload_with(
+        self,
+        records: Mapping[bytes, bytes],
+        without: Container[Any] = (),
+        timeout: int | None = None,
+    ) -> bytes:
         """The whole session as it would be stored with ``records`` as its
         own records (the timeout aside), without the keys ``without`` and
         with ``timeout`` (default: its own); the session is not
@@ -390,21 +430,24 @@ class RedisSession(_BaseRedisSession):
         data.extend(records.items())
         return stored.pack(state.created, data)
 
-    def ensure_id(self):
+    def ensure_id(self) -> str:
         state = self._session_state
         if state.session_id is LazyCreateSession:
             state.session_id = self.new_session()
             state.insert_pending = True
-        return state.session_id
+        session_id: str = state.session_id
+        return session_id
 
-    def _ttl(self):
+    def _ttl(self) -> int | None:
         if self.timeout is not None and self._set_redis_ttl:
             return self.timeout
         return None
 
     # -- writing -------------------------------------------------------------
 
-    def persist_command(self, serialized_session=None):
+    def persist_command(
+        self, serialized_session: bytes | None = None
+    ) -> Command | None:
         """Return the :class:`Command` that writes this session (``None``
         when there is nothing to write): a new session is created whole,
         an existing one gets only this request's changes."""
@@ -418,14 +461,16 @@ class RedisSession(_BaseRedisSession):
             return None
         return self._merge_command(sets, deletes, unchanged)
 
-    def _create_command(self, serialized_session=None):
+    def _create_command(
+        self, serialized_session: bytes | None = None
+    ) -> Command:
         state = self._session_state
         payload = serialized_session or self.to_redis()
         ttl = self._ttl()
         state.please_persist = False
         state.dont_refresh = True
 
-        def created(ok):
+        def created(ok: Any) -> None:
             if ok == 0:  # ended (displaced, revoked) before it began
                 self._record('not created: ended during the request')
                 state.dont_persist = True
@@ -450,17 +495,22 @@ class RedisSession(_BaseRedisSession):
                 created,
             )
 
-        def set_nx(ok):
+        def set_nx(ok: Any) -> None:
             # a SET sent again after a lost reply finds its own payload
             created(ok or self.redis.get(sid) == payload)
 
         return Command('set', (sid, payload), {'ex': ttl, 'nx': True}, set_nx)
 
-    def _merge_command(self, sets, deletes, unchanged=()):
+    def _merge_command(
+        self,
+        sets: Sequence[_Record],
+        deletes: Sequence[bytes],
+        unchanged: Sequence[_Record] = (),
+    ) -> Command:
         state = self._session_state
         ttl = self._ttl()
         state.dont_refresh = True
-        args = [
+        args: list[Any] = [
             (ttl or 0) * 1000,
             stored.header(state.created),
             '1' if self._legacy else '0',
@@ -471,7 +521,7 @@ class RedisSession(_BaseRedisSession):
             args += (name, value)
         args += deletes
 
-        def merged(reply):
+        def merged(reply: Any) -> None:
             if reply == 1 or reply == EMPTIED:
                 self._record(
                     'emptied' if reply == EMPTIED else 'saved',
@@ -498,13 +548,13 @@ class RedisSession(_BaseRedisSession):
 
         return Command.eval(stored.MERGE, (self.key,), args, merged)
 
-    def do_persist(self, serialized_session=None):
+    def do_persist(self, serialized_session: bytes | None = None) -> None:
         """Write the session to Redis now."""
         command = self.persist_command(serialized_session)
         if command is not None:
             command.run(self.redis)
 
-    def do_refresh(self, force_redis_ttl=None):
+    def do_refresh(self, force_redis_ttl: int | None = None) -> None:
         state = self._session_state
         if force_redis_ttl is None and self._ttl_refreshed:
             state.please_refresh = False
@@ -516,7 +566,7 @@ class RedisSession(_BaseRedisSession):
             self.redis.expire(self.key, ttl)
         state.please_refresh = False
 
-    def invalidate(self):
+    def invalidate(self) -> None:
         state = self.__dict__.get('_session_state')
         if (
             state is not None
@@ -527,7 +577,7 @@ class RedisSession(_BaseRedisSession):
             self._record('deleted')
         self._forget()
 
-    def reload(self):
+    def reload(self) -> None:
         """Read the session again from Redis, dropping this request's
         changes: its data as of now (a session ended meanwhile is
         discarded)."""
@@ -543,19 +593,19 @@ class RedisSession(_BaseRedisSession):
         except InvalidSession:
             self.discard()
 
-    def discard(self):
+    def discard(self) -> None:
         """Forget the session in this request without touching Redis (its
         key was deleted elsewhere, e.g. revoked): its cookie is deleted and
         nothing is written."""
         self.__dict__.pop('pending_deletes', None)
         self._forget()
 
-    def _forget_loaded(self):
+    def _forget_loaded(self) -> None:
         for name in ('_stored', '_internal', '_internal_changed', '_login'):
             self.__dict__.pop(name, None)
         self._legacy = False
 
-    def _forget(self):
+    def _forget(self) -> None:
         for name in (
             '_session_state',
             '_stored',
@@ -570,7 +620,9 @@ class RedisSession(_BaseRedisSession):
         self._ttl_refreshed = False
         self.invalidated = True
 
-    def rotate(self, tag=None, session_id=None):
+    def rotate(
+        self, tag: str | None = None, session_id: str | None = None
+    ) -> str:
         """Give the session a new id (``session_id``, or a new one under
         hash tag ``tag``), keeping its data: the new key is written and the
         old one deleted at the end of the request, in one round trip. Call
@@ -589,9 +641,10 @@ class RedisSession(_BaseRedisSession):
         state.please_persist = True
         state.persisted_hash = None
         self._ttl_refreshed = False
-        return state.session_id
+        new_id: str = state.session_id
+        return new_id
 
-    def remember(self):
+    def remember(self) -> None:
         """Make this session a remembered login ("remember me"): it lasts
         ``remember_timeout`` unused, and so does its cookie. Call it with a
         new id (at login)."""
@@ -604,7 +657,7 @@ class RedisSession(_BaseRedisSession):
             self.adjust_session_timeout(self.remember_timeout)
         state.please_recookie = True
 
-    def adopt(self, session_id, payload):
+    def adopt(self, session_id: str, payload: bytes) -> None:
         """Become the session ``session_id``, which was just stored whole
         as ``payload`` (by the user index, at a login): the previous key is
         deleted at the end of the request, later changes are merged into
@@ -642,12 +695,12 @@ class RedisSession(_BaseRedisSession):
         self.invalidated = False
 
     @property
-    def logged_in(self):
+    def logged_in(self) -> bool:
         """Whether the session holds a login of the user index (its own
         records), whatever its data."""
         return login_records.LOGIN in self.__dict__.get('_internal', {})
 
-    def flush_commands(self, create=True):
+    def flush_commands(self, create: bool = True) -> list[Command]:
         """Return the commands that write the pending changes; used by the
         persist tween, which sends them in one round trip per client.
 
@@ -683,7 +736,7 @@ class RedisSession(_BaseRedisSession):
                 commands.append(command)
         return commands
 
-    def _deferred_callback(self, request):
+    def _deferred_callback(self, request: Request) -> None:
         state = self.__dict__.get('_session_state')
         try:
             for key in self.__dict__.pop('pending_deletes', ()):

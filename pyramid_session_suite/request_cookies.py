@@ -12,8 +12,15 @@ rewriting the request's ``Cookie`` header, keeping every well-formed
 cookie.
 """
 
+from __future__ import annotations
+
+from collections.abc import MutableMapping
 import re
+from typing import TYPE_CHECKING
 from webob.cookies import parse_cookie
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
 
 #: a header longer than this is checked segment by segment first (WebOb's
 #: worst case for 512 bytes is a few milliseconds; for 16 KB, seconds)
@@ -30,7 +37,7 @@ _VALUE = r"(?:\"[^\"]*\"|[\w~!@#$%^&*()+=\-`.?|:/{}<>'\\]*)"
 _WELL_FORMED = re.compile(f'{_NAME}={_VALUE}')
 
 
-def readable_cookies(request):
+def readable_cookies(request: Request) -> MutableMapping[str, str]:
     """``request.cookies``, readable whatever the Cookie header holds.
 
     In a long header, segments that are not well-formed cookies are
@@ -42,13 +49,13 @@ def readable_cookies(request):
     if len(header) > LONG_HEADER and environ.get(CHECKED_KEY) is not header:
         header = environ['HTTP_COOKIE'] = well_formed(header)
         environ[CHECKED_KEY] = header
-    cookies = request.cookies
+    cookies: MutableMapping[str, str] = request.cookies
     try:
         len(cookies)
         return cookies
     except UnicodeDecodeError:
         pass
-    kept = []
+    kept: list[bytes] = []
     for name, value in parse_cookie(header):
         try:
             value.decode('utf-8')
@@ -63,10 +70,11 @@ def readable_cookies(request):
         kept.append(name + b'="' + quoted + b'"')
     header = environ['HTTP_COOKIE'] = b'; '.join(kept).decode('latin-1')
     environ[CHECKED_KEY] = header
-    return request.cookies
+    cookies = request.cookies
+    return cookies
 
 
-def well_formed(header):
+def well_formed(header: str) -> str:
     """``header`` with only its well-formed ``name=value`` segments (in
     linear time)."""
     kept = []

@@ -6,6 +6,8 @@ Every feature declares a table of ``(name, converter, default)`` and calls
 the setting, and writes the coerced values back into the settings.
 """
 
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any, TypeAlias
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, aslist
 
@@ -13,12 +15,15 @@ from .exceptions import WeakSecret
 
 PREFIX = 'session_suite.'
 
+#: a row of a table: ``(name, converter, default)``
+Setting: TypeAlias = tuple[str, Callable[[Any], Any], Any]
+
 REQUIRED = object()
 
 MIN_SECRET_BYTES = 32
 
 
-def check_secret(secret, name='secret'):
+def check_secret(secret: str | bytes | None, name: str = 'secret') -> None:
     """Raise :class:`WeakSecret` naming ``name`` unless ``secret`` has 32
     bytes or more."""
     if not secret:
@@ -32,12 +37,12 @@ def check_secret(secret, name='secret'):
         )
 
 
-def as_str(value):
+def as_str(value: Any) -> str | None:
     value = str(value).strip()
     return value or None
 
 
-def as_seconds(value):
+def as_seconds(value: Any) -> int | None:
     """Whole seconds; empty or ``0`` means off (``None``)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -47,46 +52,48 @@ def as_seconds(value):
     return seconds or None
 
 
-def as_float(value):
+def as_float(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return float(value)
 
 
-def as_positive_float(value):
+def as_positive_float(value: Any) -> float | None:
     """A number of seconds above 0 (a timeout: 0 would fail every call)."""
-    value = as_float(value)
-    if value is not None and not value > 0:
-        raise ValueError(f'must be more than 0 seconds, not {value!r}')
-    return value
+    seconds = as_float(value)
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f'must be more than 0 seconds, not {seconds!r}')
+    return seconds
 
 
-def as_nonnegative_float(value):
+def as_nonnegative_float(value: Any) -> float | None:
     """A number of seconds, 0 or more."""
-    value = as_float(value)
-    if value is not None and value < 0:
-        raise ValueError(f'must be 0 seconds or more, not {value!r}')
-    return value
+    seconds = as_float(value)
+    if seconds is not None and seconds < 0:
+        raise ValueError(f'must be 0 seconds or more, not {seconds!r}')
+    return seconds
 
 
-def as_int(value):
+def as_int(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return int(value)
 
 
-def as_bool(value):
-    return asbool(value)
+def as_bool(value: Any) -> bool:
+    result: bool = asbool(value)
+    return result
 
 
-def as_list(value):
+def as_list(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple)):
         return list(value)
-    return aslist(value)
+    result: list[Any] = aslist(value)
+    return result
 
 
-def one_of(*choices):
-    def convert(value):
+def one_of(*choices: Any) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
         value = as_str(value)
         for choice in choices:
             if value is not None and value.lower() == str(choice).lower():
@@ -101,13 +108,18 @@ def one_of(*choices):
     return convert
 
 
-def parse_settings(settings, table, prefix=PREFIX, strict=False):
+def parse_settings(
+    settings: MutableMapping[str, Any],
+    table: Iterable[Setting],
+    prefix: str = PREFIX,
+    strict: bool = False,
+) -> dict[str, Any]:
     """Return ``{name: value}`` for each row of ``table``, read from
     ``settings[prefix + name]`` and coerced; write the results back.
 
     With ``strict``, any other key under ``prefix`` is an error (a typo).
     """
-    result = {}
+    result: dict[str, Any] = {}
     for name, convert, default in table:
         key = prefix + name
         if key in settings:

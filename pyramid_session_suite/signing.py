@@ -9,13 +9,29 @@ time it answers; a cookie signed with a secret no longer listed is ignored
 like a forged one.
 """
 
+from collections.abc import Iterable
 import threading
+from typing import Any, overload
 from webob.cookies import SignedSerializer
 
 from .settings import check_secret
 
 
-def secret_list(secrets, name='secret'):
+@overload
+def secret_list(
+    secrets: str | Iterable[str] | None, name: str = 'secret'
+) -> list[str]: ...
+
+
+@overload
+def secret_list(
+    secrets: str | bytes | Iterable[str | bytes] | None, name: str = 'secret'
+) -> list[str | bytes]: ...
+
+
+def secret_list(
+    secrets: str | bytes | Iterable[str | bytes] | None, name: str = 'secret'
+) -> list[str] | list[str | bytes]:
     """The secrets of ``secrets`` (one secret, or a sequence of them newest
     first), each checked; raise :class:`.WeakSecret` naming ``name``."""
     if isinstance(secrets, (str, bytes)):
@@ -38,8 +54,13 @@ class RotatingSigner:
     again."""
 
     def __init__(
-        self, secrets, salt, hashalg='sha512', serializer=None, cache=0
-    ):
+        self,
+        secrets: str | bytes | Iterable[str | bytes],
+        salt: str,
+        hashalg: str = 'sha512',
+        serializer: Any = None,
+        cache: int = 0,
+    ) -> None:
         self.signers = [
             SignedSerializer(secret, salt, hashalg, serializer=serializer)
             for secret in secret_list(secrets)
@@ -48,12 +69,13 @@ class RotatingSigner:
         self._older = self.signers[1:]
         self._last = threading.local()
         self._cache_size = cache
-        self._verified = {}
+        self._verified: dict[bytes, Any] = {}
 
-    def dumps(self, value):
-        return self._newest.dumps(value)
+    def dumps(self, value: Any) -> bytes:
+        data: bytes = self._newest.dumps(value)
+        return data
 
-    def loads(self, data):
+    def loads(self, data: bytes) -> Any:
         verified = self._verified.get(data)
         if verified is not None:
             return verified
@@ -76,7 +98,7 @@ class RotatingSigner:
             return value
         raise ValueError('invalid signature')
 
-    def signed_by_older(self, data):
+    def signed_by_older(self, data: bytes) -> bool:
         """Whether ``data``, just loaded in this thread, was signed with a
         secret other than the newest."""
-        return getattr(self._last, 'data', None) == data
+        return bool(getattr(self._last, 'data', None) == data)

@@ -21,6 +21,8 @@ earlier releases (``{"m": ..., "c": ..., "t": ...}``): it is read as
 before, and replaced by a stored session at its next write.
 """
 
+from collections.abc import Iterable
+
 #: the first byte of a stored session
 SESSION = 1
 
@@ -46,40 +48,40 @@ DIGEST_SIZE = 16
 _WIDE = 255
 
 
-def header(created):
+def header(created: float) -> bytes:
     """The first bytes of a stored session made at ``created`` (epoch
     seconds)."""
     return bytes((SESSION,)) + int(created).to_bytes(4, 'big')
 
 
-def _length(size, wide):
+def _length(size: int, wide: int) -> bytes:
     """A length: one byte under 255, else 255 and ``wide`` bytes."""
     if size < _WIDE:
         return bytes((size,))
     return b'\xff' + size.to_bytes(wide, 'big')
 
 
-def record(name, value):
+def record(name: bytes, value: bytes) -> bytes:
     """One record: ``name`` and ``value`` (bytes) with their lengths."""
     if len(name) >= 0x10000:
         raise ValueError('a session key is limited to 65,535 bytes')
     return _length(len(name), 2) + name + _length(len(value), 4) + value
 
 
-def pack(created, records):
+def pack(created: float, records: Iterable[tuple[bytes, bytes]]) -> bytes:
     """A stored session: its header and ``(name, value)`` records."""
     return header(created) + b''.join(
         record(name, value) for name, value in records
     )
 
 
-def unpack(data):
+def unpack(data: bytes) -> tuple[int, dict[bytes, bytes]]:
     """Return ``(created, {name: value})`` of a stored session; raise
     ``ValueError`` if ``data`` is not one (or is cut short)."""
     if len(data) < 5 or data[0] != SESSION:
         raise ValueError('not a stored session')
     created = int.from_bytes(data[1:5], 'big')
-    records = {}
+    records: dict[bytes, bytes] = {}
     pos, end = 5, len(data)
     # the lengths inline: this runs on every read
     while pos < end:
@@ -105,21 +107,25 @@ def unpack(data):
     return created, records
 
 
-def is_stored_session(data):
-    return bool(data) and data[0] == SESSION
+def is_stored_session(data: bytes | None) -> bool:
+    if not data:
+        return False
+    return data[0] == SESSION
 
 
-def is_ended(data):
-    return bool(data) and data[0] == ENDED
+def is_ended(data: bytes | None) -> bool:
+    if not data:
+        return False
+    return data[0] == ENDED
 
 
-def ended(digest, reason):
+def ended(digest: bytes, reason: str) -> bytes:
     """What an ended session's key holds: ``digest`` (the session's
     secret's, or ``b''``) and ``reason``."""
     return bytes((ENDED,)) + digest + reason.encode('utf-8')
 
 
-def ended_reason(data, digest):
+def ended_reason(data: bytes, digest: bytes) -> str | None:
     """The reason an ended session's key gives, if it is the session whose
     secret's digest is ``digest`` (``b''``: a session without one)."""
     if not is_ended(data) or data[1 : 1 + len(digest)] != digest:

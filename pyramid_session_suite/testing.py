@@ -12,6 +12,9 @@ started server listens on a free loopback port, keeps nothing on disk and
 is stopped on exit.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
 import os
 import shutil
 import signal
@@ -19,10 +22,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
 import redis
 
 
-def find_redis_server():
+def find_redis_server() -> str | None:
     """Return the path of a ``redis-server`` binary, or ``None``."""
     found = shutil.which('redis-server')
     if found:
@@ -36,7 +40,7 @@ def find_redis_server():
     return path if os.access(path, os.X_OK) else None
 
 
-def _die_with_parent():
+def _die_with_parent() -> None:
     """In the child: ask Linux to stop the server when its parent dies, even
     by a signal that skips ``atexit`` (SIGTERM, SIGKILL)."""
     try:
@@ -49,11 +53,12 @@ def _die_with_parent():
         pass
 
 
-def free_port():
+def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class RedisServer:
@@ -64,7 +69,13 @@ class RedisServer:
     start it from the main thread, or from one that outlives it.
     """
 
-    def __init__(self, url=None, binary=None, args=(), config=None):
+    def __init__(
+        self,
+        url: str | None = None,
+        binary: str | None = None,
+        args: Iterable[str] = (),
+        config: str | None = None,
+    ) -> None:
         if url is None:
             url = os.environ.get('REDIS_URL')
         #: ``REDIS_URL`` (or ``url``): nothing is started; ``url=''``
@@ -76,11 +87,11 @@ class RedisServer:
         #: text of a configuration file given first on the command line
         #: (Sentinel needs one it can rewrite)
         self.config = config
-        self.process = None
-        self.port = None
-        self.dir = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self.dir: str | None = None
 
-    def start(self):
+    def start(self) -> RedisServer:
         """Start the server (again, on the same port after :meth:`stop`)."""
         if self.external_url:
             self.url = self.external_url
@@ -122,7 +133,8 @@ class RedisServer:
             self._kill()
         raise RuntimeError(f'{binary} did not start')
 
-    def _wait_ready(self, timeout=10.0):
+    def _wait_ready(self, timeout: float = 10.0) -> bool:
+        assert self.process is not None and self.port is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -138,7 +150,7 @@ class RedisServer:
                 time.sleep(0.02)
         return False
 
-    def _kill(self):
+    def _kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -147,7 +159,7 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
 
-    def stop(self, keep_port=False):
+    def stop(self, keep_port: bool = False) -> None:
         """Stop the server; ``start()`` brings it back on the same port."""
         self._kill()
         self.process = None
@@ -159,27 +171,27 @@ class RedisServer:
             self.dir = None
 
     @property
-    def address(self):
+    def address(self) -> str:
         """``host:port`` of the server."""
         return f'127.0.0.1:{self.port}'
 
-    def client(self, **options):
+    def client(self, **options: Any) -> redis.Redis:
         """A new ``redis.Redis`` connected to this server."""
-        return redis.Redis(host='127.0.0.1', port=self.port, **options)
+        return redis.Redis(host='127.0.0.1', port=self.port, **options)  # type: ignore[arg-type]
 
     @property
-    def started(self):
+    def started(self) -> bool:
         """``True`` when this object runs the server (not ``REDIS_URL``)."""
         return self.process is not None
 
-    def __enter__(self):
+    def __enter__(self) -> RedisServer:
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
-def _wait(predicate, timeout, what):
+def _wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -203,23 +215,29 @@ class RedisClusterServers:
 
     SLOTS = 16384
 
-    def __init__(self, primaries=3, replicas=1, binary=None, node_timeout=500):
+    def __init__(
+        self,
+        primaries: int = 3,
+        replicas: int = 1,
+        binary: str | None = None,
+        node_timeout: int = 500,
+    ) -> None:
         self.size = primaries
         self.replicas = replicas
         self.binary = binary
         self.node_timeout = node_timeout
-        self.servers = []
+        self.servers: list[RedisServer] = []
 
     @property
-    def nodes(self):
+    def nodes(self) -> list[str]:
         """``host:port`` of every node (the seed nodes of a client)."""
         return [server.address for server in self.servers]
 
     @property
-    def url(self):
+    def url(self) -> str:
         return f'redis://{self.servers[0].address}/0'
 
-    def start(self):
+    def start(self) -> RedisClusterServers:
         args = [
             '--cluster-enabled', 'yes',
             '--cluster-config-file', 'nodes.conf',
@@ -236,7 +254,7 @@ class RedisClusterServers:
             raise
         return self
 
-    def _form(self):
+    def _form(self) -> None:
         clients = [server.client() for server in self.servers]
         primaries = clients[: self.size]
         step = -(-self.SLOTS // self.size)
@@ -248,7 +266,7 @@ class RedisClusterServers:
                 'CLUSTER MEET', '127.0.0.1', server.port
             )
 
-        def everyone_met():
+        def everyone_met() -> bool:
             for client in clients:
                 nodes = client.execute_command('CLUSTER NODES').values()
                 if len(nodes) < len(clients):
@@ -262,7 +280,7 @@ class RedisClusterServers:
         for i, client in enumerate(clients[self.size :]):
             client.execute_command('CLUSTER REPLICATE', ids[i % self.size])
 
-        def ready():
+        def ready() -> bool:
             for c in clients:
                 info = c.execute_command('CLUSTER INFO')
                 if info['cluster_state'] != 'ok':
@@ -276,7 +294,7 @@ class RedisClusterServers:
         for client in clients:
             client.close()
 
-    def primary_of(self, key):
+    def primary_of(self, key: str | bytes) -> RedisServer:
         """The :class:`RedisServer` serving ``key`` now."""
         client = redis.RedisCluster.from_url(self.url)
         try:
@@ -285,7 +303,7 @@ class RedisClusterServers:
         finally:
             client.close()
 
-    def replicas_of(self, server):
+    def replicas_of(self, server: RedisServer) -> list[RedisServer]:
         """The live replicas of primary ``server``."""
         replicas = []
         for candidate in self.servers:
@@ -299,7 +317,7 @@ class RedisClusterServers:
             raise RuntimeError(f'{server.address} has no replica')
         return replicas
 
-    def fail_over(self, server):
+    def fail_over(self, server: RedisServer) -> RedisServer:
         """Promote a replica of primary ``server`` (a coordinated manual
         failover, as an operator does before maintenance); return it."""
         replica = self.replicas_of(server)[0]
@@ -307,7 +325,7 @@ class RedisClusterServers:
             client.execute_command('CLUSTER FAILOVER')
         return self._promoted([replica], server)
 
-    def stop_primary(self, server):
+    def stop_primary(self, server: RedisServer) -> RedisServer:
         """Stop primary ``server`` (as a crash or a lost machine does) and
         wait until the cluster has promoted one of its replicas; return
         it."""
@@ -317,11 +335,13 @@ class RedisClusterServers:
         self.wait_healthy()
         return promoted
 
-    def _promoted(self, replicas, server):
+    def _promoted(
+        self, replicas: Sequence[RedisServer], server: RedisServer
+    ) -> RedisServer:
         """Wait until one of ``replicas`` is a primary; return it."""
-        promoted = []
+        promoted: list[RedisServer] = []
 
-        def one_promoted():
+        def one_promoted() -> bool:
             for replica in replicas:
                 with replica.client() as client:
                     if client.info('replication')['role'] == 'master':
@@ -332,10 +352,10 @@ class RedisClusterServers:
         _wait(one_promoted, 30, f'a replica of {server.address} to take over')
         return promoted[0]
 
-    def wait_healthy(self, timeout=20):
+    def wait_healthy(self, timeout: float = 20) -> None:
         """Wait until every live node says the cluster is ``ok``."""
 
-        def healthy():
+        def healthy() -> bool:
             for server in self.servers:
                 if not server.started:
                     continue
@@ -347,15 +367,15 @@ class RedisClusterServers:
 
         _wait(healthy, timeout, 'the cluster to be healthy')
 
-    def stop(self):
+    def stop(self) -> None:
         for server in self.servers:
             server.stop()
         self.servers = []
 
-    def __enter__(self):
+    def __enter__(self) -> RedisClusterServers:
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -372,27 +392,27 @@ class RedisSentinelServers:
 
     def __init__(
         self,
-        replicas=1,
-        sentinels=3,
-        master_name='session_suite',
-        binary=None,
-        down_after_ms=500,
-    ):
+        replicas: int = 1,
+        sentinels: int = 3,
+        master_name: str = 'session_suite',
+        binary: str | None = None,
+        down_after_ms: int = 500,
+    ) -> None:
         self.replica_count = replicas
         self.sentinel_count = sentinels
         self.master_name = master_name
         self.binary = binary
         self.down_after_ms = down_after_ms
-        self.primary = None
-        self.replicas = []
-        self.sentinel_servers = []
+        self.primary: RedisServer | None = None
+        self.replicas: list[RedisServer] = []
+        self.sentinel_servers: list[RedisServer] = []
 
     @property
-    def sentinels(self):
+    def sentinels(self) -> list[str]:
         """``host:port`` of every Sentinel."""
         return [server.address for server in self.sentinel_servers]
 
-    def start(self):
+    def start(self) -> RedisSentinelServers:
         # no 5 s wait for more replicas before a sync starts
         args = ['--repl-diskless-sync-delay', '0']
         try:
@@ -428,18 +448,19 @@ class RedisSentinelServers:
             raise
         return self
 
-    def _wait_replicated(self):
+    def _wait_replicated(self) -> None:
         """Wait until every replica's link to the primary is up and the
         primary counts each of them as acknowledging its writes."""
         clients = [server.client() for server in self.replicas]
+        assert self.primary is not None
         primary = self.primary.client()
 
-        def replicated():
+        def replicated() -> bool:
             for client in clients:
                 info = client.info('replication')
                 if info.get('master_link_status') != 'up':
                     return False
-            acks = primary.execute_command('WAIT', len(clients), 100)
+            acks: int = primary.execute_command('WAIT', len(clients), 100)
             return acks >= len(clients)
 
         try:
@@ -448,11 +469,11 @@ class RedisSentinelServers:
             for client in [primary, *clients]:
                 client.close()
 
-    def _wait_discovered(self):
+    def _wait_discovered(self) -> None:
         name = self.master_name
         others = self.sentinel_count - 1
 
-        def discovered():
+        def discovered() -> bool:
             for server in self.sentinel_servers:
                 with server.client() as client:
                     ask = client.execute_command
@@ -466,7 +487,7 @@ class RedisSentinelServers:
 
         _wait(discovered, 30, 'the Sentinels to discover each other')
 
-    def master_address(self):
+    def master_address(self) -> tuple[str, int]:
         """``(host, port)`` of the primary, as the first Sentinel says."""
         with self.sentinel_servers[0].client() as client:
             host, port = client.execute_command(
@@ -474,22 +495,24 @@ class RedisSentinelServers:
             )
         return host.decode(), int(port)
 
-    def fail_over(self):
+    def fail_over(self) -> RedisServer:
         """Stop the primary and wait until the Sentinels have promoted a
         replica; return the new primary."""
         old = self.primary
+        assert old is not None
         old.stop(keep_port=True)
 
-        def promoted():
+        def promoted() -> bool:
             return self.master_address()[1] != old.port
 
         _wait(promoted, 30, 'the Sentinels to promote a replica')
         new_port = self.master_address()[1]
         new = next(r for r in self.replicas if r.port == new_port)
 
-        def writable():
+        def writable() -> bool:
             with new.client() as client:
-                return client.info('replication')['role'] == 'master'
+                role: str = client.info('replication')['role']
+                return role == 'master'
 
         _wait(writable, 20, 'the new primary to accept writes')
         self.replicas.remove(new)
@@ -497,27 +520,29 @@ class RedisSentinelServers:
         self.primary = new
         return new
 
-    def stop(self):
+    def stop(self) -> None:
         for server in [*self.sentinel_servers, *self.replicas, self.primary]:
             if server is not None:
                 server.stop()
         self.sentinel_servers, self.replicas, self.primary = [], [], None
 
-    def __enter__(self):
+    def __enter__(self) -> RedisSentinelServers:
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
-def decode_commands(packed):
+def decode_commands(
+    packed: bytes | str | list[Any] | tuple[Any, ...],
+) -> list[list[bytes]]:
     """The commands, as lists of arguments (bytes), in one packed RESP
     write."""
     if isinstance(packed, (list, tuple)):
         packed = b''.join(bytes(chunk) for chunk in packed)
     elif isinstance(packed, str):
         packed = packed.encode()
-    commands = []
+    commands: list[list[bytes]] = []
     pos = 0
     while pos < len(packed):
         if packed[pos : pos + 1] != b'*':
@@ -525,7 +550,7 @@ def decode_commands(packed):
         end = packed.index(b'\r\n', pos)
         count = int(packed[pos + 1 : end])
         pos = end + 2
-        args = []
+        args: list[bytes] = []
         for _ in range(count):
             end = packed.index(b'\r\n', pos)
             size = int(packed[pos + 1 : end])
@@ -535,7 +560,7 @@ def decode_commands(packed):
     return commands
 
 
-def command_names(trip):
+def command_names(trip: Iterable[Sequence[bytes]]) -> list[str]:
     """The upper-case command names in one round trip."""
     return [args[0].decode().upper() for args in trip]
 
@@ -555,19 +580,19 @@ class RoundTrips:
     :meth:`stop`) so that timed runs pay one attribute check per write.
     """
 
-    def __init__(self, active=True):
+    def __init__(self, active: bool = True) -> None:
         self.active = active
         #: per round trip, its commands as lists of arguments (bytes)
-        self.raw = []
+        self.raw: list[list[list[bytes]]] = []
 
-    def reset(self):
+    def reset(self) -> None:
         self.raw.clear()
 
-    def start(self):
+    def start(self) -> None:
         self.raw.clear()
         self.active = True
 
-    def stop(self):
+    def stop(self) -> list[list[list[bytes]]]:
         """Stop recording; return the raw round trips recorded."""
         self.active = False
         raw = list(self.raw)
@@ -575,32 +600,36 @@ class RoundTrips:
         return raw
 
     @property
-    def trips(self):
+    def trips(self) -> list[list[str]]:
         """Per round trip, the names of its commands."""
         return [command_names(trip) for trip in self.raw]
 
     @property
-    def commands(self):
+    def commands(self) -> list[str]:
         return [name for trip in self.trips for name in trip]
 
     @property
-    def count(self):
+    def count(self) -> int:
         return len(self.raw)
 
-    def connection_class(self, base=redis.Connection):
+    def connection_class(
+        self, base: type[redis.Connection] = redis.Connection
+    ) -> type[redis.Connection]:
         """A subclass of ``base`` whose writes are counted here; give it as
         ``connection_class`` to any client (e.g. ``redis.RedisCluster``)."""
         recorder = self
 
-        class CountingConnection(base):
-            def send_packed_command(self, command, check_health=True):
+        class CountingConnection(base):  # type: ignore[valid-type, misc]
+            def send_packed_command(
+                self, command: Any, check_health: bool = True
+            ) -> Any:
                 if recorder.active:
                     recorder.raw.append(decode_commands(command))
                 return super().send_packed_command(command, check_health)
 
         return CountingConnection
 
-    def client(self, url):
+    def client(self, url: str) -> redis.Redis:
         """A ``redis.Redis`` for ``url`` whose round trips are counted."""
         kwargs = redis.connection.parse_url(url)
         base = kwargs.pop('connection_class', redis.Connection)

@@ -7,7 +7,12 @@ revoked: by its user through ``request.user_sessions``, by anyone with the
 :class:`SessionTracker` utility (``request.registry.getUtility(IUserIndex)``).
 """
 
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
 import time
+from typing import TYPE_CHECKING, Any
 import zlib
 
 from . import activity, login_records as lr, watch
@@ -20,6 +25,7 @@ from .persist import LOADED_SESSIONS_KEY, add_before_flush, queue_command
 from .settings import (
     PREFIX,
     REQUIRED,
+    Setting,
     as_bool,
     as_list,
     as_seconds,
@@ -28,6 +34,16 @@ from .settings import (
     parse_settings,
 )
 from .watch import watchers_of
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.request import Request
+
+    from .client_info import ClientInfo
+    from .index import SessionEntry
+    from .multi import SessionMultiManagerConfig
+    from .policy import SessionPolicy
+    from .redis import RedisSession, RedisSessionFactory
 
 SETTINGS_PREFIX = PREFIX + 'user_index.'
 
@@ -43,17 +59,17 @@ REGISTERED_KEY = 'session_suite.registered'
 DEFAULT_INDEX_TTL = 30 * 86400
 
 
-def as_proxies(value):
+def as_proxies(value: Any) -> int | list[str] | None:
     """``''``: none; a number: that many trusted hops; else CIDR blocks."""
-    value = as_str(value)
-    if value is None:
+    text = as_str(value)
+    if text is None:
         return None
-    if value.isdigit():
-        return int(value)
-    return value.split()
+    if text.isdigit():
+        return int(text)
+    return text.split()
 
 
-USER_INDEX_SETTINGS = (
+USER_INDEX_SETTINGS: tuple[Setting, ...] = (
     ('namespace', as_str, None),
     ('secret', as_list, REQUIRED),
     ('key_prefix', as_str, 'session_suite:users:'),
@@ -75,7 +91,7 @@ USER_INDEX_SETTINGS = (
 )
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     config.include('pyramid_session_suite')
     registry = config.registry
     settings = parse_settings(
@@ -93,7 +109,7 @@ def includeme(config):
         geo=settings['geo'],
     )
 
-    def register():
+    def register() -> None:
         manager_config = registry.getUtility(ISessionMultiManagerConfig)
         tracker = SessionTracker.from_namespace(
             manager_config, namespace, settings, client_info
@@ -113,22 +129,35 @@ class SessionTracker:
 
     #: set by ``pyramid_session_suite.policy``: the rules, login limits and
     #: deadlines
-    policy = None
-    max_sessions = 0
-    lock_seconds = 0
-    absolute_timeout = None
+    policy: SessionPolicy | None = None
+    max_sessions: int = 0
+    lock_seconds: int = 0
+    absolute_timeout: int | None = None
 
-    def __init__(self, factory, namespace, index, client_info, settings):
+    def __init__(
+        self,
+        factory: RedisSessionFactory,
+        namespace: str,
+        index: UserIndex,
+        client_info: ClientInfo,
+        settings: Mapping[str, Any],
+    ) -> None:
         self.factory = factory
         self.namespace = namespace
         self.cookie_name = factory.cookie_name
         self.index = index
         self.client_info = client_info
-        self.touch_interval = settings['touch_interval'] or 0
-        self.auto_register = settings['auto_register']
+        self.touch_interval: int = settings['touch_interval'] or 0
+        self.auto_register: bool = settings['auto_register']
 
     @classmethod
-    def from_namespace(cls, manager_config, namespace, settings, client_info):
+    def from_namespace(
+        cls,
+        manager_config: SessionMultiManagerConfig,
+        namespace: str,
+        settings: Mapping[str, Any],
+        client_info: ClientInfo,
+    ) -> SessionTracker:
         key = SETTINGS_PREFIX + 'namespace'
         factory = redis_factory(manager_config, namespace, key)
         timeout = factory.timeout or DEFAULT_INDEX_TTL
@@ -146,26 +175,28 @@ class SessionTracker:
 
     # -- the tracked session of a request -----------------------------------
 
-    def session(self, request):
+    def session(self, request: Request) -> RedisSession:
         """The request's session of the indexed namespace (loaded)."""
-        return request.session_multi[self.namespace]
+        session: RedisSession = request.session_multi[self.namespace]
+        return session
 
-    def loaded_session(self, request):
+    def loaded_session(self, request: Request) -> RedisSession | None:
         """The request's session of the indexed namespace if the request
         loaded it, else ``None``."""
+        session: RedisSession
         for session in request.environ.get(LOADED_SESSIONS_KEY, ()):
             if session.cookie_name == self.cookie_name:
                 return session
         return None
 
-    def origin(self, request):
+    def origin(self, request: Request) -> bytes | None:
         """The digest of the session id the request's cookie names (its
         session may be gone), or ``None``."""
         cookie = request.cookies.get(self.cookie_name)
         session_id = cookie and self.factory.session_id_from_cookie(cookie)
         return lr.origin_digest(session_id) if session_id else None
 
-    def score(self, ttl):
+    def score(self, ttl: float | None) -> int:
         """The index score of a session used now whose key lives ``ttl``
         seconds: its deadline, with the touch interval as margin."""
         return self.index.deadline(ttl, (self.touch_interval + 60) * 1000)
@@ -174,13 +205,13 @@ class SessionTracker:
 
     def register(
         self,
-        request,
-        session,
-        userid,
-        limits=True,
-        replaces=None,
-        remember=False,
-    ):
+        request: Request,
+        session: RedisSession,
+        userid: Any,
+        limits: bool = True,
+        replaces: str | None = None,
+        remember: bool = False,
+    ) -> tuple[bool, Any]:
         """Store ``session`` under a new id in a slot of ``userid``, with
         the records of the login (enforcing the login limits when
         ``limits``), in place of the session ``replaces`` (a handle: this
@@ -241,15 +272,25 @@ class SessionTracker:
             )
         return admitted, evicted
 
-    def revoke(self, request, userid, handles, reason='revoked'):
+    def revoke(
+        self,
+        request: Request | None,
+        userid: Any,
+        handles: Sequence[str],
+        reason: str = 'revoked',
+    ) -> int:
         """End sessions of ``userid`` by handle; return how many ended."""
         count = self.index.revoke(userid, *handles, reason=reason)
         self.notify_revoked(request, userid, handles, reason, count)
         return count
 
     def revoke_all(
-        self, request, userid, except_handle=None, reason='revoked'
-    ):
+        self,
+        request: Request | None,
+        userid: Any,
+        except_handle: str | None = None,
+        reason: str = 'revoked',
+    ) -> int:
         """End every session of ``userid`` (but ``except_handle``)."""
         count = self.index.revoke_all(
             userid, except_handle=except_handle, reason=reason
@@ -257,7 +298,14 @@ class SessionTracker:
         self.notify_revoked(request, userid, (), reason, count)
         return count
 
-    def notify_revoked(self, request, userid, handles, reason, count):
+    def notify_revoked(
+        self,
+        request: Request | None,
+        userid: Any,
+        handles: Iterable[str],
+        reason: str,
+        count: int,
+    ) -> None:
         if request is None or not count:
             return
         activity.record(request.environ, 'user_index', reason,
@@ -267,7 +315,7 @@ class SessionTracker:
         )
 
 
-def same_user(recorded, userid):
+def same_user(recorded: Any, userid: Any) -> bool:
     """Whether the user recorded in a session is ``userid``."""
     if userid is None:
         return False
@@ -276,22 +324,22 @@ def same_user(recorded, userid):
     return str(recorded) == str(userid)
 
 
-def ua_digest(user_agent):
+def ua_digest(user_agent: str) -> str:
     """A short digest of a User-Agent, to notice when it changes (in the
     bookkeeping of earlier releases)."""
     return format(zlib.crc32(user_agent.encode('utf-8')), '08x')
 
 
-class Login(dict):
+class Login(dict[str, Any]):
     """The index bookkeeping of a logged-in session, read from its own
     records: ``u`` (the user, a :class:`.index.UserRef`), ``h`` (its
     handle), ``l`` (login time), ``t`` (last activity), ``ip``, ``ua``,
     ``location`` and ``slot``."""
 
-    legacy = False
+    legacy: bool = False
 
 
-def marker_of(session):
+def marker_of(session: RedisSession) -> dict[str, Any] | None:
     """The index bookkeeping of a loaded session (a :class:`Login`, or the
     dict an earlier release kept in the session data), or ``None``."""
     state = session.__dict__.get('_session_state')
@@ -303,10 +351,13 @@ def marker_of(session):
         if login is None:
             login = session.__dict__['_login'] = _login(session, internal)
         return login
-    return state.managed_dict.get(MARKER)
+    marker: dict[str, Any] | None = state.managed_dict.get(MARKER)
+    return marker
 
 
-def _login(session, internal):
+def _login(
+    session: RedisSession, internal: Mapping[bytes, bytes]
+) -> Login | None:
     """The :class:`Login` of a session's own records (``None`` if its key
     is not a user's)."""
     key = session.key
@@ -327,7 +378,9 @@ def _login(session, internal):
     )
 
 
-def forget_login(tracker, session, marker):
+def forget_login(
+    tracker: SessionTracker, session: RedisSession, marker: dict[str, Any]
+) -> None:
     """The session is no longer the indexed login of ``marker``'s user:
     drop its entry and its records (the session itself stays)."""
     tracker.index.forget(marker['u'], marker['h'])
@@ -339,7 +392,7 @@ def forget_login(tracker, session, marker):
         session.changed()
 
 
-def bookkeeping(request, create):
+def bookkeeping(request: Request, create: bool) -> None:
     """Before the request's sessions are written: note the activity, IP and
     user agent of the indexed session, at most once per ``touch_interval``
     unless they changed, in the same round trip as the session writes."""
@@ -374,7 +427,12 @@ def bookkeeping(request, create):
         _touch_legacy(request, tracker, session, marker)
 
 
-def _touch(request, tracker, session, login):
+def _touch(
+    request: Request,
+    tracker: SessionTracker,
+    session: RedisSession,
+    login: Login,
+) -> None:
     now = time.time()
     info = tracker.client_info
     ip = info.ip(request)
@@ -399,7 +457,12 @@ def _touch(request, tracker, session, login):
                     changed=['ip', 'ua'] if changed else [])  # fmt: skip
 
 
-def _touch_legacy(request, tracker, session, marker):
+def _touch_legacy(
+    request: Request,
+    tracker: SessionTracker,
+    session: RedisSession,
+    marker: dict[str, Any],
+) -> None:
     now = int(time.time())
     info = tracker.client_info
     ip = info.ip(request)
@@ -429,9 +492,13 @@ class UserSessions:
     ``None`` when the session is not a logged-in one.
     """
 
-    def __init__(self, request):
+    userid: Any
+    #: the handle of this request's session
+    current: str | None
+
+    def __init__(self, request: Request) -> None:
         self.request = request
-        self.tracker = request.registry.getUtility(IUserIndex)
+        self.tracker: SessionTracker = request.registry.getUtility(IUserIndex)
         session = self.tracker.session(request)
         marker = marker_of(session) if session is not None else None
         userid = request.authenticated_userid
@@ -443,13 +510,13 @@ class UserSessions:
             self.userid = userid
             self.current = None
 
-    def list(self):
+    def list(self) -> builtins.list[SessionEntry]:
         """This user's sessions, most recently active first."""
         if self.userid is None:
             return []
         return self.tracker.index.list(self.userid, current=self.current)
 
-    def revoke(self, handle):
+    def revoke(self, handle: str) -> int:
         """End one of this user's sessions (this one logs the user out)."""
         if self.userid is None:
             return 0
@@ -458,7 +525,7 @@ class UserSessions:
             self._end_current()
         return count
 
-    def revoke_others(self):
+    def revoke_others(self) -> int:
         """End every other session of this user."""
         if self.userid is None:
             return 0
@@ -466,7 +533,7 @@ class UserSessions:
             self.request, self.userid, except_handle=self.current
         )
 
-    def revoke_all(self):
+    def revoke_all(self) -> int:
         """End every session of this user, this one included."""
         if self.userid is None:
             return 0
@@ -474,7 +541,7 @@ class UserSessions:
         self._end_current()
         return count
 
-    def _end_current(self):
+    def _end_current(self) -> None:
         session = self.tracker.session(self.request)
         session.discard()
         self.userid = self.current = None

@@ -80,9 +80,13 @@ and ``idle_timeout`` (from its last recorded activity; not for a
 remembered login): the pages and the JSON say that deadline.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import datetime
 import re
 import time
+from typing import TYPE_CHECKING, Any, TypeAlias
 from pyramid.csrf import get_csrf_token
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import (
@@ -98,6 +102,17 @@ from pyramid.security import forget
 from .interfaces import IUserIndex
 from .settings import parse_settings
 from .user_index import SETTINGS_PREFIX, USER_INDEX_SETTINGS
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+    from .index import SessionEntry
+    from .user_index import SessionTracker, UserSessions
+
+    #: what a view returns: a response, or the values of its renderer
+    _Answer: TypeAlias = Response | dict[str, Any]
 
 USER_ROUTE = 'session_suite.sessions'
 USER_CONFIRM_ROUTE = 'session_suite.sessions.all'
@@ -166,16 +181,18 @@ class Pages:
     """What the pages call themselves and where they lead, from the
     settings."""
 
-    def __init__(self, settings):
-        self.permission = settings['admin_permission'] or DEFAULT_PERMISSION
-        self.title = settings['page_title'] or 'Your sessions'
-        self.app_name = settings['app_name']
-        self.back_url = settings['back_url']
-        self.login_url = settings['login_url']
-        self.layout = settings['layout'] or TEMPLATES + 'layout.pt'
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.permission: str = (
+            settings['admin_permission'] or DEFAULT_PERMISSION
+        )
+        self.title: str = settings['page_title'] or 'Your sessions'
+        self.app_name: str | None = settings['app_name']
+        self.back_url: str | None = settings['back_url']
+        self.login_url: str | None = settings['login_url']
+        self.layout: str = settings['layout'] or TEMPLATES + 'layout.pt'
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     config.include('pyramid_chameleon')
     registry = config.registry
     table = [row for row in USER_INDEX_SETTINGS if row[0] in PAGE_SETTINGS]
@@ -185,7 +202,7 @@ def includeme(config):
     registry[PAGES_KEY] = pages = Pages(settings)
     prefix = (settings['route_prefix'] or DEFAULT_PREFIX).strip('/')
     prefix = '/' + prefix if prefix else ''
-    admin = {'permission': pages.permission}
+    admin: dict[str, Any] = {'permission': pages.permission}
 
     config.add_route(USER_ROUTE, prefix or '/')
     config.add_route(USER_CONFIRM_ROUTE, prefix + '/revoke-all')
@@ -197,7 +214,7 @@ def includeme(config):
     )
     config.add_route(ADMIN_REVOKE_ROUTE, prefix + '/users/{userid}/revoke')
 
-    post = {'request_method': 'POST', 'require_csrf': True}
+    post: dict[str, Any] = {'request_method': 'POST', 'require_csrf': True}
     add_page(config, USER_ROUTE, 'sessions.pt', my_sessions, my_sessions_json)
     add_page(config, USER_CONFIRM_ROUTE, 'confirm.pt', confirm_mine)
     add_variants(
@@ -239,7 +256,7 @@ def includeme(config):
                 unreadable_form, context=error, route_name=route_name
             )
 
-    def check():
+    def check() -> None:
         if registry.queryUtility(IUserIndex) is None:
             raise ConfigurationError(
                 'pyramid_session_suite.user_index_views needs the user '
@@ -262,7 +279,14 @@ ROUTES = (
 )
 
 
-def add_page(config, route_name, template, view, json_view=None, **kw):
+def add_page(
+    config: Configurator,
+    route_name: str,
+    template: str,
+    view: Callable[[Request], _Answer],
+    json_view: Callable[[Request], _Answer] | None = None,
+    **kw: Any,
+) -> None:
     """A GET page from ``template``, and its JSON variant."""
     add_variants(
         config,
@@ -276,8 +300,13 @@ def add_page(config, route_name, template, view, json_view=None, **kw):
 
 
 def add_variants(
-    config, route_name, view, json_view=None, renderer=None, **kw
-):
+    config: Configurator,
+    route_name: str,
+    view: Callable[[Request], _Answer],
+    json_view: Callable[[Request], _Answer] | None = None,
+    renderer: str | None = None,
+    **kw: Any,
+) -> None:
     """``view`` for HTML and, when the client prefers it, ``json_view``
     for JSON. The HTML variant is also the one for a client that accepts
     neither."""
@@ -298,7 +327,7 @@ def add_variants(
 # -- the views -----------------------------------------------------------
 
 
-def my_sessions(request):
+def my_sessions(request: Request) -> dict[str, Any]:
     """GET ``{prefix}``: the signed-in user's sessions."""
     sessions = signed_in(request)
     userid = listed_userid(request, sessions)
@@ -320,13 +349,13 @@ def my_sessions(request):
     )
 
 
-def my_sessions_json(request):
+def my_sessions_json(request: Request) -> dict[str, Any]:
     sessions = signed_in(request)
     userid = listed_userid(request, sessions)
     return listing_json(request, userid, sessions.current, sessions.list())
 
 
-def confirm_mine(request):
+def confirm_mine(request: Request) -> dict[str, Any]:
     """GET ``{prefix}/revoke-all``: "sign out everywhere?"."""
     sessions = signed_in(request)
     count = len(sessions.list())
@@ -351,18 +380,18 @@ def confirm_mine(request):
     )
 
 
-def revoke_mine(request):
+def revoke_mine(request: Request) -> _Answer:
     """POST ``{prefix}/revoke``: end one, the other or all of the signed-in
     user's sessions; back to the listing, with a message."""
     return end_mine(request, html=True)
 
 
-def revoke_mine_json(request):
+def revoke_mine_json(request: Request) -> _Answer:
     """POST ``{prefix}/revoke`` asking for JSON: ``{"revoked": count}``."""
     return end_mine(request, html=False)
 
 
-def end_mine(request, html):
+def end_mine(request: Request, html: bool) -> _Answer:
     sessions = signed_in(request)
     handle, scope = revocation_target(request, ('others', 'all'))
     if html and scope == 'all' and not confirmed(request):
@@ -387,7 +416,7 @@ def end_mine(request, html):
     return revoked(request, ended, USER_ROUTE, {}, message)
 
 
-def lookup_user(request):
+def lookup_user(request: Request) -> _Answer:
     """GET ``{prefix}/users``: find a user's page (admin)."""
     try:
         userid = (request.GET.get('userid') or '').strip()
@@ -405,7 +434,7 @@ def lookup_user(request):
     )
 
 
-def user_sessions(request):
+def user_sessions(request: Request) -> dict[str, Any]:
     """GET ``{prefix}/users/{userid}``: any user's sessions (admin)."""
     userid, current, entries = admin_listing(request)
     route_kw = {'userid': userid}
@@ -423,11 +452,11 @@ def user_sessions(request):
     )
 
 
-def user_sessions_json(request):
+def user_sessions_json(request: Request) -> dict[str, Any]:
     return listing_json(request, *admin_listing(request))
 
 
-def confirm_users(request):
+def confirm_users(request: Request) -> dict[str, Any]:
     """GET ``{prefix}/users/{userid}/revoke-all``: "revoke all?"
     (admin)."""
     userid, current, entries = admin_listing(request)
@@ -456,17 +485,17 @@ def confirm_users(request):
     )
 
 
-def revoke_users(request):
+def revoke_users(request: Request) -> _Answer:
     """POST ``{prefix}/users/{userid}/revoke``: end one or all sessions of
     any user (admin); events say ``reason='admin'``."""
     return end_users(request, html=True)
 
 
-def revoke_users_json(request):
+def revoke_users_json(request: Request) -> _Answer:
     return end_users(request, html=False)
 
 
-def end_users(request, html):
+def end_users(request: Request, html: bool) -> _Answer:
     userid = request.matchdict['userid']
     route_kw = {'userid': userid}
     tracker = request.registry.getUtility(IUserIndex)
@@ -493,7 +522,7 @@ def end_users(request, html):
     return revoked(request, ended, ADMIN_ROUTE, route_kw, message)
 
 
-def forbidden(exc, request):
+def forbidden(exc: Exception, request: Request) -> dict[str, Any]:
     """The 403 of the pages: sign in, or this is for administrators."""
     request.response.status_int = 403
     userid = request.authenticated_userid
@@ -530,52 +559,57 @@ def forbidden(exc, request):
 # -- helpers of the views ------------------------------------------------
 
 
-def pages_of(request):
-    pages = request.registry.get(PAGES_KEY)
+def pages_of(request: Request) -> Pages:
+    pages: Pages | None = request.registry.get(PAGES_KEY)
     return pages if pages is not None else Pages(dict.fromkeys(PAGE_SETTINGS))
 
 
-def signed_in(request):
+def signed_in(request: Request) -> UserSessions:
     """``request.user_sessions``, or 403 for an anonymous request."""
     if request.authenticated_userid is None:
         raise HTTPForbidden('Sign in to see your sessions.')
-    return request.user_sessions
+    sessions: UserSessions = request.user_sessions
+    return sessions
 
 
-def listed_userid(request, sessions):
+def listed_userid(request: Request, sessions: UserSessions) -> Any:
     userid = sessions.userid
     if userid is None:  # signed in, but the session is not indexed (yet)
         userid = request.authenticated_userid
     return userid
 
 
-def admin_listing(request):
+def admin_listing(
+    request: Request,
+) -> tuple[str, str | None, list[SessionEntry]]:
     """``(userid, current, entries)`` of the admin routes' user."""
-    userid = request.matchdict['userid']
-    tracker = request.registry.getUtility(IUserIndex)
+    userid: str = request.matchdict['userid']
+    tracker: SessionTracker = request.registry.getUtility(IUserIndex)
     current = own_handle(request, userid)
     return userid, current, tracker.index.list(userid, current=current)
 
 
-def listed(entries, handle):
+def listed(entries: Iterable[SessionEntry], handle: str) -> bool:
     return any(entry.handle == handle for entry in entries)
 
 
-def own_handle(request, userid):
+def own_handle(request: Request, userid: Any) -> str | None:
     """The handle of this request's session if it is one of ``userid``'s."""
-    mine = request.user_sessions
+    mine: UserSessions = request.user_sessions
     if mine.userid is not None and str(mine.userid) == str(userid):
         return mine.current
     return None
 
 
-def confirmed(request):
+def confirmed(request: Request) -> bool:
     """Whether a POST of ``scope=all`` says it was confirmed."""
     value = request_fields(request).get(CONFIRM_FIELD)
     return isinstance(value, str) and bool(value.strip())
 
 
-def revocation_target(request, scopes):
+def revocation_target(
+    request: Request, scopes: Sequence[str]
+) -> tuple[str | None, str | None]:
     """``(handle, None)`` or ``(None, scope)`` from the request's fields;
     400 for anything else, 404 for a malformed handle."""
     fields = request_fields(request)
@@ -593,8 +627,9 @@ def revocation_target(request, scopes):
     raise HTTPBadRequest(f'Give a session handle or a scope ({choices}).')
 
 
-def request_fields(request):
+def request_fields(request: Request) -> Mapping[str, Any]:
     """The POST's form fields, or its JSON object."""
+    fields: Mapping[str, Any]
     if request.content_type == 'application/json':
         try:
             fields = request.json_body
@@ -605,12 +640,13 @@ def request_fields(request):
             raise HTTPBadRequest('The body must be a JSON object.')
         return fields
     try:
-        return request.POST
+        fields = request.POST
     except UNREADABLE_FORM:
         raise HTTPBadRequest('The form cannot be read.') from None
+    return fields
 
 
-def unreadable_form(exc, request):
+def unreadable_form(exc: Exception, request: Request) -> Response:
     """400 for a POST whose body cannot be read as a form; any other
     error goes on."""
     try:
@@ -620,7 +656,7 @@ def unreadable_form(exc, request):
     raise exc
 
 
-def revoked_json(request, count, ended):
+def revoked_json(request: Request, count: int, ended: bool) -> dict[str, int]:
     """``{"revoked": count}``, signing this browser out if its session
     ended."""
     response = request.response
@@ -630,7 +666,13 @@ def revoked_json(request, count, ended):
     return {'revoked': count}
 
 
-def revoked(request, ended, route_name, route_kw, message):
+def revoked(
+    request: Request,
+    ended: bool,
+    route_name: str,
+    route_kw: Mapping[str, Any],
+    message: str,
+) -> Response:
     """A redirect to the listing (to the application's root if this
     session ended)."""
     if ended:
@@ -641,7 +683,12 @@ def revoked(request, ended, route_name, route_kw, message):
     return HTTPSeeOther(request.route_url(route_name, **route_kw))
 
 
-def listing_json(request, userid, current, entries):
+def listing_json(
+    request: Request,
+    userid: Any,
+    current: str | None,
+    entries: list[SessionEntry],
+) -> dict[str, Any]:
     request.response.headers.update(LISTING_HEADERS)
     now = time.time()
     for entry in entries:
@@ -649,29 +696,30 @@ def listing_json(request, userid, current, entries):
     return {'userid': userid, 'current': current, 'sessions': entries}
 
 
-def has_session(request):
+def has_session(request: Request) -> bool:
     return request.registry.queryUtility(ISessionFactory) is not None
 
 
-def flash(request, message):
+def flash(request: Request, message: str) -> None:
     if has_session(request):
         request.session.flash(message, queue=FLASH_QUEUE)
 
 
-def pop_flashes(request):
+def pop_flashes(request: Request) -> list[Any]:
     if not has_session(request):
         return []
     session = request.session
     if not session.peek_flash(FLASH_QUEUE):  # no write when there is none
         return []
-    return session.pop_flash(FLASH_QUEUE)
+    flashes: list[Any] = session.pop_flash(FLASH_QUEUE)
+    return flashes
 
 
-def plural(count, noun):
+def plural(count: int, noun: str) -> str:
     return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
 
 
-def all_of(count, noun):
+def all_of(count: int, noun: str) -> str:
     """``'the 1 session'``, ``'all 3 sessions'``."""
     which = 'the' if count == 1 else 'all'
     return f'{which} {plural(count, noun)}'
@@ -680,14 +728,14 @@ def all_of(count, noun):
 # -- what the templates get ------------------------------------------------
 
 
-class Values(dict):
+class Values(dict[str, Any]):
     """A dict whose keys read as attributes (``None`` when missing), as
     templates like them."""
 
     __getattr__ = dict.get
 
 
-def page(request, title, **values):
+def page(request: Request, title: str, **values: Any) -> dict[str, Any]:
     """The values of a page's template: ``title``, ``page`` (what every
     page shows: ``app_name``, ``back_url``, ``back_text``), ``layout`` (the
     template of the ``layout`` macro), ``parts`` (the template of the
@@ -712,22 +760,23 @@ def page(request, title, **values):
     }
 
 
-def template(spec):
+def template(spec: str) -> Any:
     """The Chameleon template of an asset spec (for its macros)."""
     return get_renderer(spec).implementation()
 
 
-def site_url(request, url):
+def site_url(request: Request, url: str | None) -> str | None:
     """``url`` as a link: an absolute URL as it is, a path under the
     application's root."""
     if not url:
         return None
     if re.match(r'[a-z][a-z0-9+.-]*:', url, re.I) or url.startswith('//'):
         return url
-    return request.application_url + '/' + url.lstrip('/')
+    root: str = request.application_url
+    return root + '/' + url.lstrip('/')
 
 
-def login_url(request):
+def login_url(request: Request) -> str | None:
     """Where to sign in: the ``login_url`` setting, or the policy's
     ``login_route``, or ``None``."""
     url = site_url(request, pages_of(request).login_url)
@@ -737,13 +786,19 @@ def login_url(request):
     route = getattr(getattr(tracker, 'policy', None), 'login_route', None)
     if route:
         try:
-            return request.route_url(route)
+            found: str = request.route_url(route)
         except KeyError:  # no such route
             return None
+        return found
     return None
 
 
-def form(request, route_name, route_kw, **fields):
+def form(
+    request: Request,
+    route_name: str,
+    route_kw: Mapping[str, Any],
+    **fields: Any,
+) -> Values:
     """A POST form to ``route_name``: its ``action`` and hidden
     ``fields``, the CSRF token first."""
     return Values(
@@ -752,7 +807,13 @@ def form(request, route_name, route_kw, **fields):
     )
 
 
-def rows_of(request, entries, revoke_route, route_kw, now=None):
+def rows_of(
+    request: Request,
+    entries: Iterable[SessionEntry],
+    revoke_route: str,
+    route_kw: Mapping[str, Any],
+    now: float | None = None,
+) -> list[Values]:
     """The rows of the sessions table: each ``entry``, how to show it, and
     its revoke form."""
     now = time.time() if now is None else now
@@ -792,7 +853,7 @@ def rows_of(request, entries, revoke_route, route_kw, now=None):
     return rows
 
 
-def when(epoch, text):
+def when(epoch: float | None, text: str) -> Values:
     """``text`` and the ISO date and time of ``epoch``, for a ``<time>``
     element."""
     iso = datetime.datetime.fromtimestamp(
@@ -804,10 +865,12 @@ def when(epoch, text):
 # -- deadlines -------------------------------------------------------------
 
 
-def deadlines(request, entry, now):
+def deadlines(
+    request: Request, entry: SessionEntry, now: float
+) -> dict[str, float]:
     """``{kind: seconds left}`` of ``entry``: ``ttl`` (its key's), and
     with the policy ``absolute`` and ``idle``."""
-    found = {}
+    found: dict[str, float] = {}
     if entry.expires_in is not None:
         found['ttl'] = entry.expires_in
     tracker = request.registry.queryUtility(IUserIndex)
@@ -825,22 +888,26 @@ def deadlines(request, entry, now):
     return found
 
 
-def deadline(request, entry, now):
+def deadline(
+    request: Request, entry: SessionEntry, now: float
+) -> tuple[float, str] | tuple[None, None]:
     """``(seconds left, kind)`` of ``entry``'s earliest deadline (of its
     key's TTL and the policy's), or ``(None, None)``."""
     found = deadlines(request, entry, now)
     if not found:
         return None, None
-    kind = min(found, key=found.get)
+    kind = min(found, key=found.__getitem__)
     return max(0, found[kind]), kind
 
 
-def expires_in(request, entry, now):
+def expires_in(
+    request: Request, entry: SessionEntry, now: float
+) -> float | None:
     """The seconds ``entry`` has left (``None``: no deadline)."""
     return deadline(request, entry, now)[0]
 
 
-def remembered(tracker, entry):
+def remembered(tracker: SessionTracker, entry: SessionEntry) -> bool:
     """Whether ``entry`` is a remembered login, which the idle timeout
     spares: its key lives longer than the namespace's ``timeout`` can
     make it."""
@@ -865,7 +932,7 @@ UNITS = (
 )
 
 
-def duration(seconds):
+def duration(seconds: float) -> str:
     """``'2 minutes'``, ``'1 hour'``, ``'less than a minute'``: the
     largest whole unit."""
     seconds = max(0, seconds)
@@ -875,7 +942,7 @@ def duration(seconds):
     return 'less than a minute'
 
 
-def countdown(seconds):
+def countdown(seconds: float) -> str:
     """What :func:`duration` says, with the minutes of a deadline hours
     away: ``'1 hour 59 minutes'``."""
     seconds = max(0, seconds)
@@ -886,7 +953,7 @@ def countdown(seconds):
     return f'{text} {plural(minutes, "minute")}' if minutes else text
 
 
-def ago(seconds):
+def ago(seconds: float) -> str:
     """``'just now'`` or ``'2 minutes ago'``."""
     if seconds < 60:
         return 'just now'

@@ -8,7 +8,15 @@ begins and ends. Without watchers, an operation costs one dictionary
 lookup.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.registry import Registry
 
 #: registry key: the watchers of the application
 WATCHERS_KEY = 'session_suite.watchers'
@@ -35,7 +43,17 @@ class Operation:
         'tokens',
     )
 
-    def __init__(self, namespace, name):
+    namespace: str | None
+    name: str
+    started: float
+    seconds: float
+    size: int
+    round_trips: int
+    outcome: str | None
+    error: BaseException | None
+    tokens: list[object]
+
+    def __init__(self, namespace: str | None, name: str) -> None:
         self.namespace = namespace
         self.name = name
         self.seconds = 0.0
@@ -45,7 +63,15 @@ class Operation:
         self.error = None
 
 
-def add_watcher(config, watcher):
+class Watcher(Protocol):
+    """What :func:`add_watcher` takes (``created`` is optional)."""
+
+    def begin(self, operation: Operation) -> object: ...
+
+    def end(self, operation: Operation, token: Any) -> object: ...
+
+
+def add_watcher(config: Configurator, watcher: Watcher) -> None:
     """Tell ``watcher`` about every operation of the application
     (configuration time): ``watcher.begin(operation)`` returns a token,
     ``watcher.end(operation, token)`` gets it back; ``watcher.created(
@@ -53,19 +79,30 @@ def add_watcher(config, watcher):
     config.registry.setdefault(WATCHERS_KEY, []).append(watcher)
 
 
-def watchers_of(registry):
+def watchers_of(registry: Registry | None) -> Sequence[Watcher]:
     """The watchers of ``registry`` (an empty tuple when none)."""
-    return registry.get(WATCHERS_KEY, ()) if registry is not None else ()
+    if registry is None:
+        return ()
+    watchers: Sequence[Watcher] = registry.get(WATCHERS_KEY, ())
+    return watchers
 
 
-def begin(watchers, namespace, name):
+def begin(
+    watchers: Sequence[Watcher], namespace: str | None, name: str
+) -> Operation:
     operation = Operation(namespace, name)
     operation.tokens = [watcher.begin(operation) for watcher in watchers]
     operation.started = time.perf_counter()
     return operation
 
 
-def end(watchers, operation, outcome='ok', size=0, error=None):
+def end(
+    watchers: Sequence[Watcher],
+    operation: Operation,
+    outcome: str = 'ok',
+    size: int = 0,
+    error: BaseException | None = None,
+) -> None:
     operation.seconds = time.perf_counter() - operation.started
     operation.outcome = 'error' if error is not None else outcome
     operation.size = size
@@ -74,7 +111,7 @@ def end(watchers, operation, outcome='ok', size=0, error=None):
         watcher.end(operation, token)
 
 
-def created(watchers, namespace):
+def created(watchers: Sequence[Watcher], namespace: str | None) -> None:
     """A new session of ``namespace`` was stored (a first write, or a
     login's new id): watchers with a ``created(namespace)`` method are
     told."""
@@ -84,7 +121,7 @@ def created(watchers, namespace):
             tell(namespace)
 
 
-def blame(exc, namespace):
+def blame(exc: BaseException, namespace: str | None) -> None:
     """Note on a Redis error the namespace whose operation raised it."""
     if getattr(exc, NAMESPACE_ATTR, None) is None:
         try:

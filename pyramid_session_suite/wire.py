@@ -12,10 +12,18 @@ client bound to one connection, one that decodes replies) gets the plain
 call.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 import redis
 
+if TYPE_CHECKING:
+    from redis.connection import Connection
 
-def _packed(key, seconds):
+    from .clients import RedisClient
+
+
+def _packed(key: str | bytes, seconds: float | None) -> bytes:
     if isinstance(key, str):
         key = key.encode('utf-8')
     if seconds:
@@ -32,8 +40,8 @@ def _packed(key, seconds):
     return b'*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n' % (len(key), key)
 
 
-def _plain(client):
-    plain = client.__dict__.get('_session_suite_plain')
+def _plain(client: RedisClient) -> bool:
+    plain: bool | None = client.__dict__.get('_session_suite_plain')
     if plain is None:
         plain = client._session_suite_plain = (
             type(client) is redis.Redis
@@ -45,24 +53,31 @@ def _plain(client):
     return plain
 
 
-def read(client, key, seconds=None):
+def read(
+    client: RedisClient, key: str | bytes, seconds: float | None = None
+) -> bytes | None:
     """The value of ``key`` (bytes, or ``None``), its TTL set to
     ``seconds`` if given (``GETEX``), else untouched (``GET``)."""
     if not _plain(client):
+        value: bytes | None
         if seconds:
-            return client.getex(key, ex=seconds)
-        return client.get(key)
+            value = client.getex(key, ex=seconds)
+        else:
+            value = client.get(key)
+        return value
     packed = _packed(key, seconds)
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        return conn.retry.call_with_retry(
+        value = conn.retry.call_with_retry(
             lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
         )
     finally:
         pool.release(conn)
+    return value
 
 
-def _round_trip(conn, packed):
+def _round_trip(conn: Connection, packed: bytes) -> bytes | None:
     conn.send_packed_command((packed,))
-    return conn.read_response()
+    value: bytes | None = conn.read_response()
+    return value
