@@ -7,6 +7,7 @@
     session-suite development.ini revoke-all alice
     session-suite development.ini prune [alice]
     session-suite development.ini counts [--json]
+    session-suite production.ini check [--json]
 
 Like Pyramid's own scripts (``pshell``, ``proutes``), it loads the
 application of ``CONFIG_URI`` (``file.ini`` or ``file.ini#name``) with
@@ -16,9 +17,12 @@ application must include. Sessions are ended through the application's
 :class:`~pyramid_session_suite.user_index.SessionTracker` with the
 bootstrap request, so ``SessionRevoked`` subscribers hear of them (reason
 ``operator``) and their browsers are told why on their next request.
+``check`` needs no index: it checks every Redis store of the application
+(see :mod:`pyramid_session_suite.health`).
 
-Exit codes: 0 done, 1 nothing matched (``revoke``), 2 usage or
-configuration error, 3 Redis unreachable or failing.
+Exit codes: 0 done, 1 nothing matched (``revoke``) or a store has a
+problem (``check``), 2 usage or configuration error, 3 Redis unreachable
+or failing.
 """
 
 import argparse
@@ -58,8 +62,8 @@ CONFIG_URI is the application's ini file, optionally with a #name
 """
 
 EPILOG = """\
-exit codes: 0 done, 1 nothing matched (revoke), 2 usage or configuration
-error, 3 Redis unreachable or failing.
+exit codes: 0 done, 1 nothing matched (revoke) or a store has a problem
+(check), 2 usage or configuration error, 3 Redis unreachable or failing.
 """
 
 
@@ -93,6 +97,8 @@ def main(argv=None, out=None, err=None):
         message = f'Redis failed while loading {args.config_uri}: '
         return fail(err, message + one_line(exc), EXIT_REDIS)
     try:
+        if not args.needs_index:
+            return args.command(env['registry'], args, out)
         tracker = env['registry'].queryUtility(IUserIndex)
         if tracker is None:
             return fail(
@@ -137,7 +143,7 @@ def make_parser():
     common = argparse.ArgumentParser(add_help=False)
     add_setting_option(common, 'sub_settings')
 
-    def command(name, function, help, description):
+    def command(name, function, help, description, needs_index=True):
         sub = commands.add_parser(
             name,
             help=help,
@@ -145,7 +151,7 @@ def make_parser():
             epilog=EPILOG,
             parents=[common],
         )
-        sub.set_defaults(command=function)
+        sub.set_defaults(command=function, needs_index=needs_index)
         return sub
 
     sub = command(
@@ -206,6 +212,21 @@ def make_parser():
         'live sessions, and the total. Counting prunes dead entries as it '
         f'goes. Users whose id is too long to be read back from Redis are '
         f'shown as "{UNREADABLE}" and not counted.',
+    )
+    add_json_option(sub)
+
+    sub = command(
+        'check',
+        cmd_check,
+        'check the session stores',
+        'Connect to every Redis store of the application and report, for '
+        'each of its servers: whether it answers and its round-trip time, '
+        'its Redis version (6.2 or later: GETEX), its role, a '
+        'maxmemory-policy that may evict sessions (any but noeviction, '
+        'unless maxmemory is 0), the cluster state, the Sentinel primary. '
+        'The exit code is 1 when a store has a problem, 3 when one cannot '
+        'be reached.',
+        needs_index=False,
     )
     add_json_option(sub)
     return parser
@@ -475,6 +496,81 @@ def cmd_counts(console, args):
             f'({plural(unreadable, "user")} with an unreadable id not counted)'
         )
     return EXIT_OK
+
+
+def cmd_check(registry, args, out):
+    from ..health import check
+
+    report = check(registry)
+    if args.json:
+        out.write(json.dumps(report.as_dict(), indent=2) + '\n')
+    else:
+        out.write(''.join(line + '\n' for line in health_lines(report)))
+    if not report.reachable:
+        return EXIT_REDIS
+    return EXIT_OK if report.ok else EXIT_NO_MATCH
+
+
+def health_lines(report):
+    """The report of ``check``, for people."""
+    lines = []
+    if not report.stores:
+        return ['no Redis session store configured']
+    for store in report.stores:
+        namespaces = ', '.join(store.namespaces) or '(no namespace)'
+        status = 'ok' if store.ok else 'PROBLEM'
+        lines.append(f'{store.kind} {store.address} [{namespaces}]: {status}')
+        if store.sentinels is not None:
+            answered, total = store.sentinels
+            primary = store.primary or 'unknown'
+            lines.append(
+                f'  primary {primary} ({answered} of {total} Sentinels '
+                'answered)'
+            )
+        rows = [
+            (
+                server.address,
+                server.role or '-',
+                (server.version or '?') if server.reachable else '-',
+                f'{server.rtt * 1000:.2f} ms' if server.rtt else '-',
+                memory(server),
+                server.cluster_state or '-',
+            )
+            for server in store.servers
+        ]
+        if rows:
+            header = ('SERVER', 'ROLE', 'REDIS', 'RTT', 'MAXMEMORY', 'CLUSTER')
+            lines += ['  ' + line for line in table(header, rows)]
+        lines += [f'  problem: {printable(p)}' for p in store.problems]
+        lines += [f'  warning: {printable(w)}' for w in store.warnings]
+    bad = sum(not store.ok for store in report.stores)
+    total = len(report.stores)
+    lines.append(
+        f'{plural(total, "store")} checked: '
+        + (f'{bad} with problems' if bad else 'all healthy')
+    )
+    return lines
+
+
+def memory(server):
+    """``maxmemory`` and its policy, as a column of ``check``."""
+    if not server.reachable:
+        return '-'
+    policy = server.policy or 'policy ?'
+    if server.maxmemory is None:
+        return f'? {policy}'
+    if not server.maxmemory:
+        return f'none ({policy})'
+    return f'{size(server.maxmemory)} {policy}'
+
+
+def size(count):
+    """``'512 B'``, ``'100 MiB'``, ``'1.5 GiB'``."""
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if count < 1024 or unit == 'GiB':
+            break
+        count /= 1024
+    return f'{count:.3g} {unit}'
 
 
 # -- output -------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""OpenTelemetry spans of the session store:
+``config.include('pyramid_session_suite.tracing')`` (the ``otel`` extra:
+``opentelemetry-api``).
+
+Each load of a Redis session (its ``GETEX``) is a ``session_suite.load``
+span, each save of a request's sessions (one round trip per client) a
+``session_suite.save`` span, both of kind ``CLIENT``, children of the
+current span (the request's, when the application traces its requests).
+Their attributes:
+
+``db.system.name``           ``redis``
+``db.operation.name``        ``GETEX`` (loads)
+``session_suite.namespace``  the session namespace (of the first session
+                             of a save)
+``session_suite.outcome``    ``hit``, ``miss``, ``ended`` (loads), ``ok``
+                             (saves) or ``error``
+``session_suite.payload_bytes`` bytes read or written
+``session_suite.round_trips`` Redis round trips
+``error.type``               the Redis error class, on an error (the span's
+                             status is then ``ERROR``, with the exception
+                             recorded)
+
+The spans go to the tracer provider the application set up
+(``opentelemetry.trace.set_tracer_provider``), or to the one named by
+``session_suite.tracing.tracer_provider`` (a dotted name, or the object
+itself in the settings). Without a provider the API's no-op tracer is
+used: a span that records nothing, ended at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .metrics import as_object
+from .settings import PREFIX, parse_settings
+from .watch import add_watcher
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+    from pyramid.config import Configurator
+
+    from .watch import Operation
+
+SETTINGS_PREFIX = PREFIX + 'tracing.'
+
+#: the instrumentation scope of the spans
+SCOPE = 'pyramid_session_suite'
+
+TRACING_SETTINGS = (('tracer_provider', as_object, None),)
+
+
+class TracingWatcher:
+    """Makes a span of every load and save (see :mod:`.watch`)."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.tracer = tracer
+        self.kind = SpanKind.CLIENT
+        #: (namespace, operation): (span name, attributes at the start)
+        self._starts: dict[tuple[str | None, str], Any] = {}
+
+    def begin(self, operation: Operation) -> Span:
+        key = operation.namespace, operation.name
+        try:
+            name, attributes = self._starts[key]
+        except KeyError:
+            name, attributes = self._starts[key] = self._start(*key)
+        return self.tracer.start_span(
+            name, kind=self.kind, attributes=attributes
+        )
+
+    @staticmethod
+    def _start(namespace: str | None, operation: str) -> tuple[str, Any]:
+        attributes = {'db.system.name': 'redis'}
+        if operation == 'load':
+            attributes['db.operation.name'] = 'GETEX'
+        if namespace is not None:
+            attributes['session_suite.namespace'] = namespace
+        return f'session_suite.{operation}', attributes
+
+    def end(self, operation: Operation, span: Span) -> None:
+        if not span.is_recording():
+            return
+        span.set_attribute('session_suite.outcome', operation.outcome or '')
+        span.set_attribute('session_suite.payload_bytes', operation.size)
+        span.set_attribute('session_suite.round_trips', operation.round_trips)
+        error = operation.error
+        if error is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_attribute('error.type', type(error).__qualname__)
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end()
+
+
+def tracer_of(provider: Any = None) -> Tracer:
+    """The tracer of the spans: of ``provider``, else of the global tracer
+    provider (a proxy until the application sets one)."""
+    from opentelemetry import trace
+
+    version = _version()
+    if provider is not None:
+        tracer: Tracer = provider.get_tracer(SCOPE, version)
+        return tracer
+    return trace.get_tracer(SCOPE, version)
+
+
+def _version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(SCOPE)
+    except PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return None
+
+
+def includeme(config: Configurator) -> None:
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError as exc:
+        from pyramid.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            'pyramid_session_suite.tracing needs the "otel" extra: '
+            'pip install "pyramid_session_suite[otel]"'
+        ) from exc
+    settings = parse_settings(
+        config.registry.settings,
+        TRACING_SETTINGS,
+        SETTINGS_PREFIX,
+        strict=True,
+    )
+
+    def register() -> None:
+        tracer = tracer_of(settings['tracer_provider'])
+        add_watcher(config, TracingWatcher(tracer))
+
+    config.action(('session_suite', 'tracing'), register)
