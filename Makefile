@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-topologies soak fuzz clean
+.PHONY: demo test docs lint format bench bench-topologies soak fuzz clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/sphinx-build -W -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W -q -b doctest docs docs/_build/doctest
 	$(BIN)/pytest
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
 
 # the HTTP layer's load generator is Debian's wrk, installed here if missing
 # (as root, or with password-less sudo; like .ci/run installs chromium);

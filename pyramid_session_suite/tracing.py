@@ -8,17 +8,16 @@ span, each save of a request's sessions (one round trip per client) a
 current span (the request's, when the application traces its requests).
 Their attributes:
 
-``db.system.name``           ``redis``
-``db.operation.name``        ``GETEX`` (loads)
-``session_suite.namespace``  the session namespace (of the first session
-                             of a save)
-``session_suite.outcome``    ``hit``, ``miss``, ``ended`` (loads), ``ok``
-                             (saves) or ``error``
-``session_suite.payload_bytes`` bytes read or written
-``session_suite.round_trips`` Redis round trips
-``error.type``               the Redis error class, on an error (the span's
-                             status is then ``ERROR``, with the exception
-                             recorded)
+- ``db.system.name``: ``redis``;
+- ``db.operation.name``: ``GETEX`` (loads);
+- ``session_suite.namespace``: the session namespace (of the first
+  session of a save);
+- ``session_suite.outcome``: ``hit``, ``miss``, ``ended`` (loads), ``ok``
+  (saves) or ``error``;
+- ``session_suite.payload_bytes``: bytes read or written;
+- ``session_suite.round_trips``: Redis round trips;
+- ``error.type``: the Redis error class, on an error (the span's status is
+  then ``ERROR``, with the exception recorded).
 
 The spans go to the tracer provider the application set up
 (``opentelemetry.trace.set_tracer_provider``), or to the one named by
