@@ -34,6 +34,7 @@ from .events import LoginRefused, SessionRevoked
 from .interfaces import IUserIndex
 from .login_records import remembered
 from .user_index import marker_of, same_user
+from .watch import notify
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -109,7 +110,7 @@ def _register(
     if not admitted:
         activity.record(request.environ, 'policy', 'login refused',
                         retry_after=detail)  # fmt: skip
-        request.registry.notify(LoginRefused(request, userid, detail))
+        notify(request, LoginRefused(request, userid, detail))
         raise LoginRefusedError(detail)
     if previous is not None and not again:
         # the session was someone else's before: that entry goes
@@ -173,9 +174,7 @@ def credentials_changed(request: Request, reason: str = 'credentials') -> int:
     activity.record(request.environ, 'user_index', reason,
                     count=len(ended))  # fmt: skip
     for handle in ended:
-        request.registry.notify(
-            SessionRevoked(request, userid, (handle,), reason, 1)
-        )
+        notify(request, SessionRevoked(request, userid, (handle,), reason, 1))
     return len(ended)
 
 

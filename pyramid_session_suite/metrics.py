@@ -213,6 +213,9 @@ class MetricsWatcher:
     """Counts and times the loads and saves of the application's sessions
     (see :mod:`.watch`); the labelled children are looked up once."""
 
+    #: the suite's events it counts: event class -> handler
+    handlers: dict[type, Any] = {}
+
     def __init__(self, collectors: Collectors) -> None:
         self.collectors = collectors
         self._seconds: dict[tuple[str | None, str], Any] = {}
@@ -221,6 +224,12 @@ class MetricsWatcher:
 
     def begin(self, operation: Operation) -> None:
         return None
+
+    def event(self, event: object) -> None:
+        """Count one of the suite's events (see :func:`.watch.notify`)."""
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
 
     def end(self, operation: Operation, token: None) -> None:
         namespace = operation.namespace
@@ -330,8 +339,11 @@ def includeme(config: Configurator) -> None:
 
     def register() -> None:
         collectors = collectors_for(settings['registry'])
-        add_watcher(config, MetricsWatcher(collectors))
-        for event, subscriber in subscribers(collectors).items():
-            registry.registerHandler(subscriber, (event,))
+        watcher = MetricsWatcher(collectors)
+        # the suite's events reach the watcher directly (watch.notify): no
+        # Pyramid subscriber, so no per-request events for an application
+        # that has none of its own
+        watcher.handlers = subscribers(collectors)
+        add_watcher(config, watcher)
 
     config.action(('session_suite', 'metrics'), register)

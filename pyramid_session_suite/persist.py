@@ -19,7 +19,7 @@ import redis
 
 from . import watch
 from .events import StoreUnavailable
-from .watch import NAMESPACE_ATTR, watchers_of
+from .watch import NAMESPACE_ATTR, notify, watchers_of
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -277,8 +277,9 @@ def session_store_unavailable(
     client (a command of ours that Redis rejects) is raised again."""
     if not store_unavailable(exc):
         raise exc
-    request.registry.notify(
-        StoreUnavailable(request, exc, getattr(exc, NAMESPACE_ATTR, None))
+    notify(
+        request,
+        StoreUnavailable(request, exc, getattr(exc, NAMESPACE_ATTR, None)),
     )
     log.warning(
         'session store unavailable: %s.%s: %s',

@@ -39,6 +39,7 @@ from .settings import (
     parse_settings,
 )
 from .user_index import marker_of
+from .watch import notify
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -200,8 +201,9 @@ def policy_tween_factory(
                 session.discard()
                 activity.record(request.environ, 'policy', 'expired',
                                 kind=kind)  # fmt: skip
-                request.registry.notify(
-                    SessionExpired(request, marker['u'], marker['h'], kind)
+                notify(
+                    request,
+                    SessionExpired(request, marker['u'], marker['h'], kind),
                 )
                 return policy.answer(request, kind)
         return handler(request)

@@ -51,7 +51,7 @@ from .redis_session import (
 )
 from .request_cookies import readable_cookies
 from .signing import RotatingSigner
-from .watch import watchers_of
+from .watch import notify, watchers_of
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -437,7 +437,7 @@ class RedisSessionFactory:
         request.environ[ENDED_KEY] = reason
         record(request.environ, 'redis', 'ended session came back',
                cookie=self.cookie_name, reason=reason)  # fmt: skip
-        request.registry.notify(SessionEnded(request, self, reason))
+        notify(request, SessionEnded(request, self, reason))
 
 
 #: the spelling used by function-style factories

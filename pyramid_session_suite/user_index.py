@@ -33,7 +33,7 @@ from .settings import (
     one_of,
     parse_settings,
 )
-from .watch import watchers_of
+from .watch import notify, watchers_of
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -263,9 +263,7 @@ class SessionTracker:
         handle = lr.handle(slot, digest)
         activity.record(request.environ, 'user_index', 'registered',
                         handle=handle, evicted=len(evicted))  # fmt: skip
-        request.registry.notify(
-            SessionRegistered(request, userid, handle, evicted)
-        )
+        notify(request, SessionRegistered(request, userid, handle, evicted))
         if evicted:
             self.notify_revoked(
                 request, userid, evicted, 'displaced', len(evicted)
@@ -310,8 +308,8 @@ class SessionTracker:
             return
         activity.record(request.environ, 'user_index', reason,
                         handles=list(handles), count=count)  # fmt: skip
-        request.registry.notify(
-            SessionRevoked(request, userid, handles, reason, count)
+        notify(
+            request, SessionRevoked(request, userid, handles, reason, count)
         )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pyramid.config import Configurator
     from pyramid.registry import Registry
+    from pyramid.request import Request
 
 #: registry key: the watchers of the application
 WATCHERS_KEY = 'session_suite.watchers'
@@ -119,6 +120,20 @@ def created(watchers: Sequence[Watcher], namespace: str | None) -> None:
         tell = getattr(watcher, 'created', None)
         if tell is not None:
             tell(namespace)
+
+
+def notify(request: Request, event: object) -> None:
+    """Send one of the suite's events: to the application's subscribers
+    (``registry.notify``) and to the watchers that have an ``event(event)``
+    method. Watchers hear the suite's events without subscribing, so an
+    application with no subscriber of its own does not pay for Pyramid's
+    per-request events."""
+    registry = request.registry
+    registry.notify(event)
+    for watcher in registry.get(WATCHERS_KEY, ()):
+        tell = getattr(watcher, 'event', None)
+        if tell is not None:
+            tell(event)
 
 
 def blame(exc: BaseException, namespace: str | None) -> None:

@@ -37,6 +37,7 @@ from .. import activity
 from ..events import SessionReplaced, TokenRejected
 from ..login_records import redis_key
 from ..request_cookies import readable_cookies
+from ..watch import notify
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
 
@@ -337,7 +338,7 @@ def _reject(request, exc, flow):
     )
     activity.record(request.environ, 'crossdomain', 'token refused',
                     reason=exc.reason)  # fmt: skip
-    request.registry.notify(TokenRejected(request, exc.reason, flow))
+    notify(request, TokenRejected(request, exc.reason, flow))
 
 
 def _adopt(request, response, crossdomain, payload, **cookie):
@@ -353,14 +354,15 @@ def _adopt(request, response, crossdomain, payload, **cookie):
     factory.set_cookie(response, payload['sid'], **cookie)
     activity.record(request.environ, 'crossdomain', 'token redeemed',
                     replaced=True, src=payload['src'])  # fmt: skip
-    request.registry.notify(
+    notify(
+        request,
         SessionReplaced(
             request,
             crossdomain.namespace,
             payload['src'],
             payload['dst'],
             was_empty,
-        )
+        ),
     )
 
 
