@@ -31,8 +31,8 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import legacy_index, login_records as lr
-from .persist import Command
+from . import legacy_index, login_records as lr, watch
+from .persist import REDIS_ERRORS, Command
 from .signing import secret_list
 
 if TYPE_CHECKING:
@@ -473,6 +473,15 @@ class UserIndex:
         self.revoke_script = client.register_script(REVOKE)
         self.count_script = client.register_script(COUNT)
 
+    def _run(self, script: Any, **call: Any) -> Any:
+        """Run one of the index's scripts; a Redis error names the
+        namespace (for the metrics of the 503 it becomes)."""
+        try:
+            return script(**call)
+        except REDIS_ERRORS as exc:
+            watch.blame(exc, self.namespace)
+            raise
+
     # -- names --------------------------------------------------------------
 
     def keys(self, userid: Any) -> builtins.list[str]:
@@ -542,7 +551,8 @@ class UserIndex:
             score = self.deadline(ttl)
         keys = self.keys(userid)
         for _ in range(3):
-            reply = self.register_script(
+            reply = self._run(
+                self.register_script,
                 keys=keys,
                 args=[
                     self.clock(),
@@ -657,7 +667,8 @@ class UserIndex:
         every: bool,
         handles: Sequence[str],
     ) -> builtins.list[str]:
-        reply = self.revoke_script(
+        reply = self._run(
+            self.revoke_script,
             keys=self.keys(userid),
             args=[
                 self.clock(),
@@ -680,8 +691,10 @@ class UserIndex:
         :class:`SessionEntry` (``current`` is the handle to mark)."""
         import json
 
-        entries, old = self.list_script(
-            keys=self.keys(userid), args=[self.clock(), GRACE_MS]
+        entries, old = self._run(
+            self.list_script,
+            keys=self.keys(userid),
+            args=[self.clock(), GRACE_MS],
         )
         listed = []
         for entry in entries:
@@ -736,8 +749,10 @@ class UserIndex:
 
     def prune_counts(self, userid: Any) -> tuple[int, int]:
         """Prune ``userid``'s entries; return ``(live, dropped)``."""
-        live, pruned = self.count_script(
-            keys=self.keys(userid), args=[self.clock(), GRACE_MS]
+        live, pruned = self._run(
+            self.count_script,
+            keys=self.keys(userid),
+            args=[self.clock(), GRACE_MS],
         )
         return int(live), int(pruned)
 

@@ -253,13 +253,12 @@ def test_misses_a_displaced_session_and_redis_down_at_login(
     assert counters(samples, 'session_suite_sessions_ended') == {
         ('main', 'displaced'): 1,
     }
-    # the user index's own commands do not tell their namespace (only
-    # loads and saves do)
+    # the user index's scripts name their namespace too
     assert counters(samples, 'session_suite_store_errors') == {
-        ('ConnectionError', 'unknown'): 1,
+        ('ConnectionError', 'main'): 1,
     }
     assert counters(samples, 'session_suite_unavailable') == {
-        ('unknown',): 1,
+        ('main',): 1,
     }
 
 

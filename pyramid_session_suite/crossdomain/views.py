@@ -36,8 +36,9 @@ from pyramid.view import view_config
 from .. import activity
 from ..events import SessionReplaced, TokenRejected
 from ..login_records import redis_key
+from ..persist import REDIS_ERRORS
 from ..request_cookies import readable_cookies
-from ..watch import notify
+from ..watch import blame, notify
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
 
@@ -309,14 +310,18 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
             if '/'.join(source) != payload['src']:
                 raise TokenError('not loaded by the source site', 'referer')
         # one round trip, and nothing written for a refused token
-        claimed = crossdomain.factory.redis.eval(
-            CLAIM,
-            2,
-            crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
-            redis_key(payload['sid']),
-            f'{here} {secrets.token_urlsafe(12)}',
-            crossdomain.codec.claim_ttl,
-        )
+        try:
+            claimed = crossdomain.factory.redis.eval(
+                CLAIM,
+                2,
+                crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
+                redis_key(payload['sid']),
+                f'{here} {secrets.token_urlsafe(12)}',
+                crossdomain.codec.claim_ttl,
+            )
+        except REDIS_ERRORS as exc:
+            blame(exc, crossdomain.namespace)  # for the 503's metrics
+            raise
         if claimed == 0:
             raise ReplayedToken('already used')
         if claimed == -1:
