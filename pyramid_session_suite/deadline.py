@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
         _sock: Any
         socket_timeout: float | None
+        socket_connect_timeout: float | None
 
         def connect(self) -> None: ...
 
@@ -92,7 +93,9 @@ class _Bounded(_Connection):
         spent = _spent()
         if spent is None or self._sock:
             return super().connect()
-        self._refuse(spent, 0)  # only once the time is up
+        if spent.seconds:
+            # not the request's first connect: it must fit in what is left
+            self._refuse(spent, self.socket_connect_timeout)
         start = time.monotonic()
         try:
             return super().connect()
