@@ -37,6 +37,8 @@ from pyramid.config import Configurator
 
 from pyramid_session_suite.testing import RedisServer
 
+from .driver import time_requests
+
 SECRET = 'benchmark-only-secret-48-bytes-never-deployed!!'
 
 #: the goal: metrics and tracing together cost at most this share of the
@@ -157,27 +159,12 @@ def session_cookie(app):
     return cookie.split(';')[0]
 
 
-def time_requests(app, env, count):
-    """Seconds ``count`` requests take."""
-    copy = env.copy
-    start_response = _start_response
-    join = b''.join
-    gc.collect()
-    start = time.perf_counter()
-    for _ in range(count):
-        app_iter = app(copy(), start_response)
-        join(app_iter)
-        close = getattr(app_iter, 'close', None)
-        if close is not None:
-            close()
-    return time.perf_counter() - start
-
-
 def measure(apps, env, rounds, count, seed=0):
     """``{name: [requests per second of each round]}``, in turns."""
     order = list(apps)
     shuffle = random.Random(seed).shuffle
     for app in apps.values():  # warm up: connections, caches
+        b''.join(app(env.copy(), _start_response))  # answers 200
         time_requests(app, env, max(100, count // 10))
     rates = {name: [] for name in apps}
     for _ in range(rounds):

@@ -468,6 +468,20 @@ def _micros(cell):
     return 1e6 / cell.rate
 
 
+def logged_in_ratios(results):
+    """``(scenario, its anonymous scenario, suite ratio)`` of each
+    logged-in scenario measured with its anonymous twin."""
+    for scenario in results.scenarios:
+        plain = scenario.plain
+        if (
+            plain
+            and results.has(scenario.name, 'suite')
+            and results.has(plain, 'suite')
+        ):
+            ratio = results.ratio(scenario.name, 'suite', 'suite', plain)
+            yield scenario.name, plain, ratio
+
+
 def limit_lines(results):
     """The limits, and the suite against them (and the other ratios the
     issue sets goals for), in words."""
@@ -504,17 +518,10 @@ def limit_lines(results):
                 f'{name}: suite / its limit ({scenario.limit}): '
                 + '; '.join(parts)
             )
-    parts = []
-    for scenario in results.scenarios:
-        plain = scenario.plain
-        if not (
-            plain
-            and results.has(scenario.name, 'suite')
-            and results.has(plain, 'suite')
-        ):
-            continue
-        ratio = results.ratio(scenario.name, 'suite', 'suite', plain)
-        parts.append(f'{scenario.name} {ratio:.2f} x {plain}')
+    parts = [
+        f'{name} {ratio:.2f} x {plain}'
+        for name, plain, ratio in logged_in_ratios(results)
+    ]
     if parts:
         lines.append('logged in / anonymous, suite: ' + ', '.join(parts))
     if results.has('untouched', 'suite') and results.has('untouched', 'floor'):
@@ -1159,18 +1166,10 @@ def limit_checks(results):
                     False,
                 )
             )
-    for scenario in results.scenarios:
-        plain = scenario.plain
-        if not (
-            plain
-            and results.has(scenario.name, 'suite')
-            and results.has(plain, 'suite')
-        ):
-            continue
-        ratio = results.ratio(scenario.name, 'suite', 'suite', plain)
+    for name, plain, ratio in logged_in_ratios(results):
         checks.append(
             (
-                f'{scenario.name}: suite >= {PLAIN_GOAL:g} x suite {plain} '
+                f'{name}: suite >= {PLAIN_GOAL:g} x suite {plain} '
                 f'req/s ({ratio:.2f} x)',
                 met(ratio, PLAIN_GOAL),
                 False,

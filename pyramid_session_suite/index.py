@@ -31,7 +31,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import legacy_index, login_records as lr, watch
+from . import legacy_index, login_records as lr, stored, watch
 from .persist import REDIS_ERRORS, Command
 from .signing import secret_list
 
@@ -47,26 +47,8 @@ RECENT = 4
 
 _LUA = (
     legacy_index.LUA
+    + stored.OWN_RECORDS
     + """
-local function internals(cur)
-  if not cur or string.byte(cur, 1) ~= 1 then return nil end
-  local t, pos, stop = {}, 6, #cur
-  while pos <= stop do
-    local kl = string.byte(cur, pos)
-    pos = pos + 1
-    if kl == 255 then kl, pos = struct.unpack('>I2', cur, pos) end
-    local at = pos
-    pos = pos + kl
-    local vl = string.byte(cur, pos)
-    pos = pos + 1
-    if vl == 255 then vl, pos = struct.unpack('>I4', cur, pos) end
-    if string.byte(cur, at) == 255 then
-      t[string.sub(cur, at, at + kl - 1)] = string.sub(cur, pos, pos + vl - 1)
-    end
-    pos = pos + vl
-  end
-  return t
-end
 -- the records of the login in key, or nil (gone, ended, not a login)
 local function login_of(key)
   local t = internals(redis.call('GET', key))

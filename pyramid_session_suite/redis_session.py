@@ -108,6 +108,13 @@ def decode(
     return payload, records
 
 
+#: what a request knows of the stored session it loaded
+_LOADED = ('_stored', '_internal', '_internal_changed', '_login')
+
+#: what a request changed (written at its end)
+_CHANGES = ('_set_keys', '_timeout_changed', '_internal_changed', '_login')
+
+
 class RedisSession(_BaseRedisSession):
     """A ``pyramid_session_redis`` session with guarded reads and writes.
 
@@ -381,11 +388,7 @@ class RedisSession(_BaseRedisSession):
         self._stored = records
         self._legacy = records is None
         if records is not None:
-            self.__dict__['_internal'] = {
-                name: value
-                for name, value in records.items()
-                if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
-            }
+            self._own(records)
         if self._legacy:
             # what each value would be stored as, to notice a change
             self._stored = {
@@ -600,22 +603,35 @@ class RedisSession(_BaseRedisSession):
         self.__dict__.pop('pending_deletes', None)
         self._forget()
 
-    def _forget_loaded(self) -> None:
-        for name in ('_stored', '_internal', '_internal_changed', '_login'):
+    def _drop(self, names: tuple[str, ...]) -> None:
+        for name in names:
             self.__dict__.pop(name, None)
+
+    def _own(self, records: dict[bytes, bytes]) -> None:
+        """Keep the session's own records of ``records`` (its timeout
+        aside)."""
+        self.__dict__['_internal'] = {
+            name: value
+            for name, value in records.items()
+            if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
+        }
+
+    def _delete_at_the_end(self, state: Any) -> None:
+        """The key of ``state``'s current id (if it was stored) is deleted
+        at the end of the request: the session moves to a new id."""
+        if state.session_id is not LazyCreateSession and not getattr(
+            state, 'insert_pending', False
+        ):
+            self.__dict__.setdefault('pending_deletes', []).append(
+                login_records.redis_key(state.session_id)
+            )
+
+    def _forget_loaded(self) -> None:
+        self._drop(_LOADED)
         self._legacy = False
 
     def _forget(self) -> None:
-        for name in (
-            '_session_state',
-            '_stored',
-            '_set_keys',
-            '_timeout_changed',
-            '_internal',
-            '_internal_changed',
-            '_login',
-        ):
-            self.__dict__.pop(name, None)
+        self._drop(('_session_state', *_LOADED, *_CHANGES))
         self._legacy = False
         self._ttl_refreshed = False
         self.invalidated = True
@@ -628,13 +644,7 @@ class RedisSession(_BaseRedisSession):
         old one deleted at the end of the request, in one round trip. Call
         it at login, against session fixation."""
         state = self._session_state
-        old = state.session_id
-        if old is not LazyCreateSession and not getattr(
-            state, 'insert_pending', False
-        ):
-            self.__dict__.setdefault('pending_deletes', []).append(
-                login_records.redis_key(old)
-            )
+        self._delete_at_the_end(state)
         state.session_id = session_id or self.new_session(tag)
         state.insert_pending = True
         state.new = True
@@ -663,13 +673,7 @@ class RedisSession(_BaseRedisSession):
         deleted at the end of the request, later changes are merged into
         the new one, and the browser gets its cookie."""
         state = self._session_state
-        old = state.session_id
-        if old is not LazyCreateSession and not getattr(
-            state, 'insert_pending', False
-        ):
-            self.__dict__.setdefault('pending_deletes', []).append(
-                login_records.redis_key(old)
-            )
+        self._delete_at_the_end(state)
         state.session_id = session_id
         state.insert_pending = False
         state.new = False
@@ -678,18 +682,8 @@ class RedisSession(_BaseRedisSession):
         state.registered = True
         records = stored.unpack(payload)[1]
         self._stored = records
-        self.__dict__['_internal'] = {
-            name: value
-            for name, value in records.items()
-            if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
-        }
-        for name in (
-            '_set_keys',
-            '_timeout_changed',
-            '_internal_changed',
-            '_login',
-        ):
-            self.__dict__.pop(name, None)
+        self._own(records)
+        self._drop(_CHANGES)
         self._legacy = False
         self._ttl_refreshed = True
         self.invalidated = False

@@ -142,6 +142,30 @@ end
 local function record(k, v) return size(#k) .. k .. size(#v, true) .. v end
 """
 
+#: Lua: ``internals(value)``, the session's own records (names starting
+#: ``0xff``) of a stored session by name, or ``nil`` for anything else
+OWN_RECORDS = """
+local function internals(cur)
+  if not cur or string.byte(cur, 1) ~= 1 then return nil end
+  local t, pos, stop = {}, 6, #cur
+  while pos <= stop do
+    local kl = string.byte(cur, pos)
+    pos = pos + 1
+    if kl == 255 then kl, pos = struct.unpack('>I2', cur, pos) end
+    local at = pos
+    pos = pos + kl
+    local vl = string.byte(cur, pos)
+    pos = pos + 1
+    if vl == 255 then vl, pos = struct.unpack('>I4', cur, pos) end
+    if string.byte(cur, at) == 255 then
+      t[string.sub(cur, at, at + kl - 1)] = string.sub(cur, pos, pos + vl - 1)
+    end
+    pos = pos + vl
+  end
+  return t
+end
+"""
+
 #: KEYS session; ARGV ttl_ms (0: keep), header, whole (0|1), n, b,
 #: n (key, value) pairs set, b (key, value) pairs of the keys unchanged
 #: (whole: used only if the session is an earlier release's payload),

@@ -242,6 +242,26 @@ def test_a_command_of_ours_that_redis_rejects_stays_an_error(redis_url):
 # --- Redis Cluster: a primary crashes or freezes -----------------------------
 
 
+def freeze(server, seconds):
+    """Freeze ``server`` (``SIGSTOP``) for ``seconds``, then thaw it,
+    whatever happens."""
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+
+
+def outcome(visitors, start, ended):
+    """Check every answer (200 or 503); return ``(requests sent during the
+    fault, how many of them got a 503, the slowest Redis request)``."""
+    exchanges = [e for v in visitors for e in v.exchanges]
+    assert_answers(exchanges)
+    during = [e for e in exchanges if start <= e.sent < ended]
+    slowest = max(e.seconds for e in exchanges if e.route in REDIS_ROUTES)
+    return during, sum(e.status == 503 for e in during), slowest
+
+
 @pytest.fixture(scope='module')
 def own_cluster():
     """A cluster of this module's own: its primaries are killed."""
@@ -266,11 +286,7 @@ def test_a_cluster_primary_lost_under_traffic_is_prompt_503s(
         replicas = own_cluster.replicas_of(primary)
         start = time.monotonic()
         if how == 'frozen':
-            primary.process.send_signal(signal.SIGSTOP)
-            try:
-                time.sleep(1.5)
-            finally:
-                primary.process.send_signal(signal.SIGCONT)
+            freeze(primary, 1.5)
         else:
             primary.process.kill()  # a crash: no goodbye to the cluster
             primary.process.wait()
@@ -283,17 +299,14 @@ def test_a_cluster_primary_lost_under_traffic_is_prompt_503s(
     if how == 'killed':
         primary.start()  # back, as a replica
         own_cluster.wait_healthy()
-    exchanges = [e for v in visitors for e in v.exchanges]
-    assert_answers(exchanges)
-    during = [e for e in exchanges if start <= e.sent < ended]
-    slowest = max(e.seconds for e in exchanges if e.route in REDIS_ROUTES)
+    during, unavailable, slowest = outcome(visitors, start, ended)
     # replication is asynchronous: a write the lost primary had not passed
     # on to its replica yet is gone with it (a session, here and there)
     lost = sum(1 for v in visitors if v.signed_out)
     figures.append(
         f'cluster primary {how}: {ended - start:.2f} s until healthy, '
-        f'{sum(e.status == 503 for e in during)} of {len(during)} requests '
-        f'503, slowest Redis request {slowest:.2f} s, recovered in '
+        f'{unavailable} of {len(during)} requests 503, slowest Redis '
+        f'request {slowest:.2f} s, recovered in '
         f'{recovery * 1000:.0f} ms; {lost} of {len(visitors)} visitors '
         'lost their session with the unreplicated writes'
     )
@@ -316,20 +329,12 @@ def test_a_cluster_primary_frozen_without_failover_is_prompt_503s(figures):
             time.sleep(0.3)
             primary = cluster.primary_of(key)
             start = time.monotonic()
-            primary.process.send_signal(signal.SIGSTOP)
-            try:
-                time.sleep(4)
-            finally:
-                primary.process.send_signal(signal.SIGCONT)
+            freeze(primary, 4)
             cluster.wait_healthy()
             ended = time.monotonic()
             recovery = recovery_seconds(url, ended)
             time.sleep(0.3)
-    exchanges = [e for v in visitors for e in v.exchanges]
-    assert_answers(exchanges)
-    during = [e for e in exchanges if start <= e.sent < ended]
-    slowest = max(e.seconds for e in exchanges if e.route in REDIS_ROUTES)
-    unavailable = sum(e.status == 503 for e in during)
+    during, unavailable, slowest = outcome(visitors, start, ended)
     figures.append(
         f'cluster primary frozen 4 s, no replica: {unavailable} of '
         f'{len(during)} requests 503, slowest Redis request {slowest:.2f} s, '
@@ -359,25 +364,18 @@ def test_a_sentinel_primary_lost_under_traffic_is_prompt_503s(how, figures):
             time.sleep(0.3)
             start = time.monotonic()
             if how == 'frozen':
-                servers.primary.process.send_signal(signal.SIGSTOP)
-                try:
-                    time.sleep(1.5)
-                finally:
-                    servers.primary.process.send_signal(signal.SIGCONT)
+                freeze(servers.primary, 1.5)
             else:
                 servers.fail_over()
             ended = time.monotonic()
             recovery = recovery_seconds(url, ended, limit=15)
             time.sleep(0.3)
-    exchanges = [e for v in visitors for e in v.exchanges]
-    assert_answers(exchanges)
-    during = [e for e in exchanges if start <= e.sent < ended]
-    slowest = max(e.seconds for e in exchanges if e.route in REDIS_ROUTES)
+    during, unavailable, slowest = outcome(visitors, start, ended)
     lost = sum(1 for v in visitors if v.signed_out)
     figures.append(
         f'Sentinel primary {how}: {ended - start:.2f} s, '
-        f'{sum(e.status == 503 for e in during)} of {len(during)} requests '
-        f'503, slowest Redis request {slowest:.2f} s, recovered in '
+        f'{unavailable} of {len(during)} requests 503, slowest Redis '
+        f'request {slowest:.2f} s, recovered in '
         f'{recovery * 1000:.0f} ms; {lost} of {len(visitors)} visitors '
         'lost their session'
     )

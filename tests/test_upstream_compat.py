@@ -153,16 +153,7 @@ def test_upstream_tests_pass(request, tmp_path):
         assert path.is_file(), f'{SDIST_NAME} has no tests/{path.name}'
     reword(upstream / 'tests' / PANEL_TESTS)
 
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith('PYTEST_') and key != 'PYTHONPATH'
-    }
-    env.update(
-        PYTHONPATH=str(SHIM_DIR),
-        PYTEST_DISABLE_PLUGIN_AUTOLOAD='1',
-        PYTHONDONTWRITEBYTECODE='1',
-    )
+    env = shim_environ()
     command = [
         sys.executable,
         '-m',
@@ -218,16 +209,7 @@ def test_pyramid_cookie_session_tests_pass(request, tmp_path):
         source = source.replace(theirs, ours)
     test_file.write_text(source)
 
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith('PYTEST_') and key != 'PYTHONPATH'
-    }
-    env.update(
-        PYTHONPATH=str(SHIM_DIR),
-        PYTEST_DISABLE_PLUGIN_AUTOLOAD='1',
-        PYTHONDONTWRITEBYTECODE='1',
-    )
+    env = shim_environ()
     deselect = [
         f'--deselect=tests/test_session.py::{PYRAMID_CLASS}::{name}'
         for name in PYRAMID_DESELECTED
@@ -317,6 +299,22 @@ def sdist_of(config, download_dir, requirement, name, digest):
     shutil.copyfile(downloaded, partial)
     os.replace(partial, sdist)
     return sdist
+
+
+def shim_environ():
+    """The environment of an upstream test run: our shim first on the
+    path, none of this run's pytest settings or plugins."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith('PYTEST_') and key != 'PYTHONPATH'
+    }
+    env.update(
+        PYTHONPATH=str(SHIM_DIR),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD='1',
+        PYTHONDONTWRITEBYTECODE='1',
+    )
+    return env
 
 
 def extract_tests(sdist, destination):
