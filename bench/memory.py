@@ -362,7 +362,7 @@ def anonymous_suite(app, count):
 
 
 def write_suite(client, commands):
-    from pyramid_session_suite.persist import run_commands
+    from pyramid_session_suite.redis._persist import run_commands
 
     for chunk in _chunks(commands):
         run_commands(client, chunk)
@@ -536,7 +536,7 @@ def login_cost(url, sizes=LOGIN_SIZES, logins=LOGINS, say=None):
     ``users`` application, its login limit lifted, then the session
     written). Return a :class:`LoginCost` per size."""
     from pyramid_session_suite import login
-    from pyramid_session_suite.persist import run_commands
+    from pyramid_session_suite.redis._persist import run_commands
 
     check_memory_db(url)
     recorder = RoundTrips(active=False)

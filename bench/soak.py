@@ -61,10 +61,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import redis
 
 from pyramid_session_suite.crossdomain.tokens import TokenCodec
-from pyramid_session_suite.index import user_tag
-from pyramid_session_suite.login_records import LOGIN
-from pyramid_session_suite.stored import is_ended, unpack
+from pyramid_session_suite.redis.login_records import LOGIN
+from pyramid_session_suite.redis.stored import is_ended, unpack
 from pyramid_session_suite.testing import RedisServer
+from pyramid_session_suite.user_index.store import user_tag
 
 from .soakapp import (
     APP,

@@ -18,10 +18,10 @@ with atheris.instrument_imports(include=['pyramid_session_suite', 'webob']):
     import webob
 
     from pyramid_session_suite import CookieSessionFactory, RedisSessionFactory
+    from pyramid_session_suite._request_cookies import readable_cookies
     from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
     from pyramid_session_suite.crossdomain.tokens import TokenCodec, TokenError
-    from pyramid_session_suite.request_cookies import readable_cookies
-    from pyramid_session_suite.user_index_views import (
+    from pyramid_session_suite.user_index.views import (
         HANDLE,
         revocation_target,
     )

@@ -7,7 +7,6 @@ directive.
 
 from typing import Any
 
-from .clients import redis_client
 from .config import includeme, register_session_factory
 from .cookie import CookieSessionFactory
 from .exceptions import (
@@ -22,6 +21,7 @@ from .multi import (
     SessionMultiManagerConfig,
     new_session_multi,
 )
+from .redis.clients import redis_client
 
 __all__ = [
     'CookieSessionFactory',

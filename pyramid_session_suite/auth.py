@@ -29,10 +29,10 @@ from pyramid.httpexceptions import HTTPConflict
 from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
 from pyramid.security import forget, remember as remember_headers
 
-from . import activity
+from . import _activity as activity
 from .events import LoginRefused, SessionRevoked
 from .interfaces import IUserIndex
-from .login_records import remembered
+from .redis.login_records import remembered
 from .user_index import marker_of, same_user
 from .watch import notify
 

@@ -10,8 +10,8 @@ from pyramid.interfaces import IRequestFactory, ISessionFactory
 from pyramid.request import Request
 from pyramid.tweens import EXCVIEW
 
-from . import namespaces
-from .clients import CONNECTION_SETTINGS
+from . import _namespaces as namespaces
+from ._settings import Setting, as_list, as_str, parse_settings
 from .exceptions import SessionSuiteNotIncluded
 from .interfaces import ISessionMultiManagerConfig
 from .multi import (
@@ -21,7 +21,7 @@ from .multi import (
     backend_of,
     derive_cookie_name,
 )
-from .settings import Setting, as_list, as_str, parse_settings
+from .redis.clients import CONNECTION_SETTINGS
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -217,7 +217,7 @@ def persist_tween_factory(
     otherwise add nothing."""
     if not _uses_redis_sessions(registry):
         return handler
-    from .persist import persist_tween_factory
+    from .redis._persist import persist_tween_factory
 
     return persist_tween_factory(handler, registry)
 
@@ -238,14 +238,14 @@ def _add_session_lock(config: Configurator) -> None:
         import redis  # noqa: F401
     except ImportError:
         return
-    config.include('pyramid_session_suite.locking')
+    config.include('pyramid_session_suite.redis.locking')
 
 
 def _add_redis_error_views(config: Configurator) -> None:
     try:
         import redis
 
-        from .persist import session_store_unavailable
+        from .redis._persist import session_store_unavailable
     except ImportError:
         return
     config.add_exception_view(

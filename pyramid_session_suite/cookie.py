@@ -5,8 +5,8 @@ import logging
 from pyramid.session import BaseCookieSessionFactory, JSONSerializer
 from pyramid.settings import asbool
 
+from ._request_cookies import readable_cookies
 from .exceptions import SessionTooLarge
-from .request_cookies import readable_cookies
 from .signing import RotatingSigner
 
 log = logging.getLogger(__name__)

@@ -30,15 +30,15 @@ import statistics
 import time
 from typing import Any
 
-from .clients import (
+from ._settings import PREFIX, REQUIRED, as_list, parse_settings
+from .interfaces import ISessionMultiManagerConfig
+from .multi import backend_of
+from .redis.clients import (
     LazyRedisCluster,
     RedisClient,
     client_from_settings,
     connection_options,
 )
-from .interfaces import ISessionMultiManagerConfig
-from .multi import backend_of
-from .settings import PREFIX, REQUIRED, as_list, parse_settings
 
 #: GETEX, the read of every session, came with Redis 6.2
 MIN_VERSION = (6, 2)
@@ -184,8 +184,8 @@ def _clients(source: Any) -> Iterator[tuple[str | None, RedisClient]]:
 def _clients_from_settings(
     settings: Mapping[str, Any],
 ) -> Iterator[tuple[str | None, RedisClient]]:
+    from ._namespaces import NAMESPACE_PREFIX, NAMESPACE_SETTINGS
     from .config import CORE_SETTINGS
-    from .namespaces import NAMESPACE_PREFIX, NAMESPACE_SETTINGS
 
     settings = dict(settings)  # parse_settings writes back
     core = parse_settings(settings, CORE_SETTINGS)

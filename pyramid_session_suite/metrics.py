@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import weakref
 from pyramid.path import DottedNameResolver
 
+from ._settings import PREFIX, parse_settings
 from .events import (
     LoginRefused,
     SessionRegistered,
@@ -52,7 +53,6 @@ from .events import (
     TokenRejected,
 )
 from .interfaces import IUserIndex
-from .settings import PREFIX, parse_settings
 from .watch import add_watcher
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IDict
 from zope.interface import implementer
 
+from ._request_cookies import readable_cookies
 from .exceptions import SessionSuiteNotIncluded, UnregisteredSession
 from .interfaces import ISessionMultiManagerConfig
-from .request_cookies import readable_cookies
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator

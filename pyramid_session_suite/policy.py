@@ -25,12 +25,9 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPSeeOther, HTTPUnauthorized
 from pyramid.tweens import EXCVIEW
 
-from . import activity
-from .events import SessionExpired
-from .interfaces import IUserIndex
-from .redis import ENDED_KEY
-from .request_cookies import readable_cookies
-from .settings import (
+from . import _activity as activity
+from ._request_cookies import readable_cookies
+from ._settings import (
     PREFIX,
     Setting,
     as_list,
@@ -38,6 +35,9 @@ from .settings import (
     one_of,
     parse_settings,
 )
+from .events import SessionExpired
+from .interfaces import IUserIndex
+from .redis import ENDED_KEY
 from .user_index import marker_of
 from .watch import notify
 

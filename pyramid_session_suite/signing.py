@@ -14,7 +14,7 @@ import threading
 from typing import Any, overload
 from webob.cookies import SignedSerializer
 
-from .settings import check_secret
+from ._settings import check_secret
 
 
 @overload

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._settings import PREFIX, parse_settings
 from .metrics import as_object
-from .settings import PREFIX, parse_settings
 from .watch import add_watcher
 
 if TYPE_CHECKING:

@@ -9,14 +9,14 @@ from pyramid import testing
 import pytest
 import redis
 
-from pyramid_session_suite import stored as stored_format
-from pyramid_session_suite.login_records import (
+from pyramid_session_suite.redis import stored as stored_format
+from pyramid_session_suite.redis.login_records import (
     SLOT_KEY,
     digest,
     redis_key,
     split_id,
 )
-from pyramid_session_suite.redis_session import decode, json_loads
+from pyramid_session_suite.redis.session import decode, json_loads
 from pyramid_session_suite.testing import (
     RedisClusterServers,
     RedisServer,

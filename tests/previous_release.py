@@ -2,7 +2,7 @@
 them, to test that an upgrade keeps them working.
 
 Two forms of the session payload: ``records`` (the stored form of
-:mod:`pyramid_session_suite.stored`) and ``json`` (the whole ``{"m", "c",
+:mod:`pyramid_session_suite.redis.stored`) and ``json`` (the whole ``{"m", "c",
 "t"}`` payload written before it). In both, the session
 data holds the index bookkeeping under ``_session_suite`` and the user
 index is two keys, ``{tag}:z`` and ``{tag}:h``; an ended session left
@@ -16,10 +16,10 @@ import time
 import zlib
 from pyramid_session_redis.util import encode_session_payload
 
-from pyramid_session_suite import stored
-from pyramid_session_suite.index import user_tag
-from pyramid_session_suite.legacy_index import handle as legacy_handle
-from pyramid_session_suite.redis_session import json_dumps
+from pyramid_session_suite.redis import stored
+from pyramid_session_suite.redis.session import json_dumps
+from pyramid_session_suite.user_index._legacy import handle as legacy_handle
+from pyramid_session_suite.user_index.store import user_tag
 
 from .conftest import SECRET
 from .usersapp import FIREFOX

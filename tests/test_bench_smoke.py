@@ -28,8 +28,8 @@ from bench.report import (
 )
 from bench.runner import LIST_USER
 from bench.scenarios import SMOKE_LIST_SIZE
-from pyramid_session_suite import stored
-from pyramid_session_suite.index import user_tag
+from pyramid_session_suite.redis import stored
+from pyramid_session_suite.user_index.store import user_tag
 
 # pyramid_session_redis (the anchor) calls the deprecated Redis.setex
 pytestmark = pytest.mark.filterwarnings(

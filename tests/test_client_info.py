@@ -7,7 +7,7 @@ from pyramid.testing import DummyRequest
 import pytest
 from webob import Request
 
-from pyramid_session_suite.client_info import ClientInfo
+from pyramid_session_suite.user_index.client_info import ClientInfo
 
 FIREFOX_LINUX = (
     'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'

@@ -8,8 +8,8 @@ import redis
 from redis.sentinel import SentinelConnectionPool
 
 from pyramid_session_suite import redis_client
-from pyramid_session_suite.clients import LazyRedisCluster
 from pyramid_session_suite.interfaces import ISessionMultiManagerConfig
+from pyramid_session_suite.redis.clients import LazyRedisCluster
 
 from .conftest import SECRET
 

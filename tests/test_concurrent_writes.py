@@ -14,11 +14,11 @@ import threading
 import time
 import pytest
 
-from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key
-from pyramid_session_suite.redis_session import decode, json_loads
-from pyramid_session_suite.stored import is_ended
+from pyramid_session_suite.redis.login_records import redis_key
+from pyramid_session_suite.redis.session import decode, json_loads
+from pyramid_session_suite.redis.stored import is_ended
+from pyramid_session_suite.user_index.store import user_tag
 
 from .conftest import ended_reason, live_keys, serve, stored
 from .test_faults import Browser

@@ -1,6 +1,6 @@
 """A request waits on Redis about as long as one command may, however
 many round trips it makes: ``socket_timeout × (redis_retries + 1)`` in all
-(:mod:`pyramid_session_suite.deadline`)."""
+(:mod:`pyramid_session_suite.redis.deadline`)."""
 
 import signal
 import time
@@ -10,8 +10,8 @@ import pytest
 import redis
 from webtest import TestApp
 
-from pyramid_session_suite.clients import redis_client
-from pyramid_session_suite.deadline import spent_seconds
+from pyramid_session_suite.redis.clients import redis_client
+from pyramid_session_suite.redis.deadline import spent_seconds
 from pyramid_session_suite.testing import RedisServer
 
 from .conftest import SECRET

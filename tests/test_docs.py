@@ -6,10 +6,10 @@ import pathlib
 import docutils.core
 import docutils.utils
 
+from pyramid_session_suite._namespaces import NAMESPACE_SETTINGS
 from pyramid_session_suite.config import CORE_SETTINGS
 from pyramid_session_suite.crossdomain import CROSSDOMAIN_SETTINGS
 from pyramid_session_suite.metrics import METRICS_SETTINGS
-from pyramid_session_suite.namespaces import NAMESPACE_SETTINGS
 from pyramid_session_suite.policy import POLICY_SETTINGS
 from pyramid_session_suite.tracing import TRACING_SETTINGS
 from pyramid_session_suite.user_index import USER_INDEX_SETTINGS

@@ -17,13 +17,18 @@ from urllib.parse import urlsplit
 from pyramid.paster import get_app
 import pytest
 
-from pyramid_session_suite import RedisSessionFactory, login_records as lr
-from pyramid_session_suite.index import UserRef, tag_of_key, user_tag
+from pyramid_session_suite import RedisSessionFactory
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key
-from pyramid_session_suite.stored import DIGEST_SIZE, unpack
+from pyramid_session_suite.redis import login_records as lr
+from pyramid_session_suite.redis.login_records import redis_key
+from pyramid_session_suite.redis.stored import DIGEST_SIZE, unpack
 from pyramid_session_suite.testing import RedisServer
 from pyramid_session_suite.user_index import MARKER
+from pyramid_session_suite.user_index.store import (
+    UserRef,
+    tag_of_key,
+    user_tag,
+)
 
 from .conftest import SECRET, live_keys, serve, stored
 from .usersapp import FIREFOX, make_config

@@ -19,12 +19,13 @@ import pytest
 from webob.cookies import parse_cookie
 from webtest import TestApp, TestRequest
 
-from pyramid_session_suite import RedisSessionFactory, stored
+from pyramid_session_suite import RedisSessionFactory
 from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
 from pyramid_session_suite.crossdomain.tokens import TokenCodec
 from pyramid_session_suite.crossdomain.views import STATE_COOKIE, TRIED_COOKIE
 from pyramid_session_suite.interfaces import ISessionMultiManagerConfig
-from pyramid_session_suite.login_records import matches, split_id
+from pyramid_session_suite.redis import stored
+from pyramid_session_suite.redis.login_records import matches, split_id
 
 from .conftest import SECRET
 from .crossdomainapp import HUB, SITE, XD_SECRET, make_site

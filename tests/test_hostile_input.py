@@ -112,7 +112,7 @@ def test_next_urls_stay_in_the_group(url):
 
 @pytest.fixture(scope='module')
 def client_infos():
-    from pyramid_session_suite.client_info import ClientInfo
+    from pyramid_session_suite.user_index.client_info import ClientInfo
 
     proxies = (None, 1, 3, ['10.0.0.0/8', '::1/128'])
     return [ClientInfo(trusted_proxies=p) for p in proxies]

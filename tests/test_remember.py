@@ -6,7 +6,7 @@ import time
 from webtest import TestApp
 
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key
+from pyramid_session_suite.redis.login_records import redis_key
 
 from .conftest import live_keys
 from .crossdomainapp import HUB, SITE, by_host, make_site

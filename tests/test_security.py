@@ -17,12 +17,13 @@ from pyramid_session_suite import (
     CookieSessionFactory,
     RedisSessionFactory,
     WeakSecret,
+    _namespaces as namespaces,
     config as core,
     crossdomain,
-    namespaces,
     policy,
     user_index,
 )
+from pyramid_session_suite._settings import REQUIRED
 from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
 from pyramid_session_suite.crossdomain.tokens import TokenCodec
 from pyramid_session_suite.crossdomain.views import STATE_COOKIE, TRIED_COOKIE
@@ -30,8 +31,7 @@ from pyramid_session_suite.interfaces import (
     ISessionMultiManagerConfig,
     IUserIndex,
 )
-from pyramid_session_suite.login_records import redis_key
-from pyramid_session_suite.settings import REQUIRED
+from pyramid_session_suite.redis.login_records import redis_key
 
 from .conftest import SECRET, live_keys
 from .crossdomainapp import HUB, SITE, XD_SECRET, by_host, make_site
@@ -301,7 +301,11 @@ def test_every_module_that_sets_cookies_is_tested_here():
         if re.search(r'\b(set|delete)_cookie\(', path.read_text())
     }
     # the namespaces' cookies, the cross-domain state and tried cookies
-    assert setting == {'redis.py', 'cookie.py', 'crossdomain/views.py'}
+    assert setting == {
+        'redis/__init__.py',
+        'cookie.py',
+        'crossdomain/views.py',
+    }
 
 
 # -- cross-site request forgery --------------------------------------------
@@ -780,7 +784,7 @@ def test_the_factories_have_no_default_secret_and_refuse_short_ones(
 def test_a_header_that_webob_parses_in_quadratic_time_is_defused(junk):
     from webob import Request
 
-    from pyramid_session_suite.request_cookies import readable_cookies
+    from pyramid_session_suite._request_cookies import readable_cookies
 
     request = Request.blank('/')
     request.environ['HTTP_COOKIE'] = f'main=abc.def; {junk}; prefs="x"'
@@ -793,7 +797,7 @@ def test_a_header_that_webob_parses_in_quadratic_time_is_defused(junk):
 def test_short_headers_are_read_as_webob_reads_them():
     from webob import Request
 
-    from pyramid_session_suite.request_cookies import readable_cookies
+    from pyramid_session_suite._request_cookies import readable_cookies
 
     header = 'a=1; junk; b="x; y"; c'
     request = Request.blank('/')

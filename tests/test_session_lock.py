@@ -8,7 +8,11 @@ from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 import pytest
 
-from pyramid_session_suite.locking import SessionLock, SessionLocked, lock_key
+from pyramid_session_suite.redis.locking import (
+    SessionLock,
+    SessionLocked,
+    lock_key,
+)
 
 from .conftest import SECRET, serve, stored
 from .test_faults import Browser

@@ -11,11 +11,11 @@ from pyramid.paster import get_app
 import pytest
 from webtest import TestApp
 
-from pyramid_session_suite.index import GRACE_MS, user_tag
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key, split_id
+from pyramid_session_suite.redis.login_records import redis_key, split_id
 from pyramid_session_suite.scripts.sessions import main
 from pyramid_session_suite.testing import free_port
+from pyramid_session_suite.user_index.store import GRACE_MS, user_tag
 
 from . import previous_release as previous, scriptapp
 from .conftest import ended_reason, live_keys

@@ -275,7 +275,7 @@ def own_cluster():
 def test_a_cluster_primary_lost_under_traffic_is_prompt_503s(
     own_cluster, how, figures
 ):
-    from pyramid_session_suite.index import user_tag
+    from pyramid_session_suite.user_index.store import user_tag
 
     nodes = ' '.join(own_cluster.nodes)
     app = faults_app({'session_suite.redis_cluster_nodes': nodes}, **CLIENT)
@@ -316,8 +316,8 @@ def test_a_cluster_primary_lost_under_traffic_is_prompt_503s(
 def test_a_cluster_primary_frozen_without_failover_is_prompt_503s(figures):
     """No replica to take over: the slots of the frozen primary answer 503
     within the bound for as long as it is frozen (4 s), the others 200."""
-    from pyramid_session_suite.index import user_tag
     from pyramid_session_suite.testing import RedisClusterServers
+    from pyramid_session_suite.user_index.store import user_tag
 
     with RedisClusterServers(primaries=3, replicas=0) as cluster:
         nodes = ' '.join(cluster.nodes)

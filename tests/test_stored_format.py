@@ -12,8 +12,9 @@ from pyramid_session_redis.util import encode_session_payload
 import pytest
 from webtest import TestApp
 
-from pyramid_session_suite import RedisSessionFactory, stored as fmt
-from pyramid_session_suite.redis_session import decode, json_dumps
+from pyramid_session_suite import RedisSessionFactory
+from pyramid_session_suite.redis import stored as fmt
+from pyramid_session_suite.redis.session import decode, json_dumps
 
 from .conftest import SECRET, stored
 

@@ -10,12 +10,12 @@ from redis.crc import key_slot
 from redis.sentinel import Sentinel
 from webtest import TestApp
 
-from pyramid_session_suite.clients import LazyRedisCluster
-from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key
-from pyramid_session_suite.stored import is_ended
+from pyramid_session_suite.redis.clients import LazyRedisCluster
+from pyramid_session_suite.redis.login_records import redis_key
+from pyramid_session_suite.redis.stored import is_ended
 from pyramid_session_suite.testing import RedisSentinelServers
+from pyramid_session_suite.user_index.store import user_tag
 
 from .conftest import ended_reason
 from .crossdomainapp import HUB, SITE, by_host, make_site

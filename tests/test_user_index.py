@@ -13,9 +13,9 @@ from pyramid_session_suite.events import (
     SessionRegistered,
     SessionRevoked,
 )
-from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key
+from pyramid_session_suite.redis.login_records import redis_key
+from pyramid_session_suite.user_index.store import user_tag
 
 from .conftest import ended_reason, live_keys, stored
 from .usersapp import FIREFOX, IPHONE, make_config

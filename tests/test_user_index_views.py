@@ -11,10 +11,10 @@ import pytest
 from webtest import TestApp
 
 from pyramid_session_suite.events import SessionRevoked
-from pyramid_session_suite.index import user_tag
 from pyramid_session_suite.interfaces import IUserIndex
-from pyramid_session_suite.login_records import redis_key, split_id
-from pyramid_session_suite.user_index_views import ago, countdown, duration
+from pyramid_session_suite.redis.login_records import redis_key, split_id
+from pyramid_session_suite.user_index.store import user_tag
+from pyramid_session_suite.user_index.views import ago, countdown, duration
 
 from .conftest import ended_reason, live_keys, serve
 from .usersapp import FIREFOX, IPHONE, SessionSecurityPolicy, make_config
@@ -696,7 +696,7 @@ def test_the_admin_permission_setting(redis_url):
 
 def test_the_views_need_the_user_index():
     config = Configurator()
-    config.include('pyramid_session_suite.user_index_views')
+    config.include('pyramid_session_suite.user_index.views')
     with pytest.raises(ConfigurationError, match='needs the user index'):
         config.commit()
 

@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 from pyramid.exceptions import ConfigurationError
 from pyramid.tweens import EXCVIEW
 
-from ..interfaces import ISessionMultiManagerConfig
-from ..namespaces import feature_namespace, redis_factory
-from ..settings import (
+from .._namespaces import feature_namespace, redis_factory
+from .._settings import (
     PREFIX,
     REQUIRED,
     as_bool,
@@ -25,6 +24,7 @@ from ..settings import (
     check_secret,
     parse_settings,
 )
+from ..interfaces import ISessionMultiManagerConfig
 from .tokens import TokenCodec
 
 SETTINGS_PREFIX = PREFIX + 'crossdomain.'

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .._settings import check_secret
 from ..exceptions import WeakSecret
-from ..settings import check_secret
 
 VERSION = 1
 _AAD = b'pyramid_session_suite/crossdomain/v1|'

@@ -33,11 +33,11 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPSeeOther
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from .. import activity
+from .. import _activity as activity
+from .._request_cookies import readable_cookies
 from ..events import SessionReplaced, TokenRejected
-from ..login_records import redis_key
-from ..persist import REDIS_ERRORS
-from ..request_cookies import readable_cookies
+from ..redis._persist import REDIS_ERRORS
+from ..redis.login_records import redis_key
 from ..watch import blame, notify
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError

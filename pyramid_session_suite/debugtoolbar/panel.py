@@ -14,7 +14,7 @@ import re
 import reprlib
 from pyramid_debugtoolbar.panels import DebugPanel
 
-from ..activity import recorded
+from .._activity import recorded
 from ..interfaces import ISessionMultiManagerConfig
 from ..multi import OBSERVER_KEY, backend_of
 

@@ -35,12 +35,15 @@ from pyramid_session_redis.util import (
 )
 import redis
 
+from .._activity import record
+from .._request_cookies import readable_cookies
+from ..events import SessionEnded
+from ..signing import RotatingSigner
+from ..watch import notify, watchers_of
 from . import login_records, stored
-from .activity import record
+from ._persist import LOADED_SESSIONS_KEY, REDIS_ERRORS, discard_sessions
 from .clients import redis_client as _redis_client
-from .events import SessionEnded
-from .persist import LOADED_SESSIONS_KEY, REDIS_ERRORS, discard_sessions
-from .redis_session import (
+from .session import (
     EMPTIED,
     ENDED_KEY,
     ENDED_SUFFIX,
@@ -49,16 +52,13 @@ from .redis_session import (
     json_dumps,
     json_loads,
 )
-from .request_cookies import readable_cookies
-from .signing import RotatingSigner
-from .watch import notify, watchers_of
 
 if TYPE_CHECKING:
     from pyramid.request import Request
     from pyramid.response import Response
 
+    from ..watch import Watcher
     from .clients import RedisClient
-    from .watch import Watcher
 
 __all__ = [
     'ENDED_KEY',

@@ -15,14 +15,9 @@ import time
 from typing import TYPE_CHECKING, Any
 import zlib
 
-from . import activity, login_records as lr, watch
-from .config import add_request_attribute
-from .events import SessionRegistered, SessionRevoked
-from .index import UserIndex, UserRef, tag_of_key, user_tag
-from .interfaces import ISessionMultiManagerConfig, IUserIndex
-from .namespaces import feature_namespace, redis_factory
-from .persist import LOADED_SESSIONS_KEY, add_before_flush, queue_command
-from .settings import (
+from .. import _activity as activity, watch
+from .._namespaces import feature_namespace, redis_factory
+from .._settings import (
     PREFIX,
     REQUIRED,
     Setting,
@@ -33,17 +28,27 @@ from .settings import (
     one_of,
     parse_settings,
 )
-from .watch import notify, watchers_of
+from ..config import add_request_attribute
+from ..events import SessionRegistered, SessionRevoked
+from ..interfaces import ISessionMultiManagerConfig, IUserIndex
+from ..redis import login_records as lr
+from ..redis._persist import (
+    LOADED_SESSIONS_KEY,
+    add_before_flush,
+    queue_command,
+)
+from ..watch import notify, watchers_of
+from .store import UserIndex, UserRef, tag_of_key, user_tag
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
     from pyramid.request import Request
 
+    from ..multi import SessionMultiManagerConfig
+    from ..policy import SessionPolicy
+    from ..redis import RedisSession, RedisSessionFactory
     from .client_info import ClientInfo
-    from .index import SessionEntry
-    from .multi import SessionMultiManagerConfig
-    from .policy import SessionPolicy
-    from .redis import RedisSession, RedisSessionFactory
+    from .store import SessionEntry
 
 SETTINGS_PREFIX = PREFIX + 'user_index.'
 
@@ -120,7 +125,7 @@ def includeme(config: Configurator) -> None:
     add_request_attribute(config, 'user_sessions', UserSessions)
     add_before_flush(config, bookkeeping)
     if settings['views']:
-        config.include('pyramid_session_suite.user_index_views')
+        config.include('pyramid_session_suite.user_index.views')
 
 
 class SessionTracker:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 import redis
 
-from . import watch
-from .events import StoreUnavailable
-from .watch import NAMESPACE_ATTR, notify, watchers_of
+from .. import watch
+from ..events import StoreUnavailable
+from ..watch import NAMESPACE_ATTR, notify, watchers_of
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator

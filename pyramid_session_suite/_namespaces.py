@@ -13,13 +13,7 @@ import pickle
 from typing import TYPE_CHECKING, Any, cast
 from pyramid.exceptions import ConfigurationError
 
-from .clients import (
-    CONNECTION_SETTINGS,
-    client_from_settings,
-    connection_options,
-)
-from .cookie import CookieSessionFactory
-from .settings import (
+from ._settings import (
     PREFIX,
     REQUIRED,
     as_bool,
@@ -30,6 +24,12 @@ from .settings import (
     as_str,
     one_of,
     parse_settings,
+)
+from .cookie import CookieSessionFactory
+from .redis.clients import (
+    CONNECTION_SETTINGS,
+    client_from_settings,
+    connection_options,
 )
 from .signing import secret_list
 
