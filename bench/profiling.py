@@ -28,8 +28,9 @@ TOP = 12
 REQUESTS = 2000
 SMOKE_REQUESTS = 20
 
-#: the directory name of a package, and its name in the report, innermost
-#: first when the path holds several
+#: the directory name of a package, and its name in the report; the
+#: outermost counts when the path holds several (the suite's ``redis``
+#: sub-package is the suite's)
 PACKAGES = {
     'pyramid_session_suite': 'pyramid_session_suite',
     'pyramid_session_redis': 'pyramid_session_redis',
@@ -126,7 +127,7 @@ def package_of(function):
         if 'hiredis' in name:
             return HIREDIS
         return None
-    for part in reversed(pathlib.PurePath(filename).parts[:-1]):
+    for part in pathlib.PurePath(filename).parts[:-1]:
         if part in PACKAGES:
             return PACKAGES[part]
     return None
@@ -183,7 +184,7 @@ def label(function):
     if filename == '~':
         return name
     parts = pathlib.PurePath(filename).parts
-    for index in range(len(parts) - 2, -1, -1):
+    for index in range(len(parts) - 1):
         if parts[index] in PACKAGES:
             filename = '/'.join(parts[index:])
             break

@@ -36,6 +36,23 @@ _VALUE = r"(?:\"[^\"]*\"|[\w~!@#$%^&*()+=\-`.?|:/{}<>'\\]*)"
 #: then a quoted or a plain value
 _WELL_FORMED = re.compile(f'{_NAME}={_VALUE}')
 
+#: a cookie that WebOb reads as it is written: a valid name (an RFC 6265
+#: token, not starting with ``$``), ``=``, a plain value (no quotes, no
+#: escapes, no spaces)
+_PLAIN = re.compile(
+    r"[A-Za-z0-9!#%&'*+\-.^_`|~][A-Za-z0-9!#$%&'*+\-.^_`|~]*"
+    r"=[A-Za-z0-9_~!@#$%^&*()+=\-`.?|:/{}<>']*"
+)
+
+#: cookie names that WebOb drops (attributes of a ``Set-Cookie``)
+_ATTRIBUTES = frozenset(
+    {'path', 'comment', 'domain', 'max-age', 'secure', 'httponly',
+     'expires', 'samesite'}
+)  # fmt: skip
+
+#: where WebOb keeps its parse of the ``Cookie`` header, with the header
+_WEBOB_CACHE = 'webob._parsed_cookies'
+
 
 def readable_cookies(request: Request) -> MutableMapping[str, str]:
     """``request.cookies``, readable whatever the Cookie header holds.
@@ -49,6 +66,16 @@ def readable_cookies(request: Request) -> MutableMapping[str, str]:
     if len(header) > LONG_HEADER and environ.get(CHECKED_KEY) is not header:
         header = environ['HTTP_COOKIE'] = well_formed(header)
         environ[CHECKED_KEY] = header
+    cached = environ.get(_WEBOB_CACHE)
+    if cached is not None and cached[1] == header:
+        return cached[0]  # type: ignore[no-any-return]
+    # (no header: a test's request may carry its cookies otherwise)
+    plain = plain_cookies(header) if header else None
+    if plain is not None:
+        # WebOb's own parse would give the same: it is kept for
+        # ``request.cookies``
+        environ[_WEBOB_CACHE] = (plain, header)
+        return plain
     cookies: MutableMapping[str, str] = request.cookies
     try:
         len(cookies)
@@ -71,6 +98,25 @@ def readable_cookies(request: Request) -> MutableMapping[str, str]:
     header = environ['HTTP_COOKIE'] = b'; '.join(kept).decode('latin-1')
     environ[CHECKED_KEY] = header
     cookies = request.cookies
+    return cookies
+
+
+def plain_cookies(header: str) -> dict[str, str] | None:
+    """The cookies of ``header`` by name (the last of a name wins, as in
+    WebOb) when each of its cookies is plain (``name=value``, a value
+    without quotes or escapes); ``None`` otherwise, for WebOb to parse."""
+    cookies: dict[str, str] = {}
+    if not header:
+        return cookies
+    match = _PLAIN.fullmatch
+    for segment in header.split(';'):
+        segment = segment.strip()
+        if match(segment) is None:
+            return None
+        name, _, value = segment.partition('=')
+        if name.lower() in _ATTRIBUTES:
+            return None
+        cookies[name] = value
     return cookies
 
 

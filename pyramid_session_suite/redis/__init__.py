@@ -214,6 +214,9 @@ class RedisSessionFactory:
         self.key_prefix = key_prefix
         self.cookie_name = self._cookie_name = cookie_name
         self.cookie_signer = cookie_signer
+        #: cookie value -> session id, for cookies signed with the newest
+        #: secret whose id was checked (a browser's next request skips both)
+        self._known_cookies: dict[str, str] = {}
         self.serialize = serialize
         self.deserialize = deserialize
         self.set_redis_ttl = set_redis_ttl
@@ -379,11 +382,29 @@ class RedisSessionFactory:
             remember_timeout=self.remember_max_age,
         )
 
+    def _session_id_of(self, cookie: str) -> tuple[str | None, bool]:
+        """``(session id or None, signed by an older secret)`` of a cookie
+        value."""
+        known = self._known_cookies
+        session_id = known.get(cookie)
+        if session_id is not None:
+            return session_id, False
+        session_id = self.session_id_from_cookie(cookie)
+        if session_id is None:
+            return None, False
+        if self._signed_by_older(cookie):
+            return session_id, True
+        if len(known) >= VERIFIED_COOKIES:
+            known.clear()
+        known[cookie] = session_id
+        return session_id, False
+
     def __call__(self, request: Request) -> RedisSession:
         session_id = None
+        older = False
         cookie = readable_cookies(request).get(self.cookie_name)
         if cookie is not None:
-            session_id = self.session_id_from_cookie(cookie)
+            session_id, older = self._session_id_of(cookie)
         stale = False
         watchers = watchers_of(request.registry)
         try:
@@ -391,8 +412,7 @@ class RedisSessionFactory:
                 raise InvalidSession_NoSessionCookie('no session cookie')
             session = self._session(session_id, new=False, watchers=watchers)
             cookie_was_valid = True
-            assert cookie is not None  # the session id came from it
-            if self._signed_by_older(cookie):
+            if older:
                 session._session_state.please_recookie = True
         except InvalidSession as exc:
             if self.func_invalid_logger is not None:
@@ -469,6 +489,13 @@ class _CookieCallback:
             discard_sessions(request)
             return
         state = session.__dict__.get('_session_state')
+        if (
+            state is not None
+            and not state.new
+            and not state.please_recookie
+            and state.managed_dict
+        ):
+            return  # a session that keeps its cookie as it is
         if state is not None and state.new and state.dont_persist:
             if getattr(state, 'ended_before_created', False):
                 # ended (displaced by a concurrent login, revoked) before

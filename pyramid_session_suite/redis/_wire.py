@@ -1,20 +1,21 @@
-"""The read of a session, as few instructions from the socket as it can
-be.
+"""The read and the write of a session, as few instructions from the
+socket as they can be.
 
-A session is read once per request, with one ``GETEX`` (or ``GET``). On a
-plain :class:`redis.Redis` client (one server or Sentinel) the command is
-packed here once and sent on a connection of the client's pool, with the
-client's retries, without redis-py's generic command layer (argument
-encoding, command dispatch, per-command events), which costs a read more
-than the rest of the session machinery. The reply, the errors and the
-connection handling are redis-py's own. Any other client (a cluster, a
-client bound to one connection, one that decodes replies) gets the plain
-call.
+A session is read once per request, with one ``GETEX`` (or ``GET``), and
+written with one script. On a plain :class:`redis.Redis` client (one
+server or Sentinel) the command is packed here and sent on a connection of
+the client's pool, with the client's retries, without redis-py's generic
+command layer (argument encoding, command dispatch, per-command events),
+which costs a read more than the rest of the session machinery. The reply,
+the errors and the connection handling are redis-py's own. Any other
+client (a cluster, a client bound to one connection, one that decodes
+replies) gets the plain call.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 import redis
 
 if TYPE_CHECKING:
@@ -81,3 +82,29 @@ def _round_trip(conn: Connection, packed: bytes) -> bytes | None:
     conn.send_packed_command((packed,))
     value: bytes | None = conn.read_response()
     return value
+
+
+def _bulk(arg: Any) -> bytes:
+    if isinstance(arg, str):
+        arg = arg.encode('utf-8')
+    elif isinstance(arg, int):
+        arg = b'%d' % arg
+    elif isinstance(arg, float):
+        arg = repr(arg).encode('ascii')
+    return b'$%d\r\n%b\r\n' % (len(arg), arg)
+
+
+def command(client: RedisClient, args: Sequence[Any]) -> Any:
+    """The reply of the command ``args`` (bytes, text or integers), sent
+    like :func:`read` (any other client: ``execute_command``)."""
+    if not _plain(client):
+        return client.execute_command(*args)
+    packed = b'*%d\r\n%b' % (len(args), b''.join(map(_bulk, args)))
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        return conn.retry.call_with_retry(
+            lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
+        )
+    finally:
+        pool.release(conn)

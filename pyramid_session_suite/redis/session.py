@@ -24,10 +24,7 @@ from pyramid_session_redis.exceptions import (
     InvalidSession_NotInBackend,
     RawDeserializationError,
 )
-from pyramid_session_redis.session import (
-    RedisSession as _BaseRedisSession,
-    hashed_value,
-)
+from pyramid_session_redis.session import RedisSession as _BaseRedisSession
 from pyramid_session_redis.util import LazyCreateSession
 
 from .. import watch
@@ -39,6 +36,7 @@ if TYPE_CHECKING:
     from pyramid.request import Request
 
     from ..watch import Watcher
+    from .clients import RedisClient
 
 #: ``(name, value)`` of a stored record (see :mod:`.stored`)
 _Record = tuple[bytes, bytes]
@@ -107,6 +105,16 @@ def decode(
         else:
             data[name.decode('utf-8')] = deserialize(value)
     return payload, records
+
+
+class _Direct(Command):
+    """A write of the session's own key (``execute_command``): sent alone,
+    it takes the short way to the socket (see :mod:`._wire`)."""
+
+    __slots__ = ()
+
+    def run(self, client: RedisClient) -> None:
+        self.reply(wire.command(client, self.args))
 
 
 #: what a request knows of the stored session it loaded
@@ -378,11 +386,11 @@ class RedisSession(_BaseRedisSession):
             # adjust_session_timeout() gave this session its own timeout:
             # the GETEX used another, so refresh again at the end.
             self._ttl_refreshed = False
-        if persisted_hash is True:
-            return deserialized, hashed_value(persisted)
-        if persisted_hash is False:
-            return deserialized, None
-        return deserialized
+        if persisted_hash is None:
+            return deserialized
+        # no hash of the whole payload: a write compares each value with
+        # the bytes it was loaded from (see :meth:`changes`)
+        return deserialized, None
 
     def _decode(self, persisted: bytes) -> dict[str, Any]:
         payload, records = decode(persisted, self.deserialize)
@@ -492,7 +500,7 @@ class RedisSession(_BaseRedisSession):
         sid = self.key
         if '{' in sid:
             # a user's session (see rotate()): not if it ended meanwhile
-            return Command.eval(
+            return _Direct.eval(
                 stored.CREATE,
                 (sid, sid + ENDED_SUFFIX),
                 (payload, (ttl or 0) * 1000),
@@ -503,7 +511,10 @@ class RedisSession(_BaseRedisSession):
             # a SET sent again after a lost reply finds its own payload
             created(ok or self.redis.get(sid) == payload)
 
-        return Command('set', (sid, payload), {'ex': ttl, 'nx': True}, set_nx)
+        args: tuple[Any, ...] = ('SET', sid, payload, 'NX')
+        if ttl:
+            args += ('EX', ttl)
+        return _Direct('execute_command', args, None, set_nx)
 
     def _merge_command(
         self,
@@ -550,7 +561,7 @@ class RedisSession(_BaseRedisSession):
                 self._record('not saved: stored by an earlier release')
             state.dont_persist = True
 
-        return Command.eval(stored.MERGE, (self.key,), args, merged)
+        return _Direct.eval(stored.MERGE, (self.key,), args, merged)
 
     def do_persist(self, serialized_session: bytes | None = None) -> None:
         """Write the session to Redis now."""
