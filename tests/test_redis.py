@@ -515,3 +515,21 @@ def test_values_changed_in_place_are_saved(counted, round_trips):
     round_trips.reset()
     assert app.get('/append').json == {'items': ['a', 'b']}
     assert round_trips.trips == [['GETEX']]
+
+
+def test_a_loaded_session_has_what_the_constructor_gives_a_new_one(
+    redis_client,
+):
+    from pyramid_session_redis.util import LazyCreateSession
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=redis_client, cookie_name='r', timeout=60
+    )
+    new = factory._session(LazyCreateSession, new=True)
+    made = dict(new.__dict__)
+    del made['_session_state']
+    assert made == {
+        **factory._session_options(),
+        'watchers': (),
+        '_new': True,
+    }

@@ -358,12 +358,37 @@ class RedisSessionFactory:
             return None
         return session_id
 
+    def _session_options(self) -> dict[str, Any]:
+        """The attributes of a loaded session, as its constructor would set
+        them (see :meth:`RedisSession.load`)."""
+        return {
+            'redis': self.redis,
+            'serialize': self.serialize,
+            'deserialize': self.deserialize,
+            'new_session': self.new_session_id,
+            'new_payload': self.new_payload,
+            '_set_redis_ttl': self.set_redis_ttl,
+            '_set_redis_ttl_readheavy': None,
+            '_detect_changes': self.detect_changes,
+            '_deserialized_fails_new': self.deserialized_fails_new,
+            '_timeout': self.timeout,
+            '_timeout_trigger': None,
+            '_python_expires': False,
+            'remember_timeout': self.remember_max_age,
+            'namespace': self.namespace,
+        }
+
     def _session(
         self,
         session_id: str | type[LazyCreateSession],
         new: bool,
         watchers: Sequence[Watcher] = (),
     ) -> RedisSession:
+        if not new:
+            assert isinstance(session_id, str)
+            return RedisSession.load(
+                session_id, self._session_options(), watchers
+            )
         return RedisSession(
             watchers=watchers,
             namespace=self.namespace,

@@ -24,7 +24,10 @@ from pyramid_session_redis.exceptions import (
     InvalidSession_NotInBackend,
     RawDeserializationError,
 )
-from pyramid_session_redis.session import RedisSession as _BaseRedisSession
+from pyramid_session_redis.session import (
+    RedisSession as _BaseRedisSession,
+    _SessionState,
+)
 from pyramid_session_redis.util import LazyCreateSession
 
 from .. import watch
@@ -178,6 +181,41 @@ class RedisSession(_BaseRedisSession):
         self.watchers = watchers
         self.namespace = namespace
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def load(
+        cls,
+        session_id: str,
+        options: Mapping[str, Any],
+        watchers: Sequence[Watcher] = (),
+    ) -> RedisSession:
+        """The stored session ``session_id`` (raise ``InvalidSession`` when
+        it is not), with the attributes ``options`` (the factory's, by
+        attribute name), without the generic constructor's work."""
+        session = cls.__new__(cls)
+        attributes = session.__dict__
+        attributes.update(options)
+        attributes['watchers'] = watchers
+        attributes['_new'] = False
+        payload = session.from_redis(session_id)
+        if 'x' in payload or not payload.get('v'):
+            # an expiry kept in the payload, an old format: the checks of
+            # pyramid_session_redis
+            attributes['_session_state'] = session._make_session_state(
+                session_id=session_id, new=False
+            )
+            return session
+        attributes['_session_state'] = _SessionState(
+            session_id=session_id,
+            managed_dict=payload['m'],
+            created=payload['c'],
+            timeout=payload.get('t'),
+            expires=None,
+            version=payload['v'],
+            new=False,
+            persisted_hash=None,
+        )
+        return session
 
     def _record(self, action: str, **details: Any) -> None:
         if self.environ is not None:
