@@ -24,7 +24,10 @@ that samples every span and exports it nowhere: the cost of recording,
 not of sending).
 
 Last, the cost of watching one load alone (``watch.begin`` and
-``watch.end`` in a loop, best of 5), without the noise of requests.
+``watch.end`` in a loop, best of 5), without the noise of requests; and
+of one of the user index's scripts (a ``login``: what a login, a logout,
+a listing or a token claim pays per round trip, with no payload
+observed). Reads and writes run none of those.
 """
 
 import argparse
@@ -174,9 +177,10 @@ def measure(apps, env, rounds, count, seed=0):
     return rates
 
 
-def per_load(watchers, count=20_000):
+def per_load(watchers, count=20_000, name='load', outcome='hit'):
     """Seconds the watching of one load takes (``watch.begin`` and
-    ``watch.end`` of a hit with ``watchers``), best of 5."""
+    ``watch.end`` of a hit with ``watchers``), best of 5; of another
+    operation with ``name`` and ``outcome``."""
     from pyramid_session_suite import watch
 
     best = float('inf')
@@ -184,10 +188,15 @@ def per_load(watchers, count=20_000):
         gc.collect()
         start = time.perf_counter()
         for _ in range(count):
-            operation = watch.begin(watchers, 'r', 'load')
-            watch.end(watchers, operation, 'hit', 160)
+            operation = watch.begin(watchers, 'r', name)
+            watch.end(watchers, operation, outcome, 160)
         best = min(best, (time.perf_counter() - start) / count)
     return best
+
+
+def per_script(watchers):
+    """Seconds the watching of one of the user index's scripts takes."""
+    return per_load(watchers, name='login', outcome='ok')
 
 
 def watchers_of(app):
@@ -246,21 +255,11 @@ def main(argv=None):
                 name: 1 - paired(rates[name], rates[BASE]) for name in rates
             }
             costs[scenario]['us'] = 1e6 / statistics.median(rates[BASE])
+        read_us = costs['read']['us'] if 'read' in costs else None
         print('watching one load alone (best of 5):')
-        alone = {'none': per_load([])}
-        for name in ('metrics', 'tracing', 'metrics+tracing'):
-            alone[name] = per_load(watchers_of(apps[name])) - alone['none']
-        if 'tracing, SDK' in apps:
-            alone['tracing, SDK'] = (
-                per_load(watchers_of(apps['tracing, SDK'])) - alone['none']
-            )
-        print(f'  the core, with a watcher: {alone.pop("none") * 1e6:.2f} us')
-        for name, seconds in alone.items():
-            line = f'  + {name}: {seconds * 1e6:.2f} us'
-            if 'read' in costs:
-                share = seconds * 1e6 / costs['read']['us']
-                line += f' ({share:.1%} of a bare read)'
-            print(line)
+        print('\n'.join(watching(apps, per_load, read_us)))
+        print('watching one user index script alone (a login, best of 5):')
+        print('\n'.join(watching(apps, per_script)))
     if 'read' in costs:
         read = costs['read']
         both = read['metrics+tracing']
@@ -272,6 +271,23 @@ def main(argv=None):
             f'subscriber ({read["subscriber"]:+.1%} itself)'
         )
     return 0
+
+
+def watching(apps, per, read_us=None):
+    """The lines of what watching one operation costs (``per(watchers)``
+    seconds), for each variant that watches, against a bare read of
+    ``read_us`` microseconds."""
+    none = per([])
+    lines = [f'  the core, with a watcher: {none * 1e6:.2f} us']
+    for name, app in apps.items():
+        if name in (BASE, 'subscriber'):
+            continue
+        us = (per(watchers_of(app)) - none) * 1e6
+        line = f'  + {name}: {us:.2f} us'
+        if read_us is not None:
+            line += f' ({us / read_us:.1%} of a bare read)'
+        lines.append(line)
+    return lines
 
 
 def paired(values, base):

@@ -144,8 +144,9 @@ def credentials_changed(request: Request, reason: str = 'credentials') -> int:
     each browser told ``reason`` on its next request, with a
     :class:`.events.SessionRevoked` per session; this session keeps the
     user logged in with a new id (a remembered login stays remembered) and
-    a new CSRF token. Return how many sessions ended. Needs
-    ``pyramid_session_suite.user_index``."""
+    a new CSRF token. It is not a login: its
+    :class:`.events.SessionRegistered` has ``login`` false. Return how
+    many sessions ended. Needs ``pyramid_session_suite.user_index``."""
     tracker: SessionTracker | None = request.registry.queryUtility(IUserIndex)
     if tracker is None:
         raise ConfigurationError(
@@ -169,6 +170,7 @@ def credentials_changed(request: Request, reason: str = 'credentials') -> int:
         limits=False,
         replaces=current,
         remember=remembered(state.session_id),
+        login=False,
     )
     _renew_csrf_token(request)
     activity.record(request.environ, 'user_index', reason,

@@ -39,7 +39,9 @@ class SessionEnded:
 
 @implementer(ISessionRegistered)
 class SessionRegistered:
-    """A session of ``userid`` entered the user index (at login)."""
+    """A session of ``userid`` entered the user index: at login
+    (``login`` true), or under a new id for a user who stays logged in
+    (``login`` false: :func:`.auth.credentials_changed`)."""
 
     def __init__(
         self,
@@ -47,12 +49,15 @@ class SessionRegistered:
         userid: Any,
         handle: str,
         evicted: Iterable[str] = (),
+        login: bool = True,
     ) -> None:
         self.request = request
         self.userid = userid
         self.handle = handle
         #: handles of the sessions ended to make room for it
         self.evicted = tuple(evicted)
+        #: whether it is a login (the metrics count those)
+        self.login = login
 
 
 @implementer(ISessionRevoked)
@@ -124,6 +129,31 @@ class SessionReplaced:
         self.src = src
         self.dst = dst
         self.was_empty = was_empty
+
+
+class TokenAccepted:
+    """A site accepted a cross-domain token of ``flow`` (``redirect``
+    or ``script``) from ``src``; ``outcome`` says what became of the
+    site's session: ``adopted`` (the request showed none of the site's
+    own), ``replaced`` (it had one: ``always_replace``) or ``kept`` (it
+    keeps its own; the token is used up). One per token accepted, after
+    :class:`SessionReplaced` when the session was taken."""
+
+    def __init__(
+        self,
+        request: Request,
+        namespace: str,
+        src: str,
+        dst: str,
+        flow: str,
+        outcome: str,
+    ) -> None:
+        self.request = request
+        self.namespace = namespace
+        self.src = src
+        self.dst = dst
+        self.flow = flow
+        self.outcome = outcome
 
 
 @implementer(ITokenRejected)

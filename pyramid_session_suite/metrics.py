@@ -16,6 +16,16 @@ metric                                     kind      labels
 ``session_suite_payload_bytes``            histogram namespace
 ========================================== ========= =================
 
+``session_suite_store_seconds`` times each round trip to a session store,
+by ``operation``: ``load`` (a session's ``GETEX``), ``save`` (a request's
+writes, one round trip per client), the user index's ``login`` (its
+registration of a login, admitted or refused, or of the new id of
+``credentials_changed()``), ``list``, ``revoke`` (logouts, revocations,
+the policy's timeouts, ``credentials_changed()``), ``count`` and
+``forget`` (the index entry of a session that changed users), and the
+cross-domain token ``claim``. A request that runs none of them pays
+nothing for them.
+
 ``session_suite_payload_bytes`` is the size of each session loaded: its
 count is the number of loads that found a session; those that found none
 are ``session_suite_load_misses_total`` (``miss``: expired, evicted or
@@ -30,8 +40,10 @@ process share the collectors of their registry: their counts add up.
 
 Every label takes few values: namespaces, reasons, outcomes and Redis
 error class names, never a user or a session (``unknown`` is the namespace
-of an error or a 503 whose namespace is not known, such as one of the user
-index's own commands). The application exposes them as it
+of an error or a 503 whose namespace is not known). Logins count when the
+user index admits or refuses one; ``credentials_changed()`` is not a
+login. Accepted tokens count by what became of the site's session:
+``adopted``, ``replaced`` or ``kept``. The application exposes them as it
 exposes its other metrics (a ``/metrics`` view, ``prometheus_client``'s
 own server, multiprocess mode under gunicorn: see the README).
 """
@@ -47,9 +59,9 @@ from ._settings import PREFIX, parse_settings
 from .events import (
     LoginRefused,
     SessionRegistered,
-    SessionReplaced,
     SessionRevoked,
     StoreUnavailable,
+    TokenAccepted,
     TokenRejected,
 )
 from .interfaces import IUserIndex
@@ -158,7 +170,7 @@ class Collectors:
         )
         self.tokens = counter(
             'session_suite_crossdomain_tokens_total',
-            'Cross-domain tokens: accepted (adopted, replaced) or '
+            'Cross-domain tokens: accepted (adopted, replaced, kept) or '
             'rejected (with the reason code).',
             'result',
             'reason',
@@ -171,8 +183,10 @@ class Collectors:
         )
         self.seconds = Histogram(
             'session_suite_store_seconds',
-            'Time of the session loads (GETEX) and saves (one round trip '
-            'per client at the end of a request).',
+            'Time of the round trips to the session store: loads '
+            '(GETEX), saves (one per client at the end of a request), '
+            'the user index (login, list, revoke, count, forget) and '
+            'cross-domain token claims.',
             ('namespace', 'operation'),
             registry=registry,
             buckets=SECONDS_BUCKETS,
@@ -288,7 +302,8 @@ def subscribers(collectors: Collectors) -> dict[type, Any]:
     """The event subscribers that count logins, ends, tokens and 503s."""
 
     def registered(event: SessionRegistered) -> None:
-        collectors.logins.labels('admitted').inc()
+        if event.login:  # not the new id of credentials_changed()
+            collectors.logins.labels('admitted').inc()
 
     def refused(event: LoginRefused) -> None:
         collectors.logins.labels('refused').inc()
@@ -300,9 +315,8 @@ def subscribers(collectors: Collectors) -> dict[type, Any]:
             event.count
         )
 
-    def replaced(event: SessionReplaced) -> None:
-        reason = 'adopted' if event.was_empty else 'replaced'
-        collectors.tokens.labels('accepted', reason).inc()
+    def accepted(event: TokenAccepted) -> None:
+        collectors.tokens.labels('accepted', event.outcome).inc()
 
     def rejected(event: TokenRejected) -> None:
         collectors.tokens.labels('rejected', event.reason).inc()
@@ -316,7 +330,7 @@ def subscribers(collectors: Collectors) -> dict[type, Any]:
         SessionRegistered: registered,
         LoginRefused: refused,
         SessionRevoked: revoked,
-        SessionReplaced: replaced,
+        TokenAccepted: accepted,
         TokenRejected: rejected,
         StoreUnavailable: unavailable,
     }

@@ -4,16 +4,20 @@
 
 Each load of a Redis session (its ``GETEX``) is a ``session_suite.load``
 span, each save of a request's sessions (one round trip per client) a
-``session_suite.save`` span, both of kind ``CLIENT``, children of the
-current span (the request's, when the application traces its requests).
-Their attributes:
+``session_suite.save`` span; the user index's scripts are
+``session_suite.login``, ``.list``, ``.revoke`` and ``.count`` spans (and
+``.forget``, its round trip that drops a session's entry), the claim of a
+cross-domain token a ``session_suite.claim`` span: all of kind
+``CLIENT``, children of the current span (the request's, when the
+application traces its requests). Their attributes:
 
 - ``db.system.name``: ``redis``;
-- ``db.operation.name``: ``GETEX`` (loads);
+- ``db.operation.name``: ``GETEX`` (loads), ``EVALSHA`` (the user index's
+  scripts), ``EVAL`` (claims);
 - ``session_suite.namespace``: the session namespace (of the first
   session of a save);
 - ``session_suite.outcome``: ``hit``, ``miss``, ``ended`` (loads), ``ok``
-  (saves) or ``error``;
+  (the others) or ``error``;
 - ``session_suite.payload_bytes``: bytes read or written;
 - ``session_suite.round_trips``: Redis round trips;
 - ``error.type``: the Redis error class, on an error (the span's status is
@@ -47,9 +51,19 @@ SCOPE = 'pyramid_session_suite'
 
 TRACING_SETTINGS = (('tracer_provider', as_object, None),)
 
+#: ``db.operation.name`` of the operations that are one Redis command
+COMMANDS = {
+    'load': 'GETEX',
+    'login': 'EVALSHA',
+    'list': 'EVALSHA',
+    'revoke': 'EVALSHA',
+    'count': 'EVALSHA',
+    'claim': 'EVAL',
+}
+
 
 class TracingWatcher:
-    """Makes a span of every load and save (see :mod:`.watch`)."""
+    """Makes a span of every operation (see :mod:`.watch`)."""
 
     def __init__(self, tracer: Tracer) -> None:
         from opentelemetry.trace import SpanKind
@@ -72,8 +86,9 @@ class TracingWatcher:
     @staticmethod
     def _start(namespace: str | None, operation: str) -> tuple[str, Any]:
         attributes = {'db.system.name': 'redis'}
-        if operation == 'load':
-            attributes['db.operation.name'] = 'GETEX'
+        command = COMMANDS.get(operation)
+        if command is not None:
+            attributes['db.operation.name'] = command
         if namespace is not None:
             attributes['session_suite.namespace'] = namespace
         return f'session_suite.{operation}', attributes

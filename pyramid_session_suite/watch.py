@@ -1,11 +1,14 @@
 """Watching the session store: what metrics and traces see.
 
-Each load of a Redis session (its ``GETEX``) and each save of a request's
-sessions (one round trip per client) is an :class:`Operation`. Watchers
-registered on the application's registry (:func:`add_watcher`, as
-``pyramid_session_suite.metrics`` and ``.tracing`` do) are told when one
-begins and ends. Without watchers, an operation costs one dictionary
-lookup.
+Each round trip to a Redis session store is an :class:`Operation`: the
+load of a session (its ``GETEX``), the save of a request's sessions (one
+round trip per client), a script of the user index (``login``, ``list``,
+``revoke``, ``count``; ``forget``) and the claim of a cross-domain token
+(``claim``). Watchers registered on the application's registry
+(:func:`add_watcher`, as ``pyramid_session_suite.metrics`` and
+``.tracing`` do) are told when one begins and ends. Without watchers, an
+operation costs one lookup; a request pays only for the operations it
+runs.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ NAMESPACE_ATTR = 'session_suite_namespace'
 
 
 class Operation:
-    """One ``load`` or ``save`` of ``namespace``: when it ends, ``seconds``
-    it took, ``size`` (bytes read or written), ``round_trips`` and
-    ``outcome`` (``hit``, ``miss`` or ``ended`` for a load, ``ok`` for a
-    save, ``error`` with ``error`` the exception)."""
+    """One operation ``name`` (``load``, ``save``, ``login``…) of
+    ``namespace``: when it ends, ``seconds`` it took, ``size`` (bytes read
+    or written), ``round_trips`` and ``outcome`` (``hit``, ``miss`` or
+    ``ended`` for a load, ``ok`` for the others, ``error`` with ``error``
+    the exception)."""
 
     __slots__ = (
         'namespace',

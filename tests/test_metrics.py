@@ -5,6 +5,7 @@ stopped), then a scrape, value by value."""
 import json
 import pathlib
 import re
+import time
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pyramid.config import Configurator
@@ -12,8 +13,14 @@ from pyramid.exceptions import ConfigurationError
 import pytest
 from webtest import TestApp
 
-from pyramid_session_suite import metrics
+from pyramid_session_suite import credentials_changed, metrics
 from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
+from pyramid_session_suite.events import (
+    SessionRegistered,
+    SessionReplaced,
+    TokenAccepted,
+)
+from pyramid_session_suite.interfaces import IUserIndex
 from pyramid_session_suite.testing import RedisServer
 
 from . import crossdomainapp
@@ -65,9 +72,10 @@ def logins_app(redis_url, registry, **settings):
     return config.make_wsgi_app()
 
 
-def site(redis_url, registry):
-    """A site of the cross-domain group of the tests, with metrics."""
-    settings = crossdomainapp.site_settings(redis_url)
+def site(redis_url, registry, **extra):
+    """A site of the cross-domain group of the tests, with metrics
+    (``extra``: settings of the cross-domain sharing)."""
+    settings = crossdomainapp.site_settings(redis_url, **extra)
     settings['session_suite.metrics.registry'] = registry
     config = Configurator(settings=settings)
     config.include('pyramid_session_suite.crossdomain')
@@ -182,10 +190,15 @@ def test_a_scripted_scenario_scraped_value_by_value(redis_url):
     # every load found its session (or failed: erin's third write)
     assert counters(samples, 'session_suite_load_misses') == {}
     # saves: the three admitted logins and dave's first write (a refused
-    # login, a logout and a revocation write nothing); erin's two writes
+    # login, a logout and a revocation write nothing); erin's two writes;
+    # the user index's scripts: four logins (one refused), bob's logout
+    # and carol's revocation; the token claimed twice (once replayed)
     assert histogram(samples, buckets, 'session_suite_store_seconds') == {
         ('main', 'load'): 3,
         ('main', 'save'): 4,
+        ('main', 'login'): 4,
+        ('main', 'revoke'): 2,
+        ('main', 'claim'): 2,
         ('private', 'load'): 2,
         ('private', 'save'): 2,
     }
@@ -244,7 +257,7 @@ def test_misses_a_displaced_session_and_redis_down_at_login(
         down = logins_app(server.url, registry)
         server.stop()
         browser(down).get('/login?user=bob', status=503)
-    samples, _ = scrape(registry)
+    samples, buckets = scrape(registry)
     assert counters(samples, 'session_suite_logins') == {('admitted',): 3}
     assert counters(samples, 'session_suite_load_misses') == {
         ('main', 'ended'): 1,
@@ -253,13 +266,187 @@ def test_misses_a_displaced_session_and_redis_down_at_login(
     assert counters(samples, 'session_suite_sessions_ended') == {
         ('main', 'displaced'): 1,
     }
-    # the user index's scripts name their namespace too
+    # the user index's scripts name their namespace too, and are timed:
+    # three logins admitted, the one that failed
+    timed = histogram(samples, buckets, 'session_suite_store_seconds')
+    assert timed[('main', 'login')] == 4
     assert counters(samples, 'session_suite_store_errors') == {
         ('ConnectionError', 'main'): 1,
     }
     assert counters(samples, 'session_suite_unavailable') == {
         ('main',): 1,
     }
+
+
+def timings(registry):
+    """``{(namespace, operation): count}`` of the store's histogram."""
+    samples, buckets = scrape(registry)
+    return histogram(samples, buckets, 'session_suite_store_seconds')
+
+
+def timed_by(registry, request):
+    """The operations timed while ``request()`` runs, by label values."""
+    before = timings(registry)
+    request()
+    after = timings(registry)
+    return {
+        labels: count - before.get(labels, 0)
+        for labels, count in after.items()
+        if count != before.get(labels, 0)
+    }
+
+
+def test_the_user_index_and_the_policy_are_timed_reads_are_not(redis_url):
+    registry = CollectorRegistry()
+    timeout = {'session_suite.policy.absolute_timeout': '100'}
+    app = logins_app(redis_url, registry, **timeout)
+    tracker = app.registry.getUtility(IUserIndex)
+    alice = browser(app)
+
+    def timed(path, status=200):
+        return timed_by(registry, lambda: alice.get(path, status=status))
+
+    assert timed('/login?user=alice') == {
+        ('main', 'login'): 1,
+        ('main', 'save'): 1,
+    }
+    # a read, a write: only the session's own round trips
+    assert timed('/whoami') == {('main', 'load'): 1}
+    assert timed('/whoami?write=1') == {
+        ('main', 'load'): 1,
+        ('main', 'save'): 1,
+    }
+    assert timed('/mine') == {('main', 'load'): 1, ('main', 'list'): 1}
+    # bob logs in on alice's session: her entry is dropped from the index
+    assert timed('/login?user=bob') == {
+        ('main', 'load'): 1,
+        ('main', 'login'): 1,
+        ('main', 'forget'): 1,
+        ('main', 'save'): 1,
+    }
+    # the policy ends bob's session when its time is up
+    tracker.policy.clock = lambda: time.time() + 150
+    assert timed('/whoami', status=401) == {
+        ('main', 'load'): 1,
+        ('main', 'revoke'): 1,
+    }
+    # the console's counts, outside any request
+    counted = timed_by(registry, lambda: tracker.index.count('alice'))
+    assert counted == {('main', 'count'): 1}
+    samples, _ = scrape(registry)
+    assert counters(samples, 'session_suite_logins') == {('admitted',): 2}
+    assert counters(samples, 'session_suite_sessions_ended') == {
+        ('main', 'expired'): 1,
+    }
+
+
+def test_a_failed_claim_is_timed_and_names_its_namespace(redis_url):
+    registry = CollectorRegistry()
+    hub = site(redis_url, registry)
+    at_hub = browser(hub, 'www.site-a.test')
+    at_hub.get(HUB + '/login?user=dave')
+    with RedisServer(url='') as server:
+        other = site(server.url, registry)
+        tab = browser(other, 'www.site-b.test')
+        server.stop()
+        url, cookie = handed_over(hub, at_hub, tab)
+        tab.get(url, headers=cookie, status=503)
+    samples, buckets = scrape(registry)
+    timed = histogram(samples, buckets, 'session_suite_store_seconds')
+    assert timed[('main', 'claim')] == 1
+    assert counters(samples, 'session_suite_store_errors') == {
+        ('ConnectionError', 'main'): 1,
+    }
+    assert counters(samples, 'session_suite_unavailable') == {
+        ('main',): 1,
+    }
+    assert counters(samples, 'session_suite_crossdomain_tokens') == {}
+
+
+def handed_over(hub, at_hub, tab, state='s' * 32):
+    """The import URL of a token for the session of ``at_hub``, and the
+    ``Cookie`` header of ``tab`` with the state cookie it is bound to."""
+    crossdomain = hub.registry[CROSSDOMAIN_KEY]
+    sid = crossdomain.factory.session_id_from_cookie(at_hub.cookies['main'])
+    token = crossdomain.codec.mint(sid, HUB, SITE, state=state)
+    url = SITE + '/_session_suite/xd/import?next=/page&t=' + token
+    cookies = {**tab.cookies, 'session_suite_xd_state': state}
+    header = '; '.join(f'{name}={value}' for name, value in cookies.items())
+    return url, {'Cookie': header}
+
+
+@pytest.mark.parametrize(
+    'always_replace, outcome, user',
+    [('false', 'kept', 'erin'), ('true', 'replaced', 'dave')],
+)
+def test_a_token_accepted_by_a_site_that_has_a_session(
+    redis_url, always_replace, outcome, user
+):
+    registry = CollectorRegistry()
+    hub = site(redis_url, registry)
+    other = site(redis_url, registry, always_replace=always_replace)
+    seen = []
+    for event in (TokenAccepted, SessionReplaced):
+        other.registry.registerHandler(seen.append, (event,))
+    at_hub = browser(hub, 'www.site-a.test')
+    at_hub.get(HUB + '/login?user=dave')
+    tab = browser(other, 'www.site-b.test')
+    tab.get(SITE + '/login?user=erin', xhr=True)  # a session of its own
+    url, cookie = handed_over(hub, at_hub, tab)
+    assert tab.get(url, headers=cookie).status_int == 303
+    assert f'<p id="user">{user}</p>' in tab.get(SITE + '/page').text
+    samples, buckets = scrape(registry)
+    assert counters(samples, 'session_suite_crossdomain_tokens') == {
+        (outcome, 'accepted'): 1,
+    }
+    timed = histogram(samples, buckets, 'session_suite_store_seconds')
+    assert timed[('main', 'claim')] == 1
+    accepted = seen[-1]
+    assert isinstance(accepted, TokenAccepted)
+    assert (
+        accepted.namespace,
+        accepted.src,
+        accepted.dst,
+        accepted.flow,
+        accepted.outcome,
+    ) == ('main', HUB, SITE, 'redirect', outcome)
+    replaced = [e.was_empty for e in seen if isinstance(e, SessionReplaced)]
+    assert replaced == ([] if outcome == 'kept' else [False])
+
+
+def test_credentials_changed_is_not_a_login(redis_url):
+    registry = CollectorRegistry()
+    config = make_config(
+        redis_url, **{'session_suite.metrics.registry': registry}
+    )
+    config.include(METRICS)
+    registered = []
+    config.add_subscriber(registered.append, SessionRegistered)
+
+    def password(request):
+        return {'ended': credentials_changed(request)}
+
+    config.add_route('password', '/password')
+    config.add_view(password, route_name='password', renderer='json')
+    app = config.make_wsgi_app()
+    laptop, phone = browser(app), browser(app)
+    laptop.get('/login?user=alice')
+    phone.get('/login?user=alice')
+    assert laptop.get('/password').json == {'ended': 1}
+    assert laptop.get('/whoami').json['user'] == 'alice'
+    assert [event.login for event in registered] == [True, True, False]
+    samples, buckets = scrape(registry)
+    assert counters(samples, 'session_suite_logins') == {('admitted',): 2}
+    assert counters(samples, 'session_suite_sessions_ended') == {
+        ('main', 'credentials'): 1,
+    }
+    # the laptop's new id is a new session stored
+    assert counters(samples, 'session_suite_sessions_created') == {
+        ('main',): 3,
+    }
+    # its registration is the index's third login script all the same
+    timed = histogram(samples, buckets, 'session_suite_store_seconds')
+    assert (timed[('main', 'login')], timed[('main', 'revoke')]) == (3, 1)
 
 
 def test_labels_name_no_user_and_no_session(redis_url):

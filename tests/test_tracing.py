@@ -1,6 +1,7 @@
-"""OpenTelemetry spans of session loads and saves, checked with the SDK's
-in-memory exporter; without a tracer provider, the API's no-op tracer and
-its cost."""
+"""OpenTelemetry spans of session loads and saves, of the user index's
+scripts and of cross-domain token claims, checked with the SDK's in-memory
+exporter; without a tracer provider, the API's no-op tracer and its
+cost."""
 
 import time
 from opentelemetry import trace
@@ -16,10 +17,13 @@ import pytest
 from webtest import TestApp
 
 from pyramid_session_suite import watch
+from pyramid_session_suite.crossdomain import CROSSDOMAIN_KEY
 from pyramid_session_suite.testing import RedisServer
 from pyramid_session_suite.tracing import TracingWatcher, tracer_of
 
+from . import crossdomainapp
 from .conftest import SECRET
+from .crossdomainapp import HUB, SITE
 from .usersapp import make_config
 
 TRACING = 'pyramid_session_suite.tracing'
@@ -169,6 +173,108 @@ def test_a_failed_load_is_an_error_span(provider, exporter):
     [event] = span.events
     assert event.name == 'exception'
     assert event.attributes['exception.type'].endswith('ConnectionError')
+
+
+def logins(redis_url, provider, **settings):
+    """The logins application of the user index tests, traced."""
+    settings['session_suite.tracing.tracer_provider'] = provider
+    config = make_config(redis_url, **settings)
+    config.include(TRACING)
+    return config.make_wsgi_app()
+
+
+def test_the_user_index_scripts_are_spans(redis_url, provider, exporter):
+    browser = TestApp(logins(redis_url, provider))
+    browser.get('/login?user=alice')
+    (login, attributes), (save, _) = spans(exporter)
+    assert (login, save) == ('session_suite.login', 'session_suite.save')
+    assert attributes == {
+        'db.system.name': 'redis',
+        'db.operation.name': 'EVALSHA',
+        'session_suite.namespace': 'main',
+        'session_suite.outcome': 'ok',
+        'session_suite.payload_bytes': attributes[
+            'session_suite.payload_bytes'
+        ],
+        'session_suite.round_trips': 1,
+    }
+    # the session the script stores: its login records (the user id in
+    # its data comes with the save)
+    assert 32 < attributes['session_suite.payload_bytes'] < 128
+    browser.get('/whoami')  # a read: its load, nothing more
+    assert [name for name, _ in spans(exporter)] == ['session_suite.load']
+    browser.get('/mine')
+    assert [name for name, _ in spans(exporter)] == [
+        'session_suite.load',
+        'session_suite.list',
+    ]
+    browser.get('/login?user=bob')  # alice's entry is forgotten
+    assert [name for name, _ in spans(exporter)] == [
+        'session_suite.load',
+        'session_suite.login',
+        'session_suite.forget',
+        'session_suite.save',
+    ]
+    browser.get('/logout')
+    (_, _), (name, attributes) = spans(exporter)
+    assert name == 'session_suite.revoke'
+    assert attributes['db.operation.name'] == 'EVALSHA'
+    assert attributes['session_suite.namespace'] == 'main'
+    assert attributes['session_suite.outcome'] == 'ok'
+
+
+def test_a_failed_login_is_an_error_span(provider, exporter):
+    with RedisServer(url='') as server:
+        browser = TestApp(logins(server.url, provider))
+        server.stop()
+        browser.get('/login?user=alice', status=503)
+    [span] = exporter.get_finished_spans()
+    assert span.name == 'session_suite.login'
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes['error.type'] == 'ConnectionError'
+    assert span.attributes['session_suite.outcome'] == 'error'
+    assert span.attributes['session_suite.namespace'] == 'main'
+
+
+def test_a_token_claim_is_a_span(redis_url, provider, exporter):
+    def site():
+        settings = crossdomainapp.site_settings(redis_url)
+        settings['session_suite.tracing.tracer_provider'] = provider
+        config = Configurator(settings=settings)
+        config.include('pyramid_session_suite.crossdomain')
+        config.include(TRACING)
+        config.add_route('login', '/login')
+        config.add_view(crossdomainapp.login, route_name='login')
+        return config.make_wsgi_app()
+
+    hub, other = site(), site()
+    at_hub = TestApp(hub, extra_environ={'HTTP_HOST': 'www.site-a.test'})
+    at_hub.get(HUB + '/login?user=dave')
+    crossdomain = hub.registry[CROSSDOMAIN_KEY]
+    sid = crossdomain.factory.session_id_from_cookie(at_hub.cookies['main'])
+    state = 's' * 32
+    token = crossdomain.codec.mint(sid, HUB, SITE, state=state)
+    url = SITE + '/_session_suite/xd/import?next=/page&t=' + token
+    cookie = {'Cookie': 'session_suite_xd_state=' + state}
+    tab = TestApp(other, extra_environ={'HTTP_HOST': 'www.site-b.test'})
+    exporter.clear()
+    tab.get(url, headers=cookie, status=303)
+    [(name, attributes)] = spans(exporter)
+    assert name == 'session_suite.claim'
+    assert attributes == {
+        'db.system.name': 'redis',
+        'db.operation.name': 'EVAL',
+        'session_suite.namespace': 'main',
+        'session_suite.outcome': 'ok',
+        'session_suite.payload_bytes': 0,
+        'session_suite.round_trips': 1,
+    }
+    tab.get(url, headers=cookie, status=400)  # replayed: claimed before
+    [(name, attributes)] = spans(exporter)
+    assert (name, attributes['session_suite.outcome']) == (
+        'session_suite.claim',
+        'ok',
+    )
 
 
 def test_a_sampler_that_drops_everything(redis_url, exporter):

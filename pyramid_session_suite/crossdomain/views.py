@@ -35,10 +35,10 @@ from pyramid.view import view_config
 
 from .. import _activity as activity
 from .._request_cookies import readable_cookies
-from ..events import SessionReplaced, TokenRejected
-from ..redis._persist import REDIS_ERRORS
+from ..events import SessionReplaced, TokenAccepted, TokenRejected
+from ..redis._persist import watched
 from ..redis.login_records import redis_key
-from ..watch import blame, notify
+from ..watch import notify, watchers_of
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
 
@@ -247,7 +247,7 @@ def import_(request):
     response = _redirect(next_url)
     _forget(request, response, STATE_COOKIE, crossdomain.prefix + '/')
     _forget(request, response, TRIED_COOKIE, '/')
-    _adopt(request, response, crossdomain, payload)
+    _adopt(request, response, crossdomain, payload, 'redirect')
     return response
 
 
@@ -280,8 +280,8 @@ def script(request):
     response = Response('/* session shared */')
     response.headers.update(NO_STORE)
     response.content_type = 'text/javascript'
-    _adopt(request, response, crossdomain, payload, samesite='None',
-           secure=True)  # fmt: skip
+    _adopt(request, response, crossdomain, payload, 'script',
+           samesite='None', secure=True)  # fmt: skip
     return response
 
 
@@ -309,19 +309,7 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
             source = (request.referer or '').split('/')[:3]
             if '/'.join(source) != payload['src']:
                 raise TokenError('not loaded by the source site', 'referer')
-        # one round trip, and nothing written for a refused token
-        try:
-            claimed = crossdomain.factory.redis.eval(
-                CLAIM,
-                2,
-                crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
-                redis_key(payload['sid']),
-                f'{here} {secrets.token_urlsafe(12)}',
-                crossdomain.codec.claim_ttl,
-            )
-        except REDIS_ERRORS as exc:
-            blame(exc, crossdomain.namespace)  # for the 503's metrics
-            raise
+        claimed = _claim(request, crossdomain, payload)
         if claimed == 0:
             raise ReplayedToken('already used')
         if claimed == -1:
@@ -330,6 +318,26 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
         _reject(request, exc, flow)
         raise
     return payload
+
+
+def _claim(request, crossdomain, payload):
+    """Claim the token's id for this site: one round trip (the ``claim``
+    operation of the watchers), nothing written for a refused token."""
+    redis = crossdomain.factory.redis
+    args = (
+        CLAIM,
+        2,
+        crossdomain.codec.claim_key(payload, crossdomain.claim_prefix),
+        redis_key(payload['sid']),
+        f'{request.host_url} {secrets.token_urlsafe(12)}',
+        crossdomain.codec.claim_ttl,
+    )
+    return watched(
+        watchers_of(request.registry),
+        crossdomain.namespace,
+        'claim',
+        lambda: redis.eval(*args),
+    )
 
 
 def _reject(request, exc, flow):
@@ -346,7 +354,7 @@ def _reject(request, exc, flow):
     notify(request, TokenRejected(request, exc.reason, flow))
 
 
-def _adopt(request, response, crossdomain, payload, **cookie):
+def _adopt(request, response, crossdomain, payload, flow, **cookie):
     """Give this site the handed-over session, if it has none (or always
     with ``always_replace``)."""
     factory = crossdomain.factory
@@ -355,6 +363,7 @@ def _adopt(request, response, crossdomain, payload, **cookie):
     if not was_empty and not crossdomain.always_replace:
         activity.record(request.environ, 'crossdomain', 'token redeemed',
                         replaced=False)  # fmt: skip
+        _accepted(request, crossdomain, payload, flow, 'kept')
         return
     factory.set_cookie(response, payload['sid'], **cookie)
     activity.record(request.environ, 'crossdomain', 'token redeemed',
@@ -367,6 +376,24 @@ def _adopt(request, response, crossdomain, payload, **cookie):
             payload['src'],
             payload['dst'],
             was_empty,
+        ),
+    )
+    outcome = 'adopted' if was_empty else 'replaced'
+    _accepted(request, crossdomain, payload, flow, outcome)
+
+
+def _accepted(request, crossdomain, payload, flow, outcome):
+    """Say that a token was accepted, and what became of the site's
+    session."""
+    notify(
+        request,
+        TokenAccepted(
+            request,
+            crossdomain.namespace,
+            payload['src'],
+            payload['dst'],
+            flow,
+            outcome,
         ),
     )
 

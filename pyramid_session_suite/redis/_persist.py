@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 import redis
 
@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from pyramid.request import Request
     from pyramid.response import Response
 
+    from ..watch import Watcher
     from .clients import RedisClient
 
 log = logging.getLogger(__name__)
+
+T = TypeVar('T')
 
 #: environ key: the Redis sessions loaded during the request
 LOADED_SESSIONS_KEY = 'session_suite.redis_sessions'
@@ -161,6 +164,34 @@ def run_commands(client: RedisClient, commands: Sequence[Command]) -> None:
     replies = pipe.execute(raise_on_error=False)
     for command, value in zip(commands, replies, strict=True):
         command.reply(value)
+
+
+def watched(
+    watchers: Sequence[Watcher],
+    namespace: str | None,
+    name: str,
+    call: Callable[[], T],
+    size: int = 0,
+) -> T:
+    """Return ``call()``, a round trip to the Redis store of ``namespace``
+    that ``watchers`` see as the operation ``name`` (``size``: bytes
+    written); a Redis error names the namespace (for the metrics of the
+    503 it becomes). Without watchers, only the call."""
+    if not watchers:
+        try:
+            return call()
+        except REDIS_ERRORS as exc:
+            watch.blame(exc, namespace)
+            raise
+    operation = watch.begin(watchers, namespace, name)
+    try:
+        result = call()
+    except REDIS_ERRORS as exc:
+        watch.blame(exc, namespace)
+        watch.end(watchers, operation, error=exc)
+        raise
+    watch.end(watchers, operation, size=size)
+    return result
 
 
 def queue_command(

@@ -119,6 +119,9 @@ def includeme(config: Configurator) -> None:
         tracker = SessionTracker.from_namespace(
             manager_config, namespace, settings, client_info
         )
+        # the metrics and the tracing add their watchers at the default
+        # order, before this action
+        tracker.index.watchers = watchers_of(registry)
         registry.registerUtility(tracker, IUserIndex)
 
     config.action(('session_suite', 'user_index'), register, order=1)
@@ -216,13 +219,16 @@ class SessionTracker:
         limits: bool = True,
         replaces: str | None = None,
         remember: bool = False,
+        login: bool = True,
     ) -> tuple[bool, Any]:
         """Store ``session`` under a new id in a slot of ``userid``, with
         the records of the login (enforcing the login limits when
         ``limits``), in place of the session ``replaces`` (a handle: this
         browser's, for a repeated login); ``remember`` makes it a
-        remembered login. Return ``(True, evicted_handles)`` or ``(False,
-        retry_after)``; a refusal changes nothing."""
+        remembered login; ``login`` is false when the user was already
+        logged in on it (see :class:`.events.SessionRegistered`). Return
+        ``(True, evicted_handles)`` or ``(False, retry_after)``; a refusal
+        changes nothing."""
         secret, digest = lr.new_secret()
         describe = self.client_info.describe(request)
         now = int(time.time() * 1000)
@@ -268,7 +274,10 @@ class SessionTracker:
         handle = lr.handle(slot, digest)
         activity.record(request.environ, 'user_index', 'registered',
                         handle=handle, evicted=len(evicted))  # fmt: skip
-        notify(request, SessionRegistered(request, userid, handle, evicted))
+        notify(
+            request,
+            SessionRegistered(request, userid, handle, evicted, login=login),
+        )
         if evicted:
             self.notify_revoked(
                 request, userid, evicted, 'displaced', len(evicted)

@@ -31,14 +31,14 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import watch
 from ..redis import login_records as lr, stored
-from ..redis._persist import REDIS_ERRORS, Command
+from ..redis._persist import Command, watched
 from ..signing import secret_list
 from . import _legacy as legacy_index
 
 if TYPE_CHECKING:
     from ..redis.clients import RedisClient
+    from ..watch import Watcher
 
 #: kept for the code that imported it from here
 GRACE_MS = legacy_index.GRACE_MS
@@ -427,7 +427,15 @@ class UserIndex:
     an untouched user's index lives; ``end_ttl`` how long an ended
     session's reason is kept. ``summary`` gives the ``(label, mobile)`` of
     a User-Agent for the listing; ``namespace`` names the namespace in it.
+
+    Each round trip is an operation of ``namespace`` for ``watchers``
+    (:mod:`pyramid_session_suite.watch`): ``login`` (:meth:`register`),
+    ``list``, ``revoke`` (:meth:`end`, :meth:`end_all` and the like),
+    ``count`` (:meth:`prune_counts`) and ``forget``.
     """
+
+    #: told of each round trip (the application's, set by the tracker)
+    watchers: Sequence[Watcher] = ()
 
     def __init__(
         self,
@@ -457,14 +465,13 @@ class UserIndex:
         self.revoke_script = client.register_script(REVOKE)
         self.count_script = client.register_script(COUNT)
 
-    def _run(self, script: Any, **call: Any) -> Any:
-        """Run one of the index's scripts; a Redis error names the
-        namespace (for the metrics of the 503 it becomes)."""
-        try:
-            return script(**call)
-        except REDIS_ERRORS as exc:
-            watch.blame(exc, self.namespace)
-            raise
+    def _run(self, name: str, script: Any, size: int = 0, **call: Any) -> Any:
+        """Run one of the index's scripts, the operation ``name`` for the
+        watchers; a Redis error names the namespace (for the metrics of
+        the 503 it becomes)."""
+        return watched(
+            self.watchers, self.namespace, name, lambda: script(**call), size
+        )
 
     # -- names --------------------------------------------------------------
 
@@ -536,7 +543,9 @@ class UserIndex:
         keys = self.keys(userid)
         for _ in range(3):
             reply = self._run(
+                'login',
                 self.register_script,
+                len(payload),
                 keys=keys,
                 args=[
                     self.clock(),
@@ -605,7 +614,7 @@ class UserIndex:
         else:
             pipe.zrem(lz, handle)
             pipe.hdel(lh, handle)
-        pipe.execute()
+        watched(self.watchers, self.namespace, 'forget', pipe.execute)
 
     def revoke(
         self, userid: Any, *handles: str, reason: str = 'revoked'
@@ -652,6 +661,7 @@ class UserIndex:
         handles: Sequence[str],
     ) -> builtins.list[str]:
         reply = self._run(
+            'revoke',
             self.revoke_script,
             keys=self.keys(userid),
             args=[
@@ -676,6 +686,7 @@ class UserIndex:
         import json
 
         entries, old = self._run(
+            'list',
             self.list_script,
             keys=self.keys(userid),
             args=[self.clock(), GRACE_MS],
@@ -734,6 +745,7 @@ class UserIndex:
     def prune_counts(self, userid: Any) -> tuple[int, int]:
         """Prune ``userid``'s entries; return ``(live, dropped)``."""
         live, pruned = self._run(
+            'count',
             self.count_script,
             keys=self.keys(userid),
             args=[self.clock(), GRACE_MS],
