@@ -14,6 +14,7 @@ from .interfaces import (
     ISessionRegistered,
     ISessionReplaced,
     ISessionRevoked,
+    ITokenAccepted,
     ITokenRejected,
 )
 
@@ -131,6 +132,7 @@ class SessionReplaced:
         self.was_empty = was_empty
 
 
+@implementer(ITokenAccepted)
 class TokenAccepted:
     """A site accepted a cross-domain token of ``flow`` (``redirect``
     or ``script``) from ``src``; ``outcome`` says what became of the

@@ -80,6 +80,15 @@ class ISessionReplaced(Interface):
     was_empty = Attribute('whether the site had no session of its own')
 
 
+class ITokenAccepted(Interface):
+    """A site accepted a cross-domain token."""
+
+    src = Attribute('origin of the site the token came from')
+    dst = Attribute('origin of the site that accepted it')
+    flow = Attribute('``redirect`` or ``script``')
+    outcome = Attribute('``adopted``, ``replaced`` or ``kept``')
+
+
 class ITokenRejected(Interface):
     """A cross-domain token was refused."""
 
