@@ -229,7 +229,9 @@ def persist_tween_factory(
             status = exc.code if isinstance(exc, HTTPException) else 500
             flush_sessions(request, status < 400, hooks)
             raise
-        flush_sessions(request, response.status_code < 400, hooks)
+        environ = request.environ
+        if hooks or LOADED_SESSIONS_KEY in environ or QUEUED_KEY in environ:
+            flush_sessions(request, response.status_code < 400, hooks)
         return response
 
     return persist_tween

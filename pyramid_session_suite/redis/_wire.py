@@ -84,14 +84,39 @@ def _round_trip(conn: Connection, packed: bytes) -> bytes | None:
     return value
 
 
+#: long text arguments (the scripts' sources) as packed once
+_PACKED_TEXT: dict[str, bytes] = {}
+
+#: text at least this long is packed once (a script, not a key)
+_LONG_TEXT = 256
+
+
 def _bulk(arg: Any) -> bytes:
-    if isinstance(arg, str):
-        arg = arg.encode('utf-8')
+    kind = type(arg)
+    if kind is bytes:
+        return b'$%d\r\n%b\r\n' % (len(arg), arg)
+    if kind is int:
+        data = b'%d' % arg
+    elif kind is str:
+        if len(arg) >= _LONG_TEXT:
+            packed = _PACKED_TEXT.get(arg)
+            if packed is None:
+                data = arg.encode('utf-8')
+                packed = _PACKED_TEXT[arg] = b'$%d\r\n%b\r\n' % (
+                    len(data),
+                    data,
+                )
+            return packed
+        data = arg.encode('utf-8')
+    elif kind is float:
+        data = repr(arg).encode('ascii')
+    elif isinstance(arg, (bytes, bytearray, memoryview)):
+        data = bytes(arg)
     elif isinstance(arg, int):
-        arg = b'%d' % arg
-    elif isinstance(arg, float):
-        arg = repr(arg).encode('ascii')
-    return b'$%d\r\n%b\r\n' % (len(arg), arg)
+        data = b'%d' % arg
+    else:  # a str subclass
+        data = str(arg).encode('utf-8')
+    return b'$%d\r\n%b\r\n' % (len(data), data)
 
 
 def command(client: RedisClient, args: Sequence[Any]) -> Any:
@@ -99,7 +124,7 @@ def command(client: RedisClient, args: Sequence[Any]) -> Any:
     like :func:`read` (any other client: ``execute_command``)."""
     if not _plain(client):
         return client.execute_command(*args)
-    packed = b'*%d\r\n%b' % (len(args), b''.join(map(_bulk, args)))
+    packed = b'*%d\r\n%b' % (len(args), b''.join([_bulk(a) for a in args]))
     pool = client.connection_pool
     conn = pool.get_connection()
     try:

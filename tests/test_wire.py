@@ -1,0 +1,70 @@
+"""The short way to the socket gives what redis-py's command layer gives,
+for every kind of argument the suite sends."""
+
+import pytest
+import redis
+
+from pyramid_session_suite.redis import _wire as wire
+from pyramid_session_suite.redis.stored import MERGE
+from pyramid_session_suite.testing import RoundTrips
+
+ARGUMENTS = [
+    b'bytes',
+    b'',
+    b'\x00\xff\r\n binary',
+    'text',
+    'caf\u00e9',
+    0,
+    -42,
+    2**40,
+    1.5,
+    bytearray(b'array'),
+    memoryview(b'view'),
+    'x' * 1000,  # long text: packed once, then reused
+]
+
+
+@pytest.mark.parametrize('argument', ARGUMENTS, ids=repr)
+def test_an_argument_reaches_redis_as_redis_py_sends_it(
+    redis_client, argument
+):
+    expected = redis_client.execute_command('ECHO', argument)
+    assert wire.command(redis_client, ('ECHO', argument)) == expected
+    # a second time, from what was packed once
+    assert wire.command(redis_client, ('ECHO', argument)) == expected
+
+
+def test_a_script_runs_and_its_errors_are_redis_py_errors(redis_client):
+    assert wire.command(redis_client, ('EVAL', 'return ARGV[1]', 0, 7)) == (
+        b'7'
+    )
+    with pytest.raises(redis.ResponseError):
+        wire.command(
+            redis_client, ('EVAL', 'return redis.error_reply("no")', 0)
+        )
+
+
+def test_a_write_is_one_round_trip_on_the_clients_pool(redis_url):
+    round_trips = RoundTrips()
+    client = round_trips.client(redis_url)
+    client.ping()  # the connection's handshake
+    round_trips.reset()
+    assert wire.command(client, ('SET', 'wire:k', b'v', 'NX', 'EX', 60))
+    assert wire.read(client, 'wire:k', 60) == b'v'
+    assert round_trips.trips == [['SET'], ['GETEX']]
+    # and the connection went back to the pool
+    pool = client.connection_pool
+    assert len(pool._available_connections) == 1
+    assert len(pool._in_use_connections) == 0
+
+
+def test_a_merge_script_is_sent_whole_each_time(redis_client):
+    # the source is packed once and reused: the reply is Redis' each time
+    redis_client.delete('wire:missing')
+    for _ in range(2):
+        reply = wire.command(
+            redis_client,
+            ('EVAL', MERGE, 1, 'wire:missing', 0, b'', '0', 0, 0),
+        )
+        assert reply == 0  # no session: nothing written
+    assert redis_client.exists('wire:missing') == 0
