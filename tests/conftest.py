@@ -29,6 +29,12 @@ SECRET = 'test-only-secret-never-used-outside-the-tests'
 @pytest.fixture(scope='session')
 def redis_server():
     with RedisServer() as server:
+        # the session's scripts, as a running server holds them after their
+        # first use (a first use costs a round trip more: test_wire.py)
+        client = redis.Redis.from_url(server.url)
+        for script in (stored_format.MERGE, stored_format.CREATE):
+            client.script_load(script)
+        client.close()
         yield server
 
 

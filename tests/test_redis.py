@@ -78,7 +78,7 @@ def test_a_write_costs_two_round_trips(app, round_trips):
     app.get('/?write=1')
     round_trips.reset()
     assert app.get('/?write=1').json['n'] == 2
-    assert round_trips.trips == [['GETEX'], ['EVAL']]
+    assert round_trips.trips == [['GETEX'], ['EVALSHA']]
 
 
 def test_untouched_namespaces_cost_nothing(app, round_trips):
@@ -438,7 +438,7 @@ def test_a_write_after_the_view_is_still_saved(counted, round_trips):
     app.get('/late')
     round_trips.reset()
     assert app.get('/?write=1').json['n'] == 2
-    assert round_trips.trips == [['GETEX'], ['EVAL']]
+    assert round_trips.trips == [['GETEX'], ['EVALSHA']]
     request = DummyRequest(cookies={'r': app.cookies['r']})
     assert factory.peek(request) == {'n': 2, 'late': True}
 
@@ -511,7 +511,7 @@ def test_values_changed_in_place_are_saved(counted, round_trips):
     app.get('/append?add=a')
     round_trips.reset()
     assert app.get('/append?add=b').json == {'items': ['a', 'b']}
-    assert round_trips.trips == [['GETEX'], ['EVAL']]
+    assert round_trips.trips == [['GETEX'], ['EVALSHA']]
     round_trips.reset()
     assert app.get('/append').json == {'items': ['a', 'b']}
     assert round_trips.trips == [['GETEX']]

@@ -1,6 +1,7 @@
 """The short way to the socket gives what redis-py's command layer gives,
 for every kind of argument the suite sends."""
 
+import uuid
 import pytest
 import redis
 
@@ -68,3 +69,16 @@ def test_a_merge_script_is_sent_whole_each_time(redis_client):
         )
         assert reply == 0  # no session: nothing written
     assert redis_client.exists('wire:missing') == 0
+
+
+def test_a_script_redis_does_not_hold_costs_one_round_trip_more_once(
+    redis_url,
+):
+    round_trips = RoundTrips()
+    client = round_trips.client(redis_url)
+    client.ping()  # the connection's handshake
+    round_trips.reset()
+    source = f'return ARGV[1] -- {uuid.uuid4()}'  # new to this server
+    assert wire.script(client, ('EVAL', source, 0, b'a')) == b'a'
+    assert wire.script(client, ('EVAL', source, 0, b'b')) == b'b'
+    assert round_trips.trips == [['EVALSHA'], ['EVAL'], ['EVALSHA']]

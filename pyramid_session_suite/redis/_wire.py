@@ -15,6 +15,7 @@ replies) gets the plain call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import hashlib
 from typing import TYPE_CHECKING, Any
 import redis
 
@@ -133,3 +134,23 @@ def command(client: RedisClient, args: Sequence[Any]) -> Any:
         )
     finally:
         pool.release(conn)
+
+
+#: the SHA1 of each script's source, as ``EVALSHA`` names it
+_SHAS: dict[str, str] = {}
+
+
+def script(client: RedisClient, args: Sequence[Any]) -> Any:
+    """The reply of ``args``, an ``EVAL`` (source, number of keys, keys,
+    arguments), sent as ``EVALSHA`` on a plain client (as ``EVAL`` again
+    when Redis does not hold the script yet, which loads it)."""
+    if not _plain(client):
+        return client.execute_command(*args)
+    source = args[1]
+    sha = _SHAS.get(source)
+    if sha is None:
+        sha = _SHAS[source] = hashlib.sha1(source.encode('utf-8')).hexdigest()
+    try:
+        return command(client, ('EVALSHA', sha, *args[2:]))
+    except redis.exceptions.NoScriptError:
+        return command(client, args)

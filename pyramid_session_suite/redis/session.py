@@ -117,7 +117,11 @@ class _Direct(Command):
     __slots__ = ()
 
     def run(self, client: RedisClient) -> None:
-        self.reply(wire.command(client, self.args))
+        args = self.args
+        if args[0] == 'EVAL':
+            self.reply(wire.script(client, args))
+        else:
+            self.reply(wire.command(client, args))
 
 
 #: what a request knows of the stored session it loaded
