@@ -38,20 +38,24 @@ docs: $(STAMP)
 
 # the HTTP layer's load generator is Debian's wrk, installed here if missing
 # (as root, or with password-less sudo; like .ci/run installs chromium);
-# without it the benchmark falls back to its Python load generator
+# without it the benchmark skips its HTTP layer
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo='sudo -n'; \
 	  $$sudo apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
-	} || echo 'bench: no wrk; the HTTP layer uses Python threads instead'
+	} || echo 'bench: no wrk; the HTTP layer is skipped'
 	$(BIN)/python -m bench
 
 bench-topologies: $(STAMP)
 	$(BIN)/python -m bench.topologies
 
+# `make soak SOAK_SECONDS=10 SOAK_CLIENTS=8` for a short one
+SOAK_SECONDS ?= 60
+SOAK_CLIENTS ?= 32
+
 soak: $(STAMP)
-	$(BIN)/python -m bench.soak --seconds 60 --clients 32
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS) --clients $(SOAK_CLIENTS)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[fuzz]'

@@ -6,9 +6,7 @@ import pathlib
 import shlex
 import sys
 
-from .loopback import CLIENTS_KINDS
 from .memory import DEFAULT_SESSIONS, SMOKE_SESSIONS
-from .plot import plot
 from .report import budget_checks, rst_report, text_report
 from .runner import DEFAULT_ITERATIONS, DEFAULT_REPEAT, run
 from .scenarios import LIST_SIZE, SMOKE_LIST_SIZE
@@ -24,8 +22,9 @@ def parse_args(argv):
             'pyramid_session_redis (anchor) and pyramid_session_suite '
             '(suite) through in-process WSGI calls, against the physical '
             'limit of a read and a write (limit) and with both reply '
-            'parsers of redis-py; profile the suite; load them over HTTP; '
-            'measure the Redis memory their sessions take.'
+            'parsers of redis-py; profile the suite; load them over HTTP '
+            '(with wrk, if installed); measure the Redis memory their '
+            'sessions take.'
         ),
     )
     parser.add_argument(
@@ -81,18 +80,8 @@ def parse_args(argv):
         '--no-http',
         action='store_true',
         help=(
-            'skip the HTTP layer (waitress on loopback, concurrent clients) '
-            'and the tabs scenario'
-        ),
-    )
-    parser.add_argument(
-        '--http-client',
-        choices=CLIENTS_KINDS,
-        default='auto',
-        help=(
-            'the load generator of the HTTP layer: wrk (a process of its '
-            'own), python (threads of this process), or auto (default: wrk '
-            'if installed, but for --smoke)'
+            'skip the HTTP layer (waitress on loopback, loaded by wrk) and '
+            'the tabs scenario'
         ),
     )
     parser.add_argument(
@@ -104,11 +93,6 @@ def parse_args(argv):
         '--strict',
         action='store_true',
         help='exit with status 1 if a round-trip budget is missed',
-    )
-    parser.add_argument(
-        '--no-plot',
-        action='store_true',
-        help='do not draw the PNG chart next to the report',
     )
     return parser.parse_args(argv)
 
@@ -127,7 +111,6 @@ def main(argv=None, redis_url=None):
         redis_url=args.redis_url or redis_url,
         http=not args.no_http,
         profile=not args.no_profile,
-        http_client=args.http_client,
     )
     command = shlex.join([sys.executable, '-m', 'bench', *argv])
     print(text_report(results, command), end='')
@@ -137,12 +120,6 @@ def main(argv=None, redis_url=None):
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(rst_report(results, command), encoding='utf-8')
     print(f'\nwritten to {output}', file=sys.stderr)
-    if not args.no_plot:
-        image = plot(results, output.with_suffix('.png'))
-        if image is None:
-            print('no plot: matplotlib is not installed', file=sys.stderr)
-        else:
-            print(f'written to {image}', file=sys.stderr)
     missed = [
         line
         for line, met, round_trips in budget_checks(results)

@@ -1,9 +1,11 @@
 """The cheapest honest WSGI driver: a prebuilt environ, copied per request
 (or one prebuilt environ per request, for requests that consume state), and
-a ``start_response`` that does nothing (or, untimed, keeps the answer)."""
+a ``start_response`` that does nothing (or, untimed, keeps the answer); and
+how interleaved batches are ordered and compared."""
 
 import gc
 import io
+import statistics
 import sys
 import time
 import urllib.parse
@@ -159,3 +161,18 @@ def time_calls(function, count):
     for _ in range(count):
         function()
     return time.perf_counter() - start
+
+
+def rotated(items, by):
+    """``items`` starting at ``by`` (modulo their number): the order of the
+    stacks in one repetition of interleaved batches."""
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
+def paired_ratio(rates, base_rates):
+    """The median of ``rate / base rate`` over the repetitions: batches of
+    one repetition run back to back, so a slow spell cancels out."""
+    return statistics.median(
+        rate / base for rate, base in zip(rates, base_rates, strict=True)
+    )

@@ -15,29 +15,15 @@ with). Each session holds a CSRF token and the small keys of
   defaults), its sessions written by the commands the persist tween would
   send (``flush_commands``), in pipelines.
 
-The measurements (:data:`MEASUREMENTS`):
-
-``logged-in``
-    a session per user; suite: :func:`pyramid_session_suite.login` on a
-    new session (the login script writes it), then the session written.
-``anonymous``
-    no user; suite: a new session of the ``users`` application's namespace.
-``logged-in x2``
-    two sessions per user (half as many users); suite: the policy's login
-    limit (``max_sessions``, 1 by default) lifted, so that the second login
-    ends nothing: such a user has an index key (a ZSET).
-``ended``
-    suite: logged in as for ``logged-in``, then every session of each user
-    ended (:meth:`.SessionTracker.revoke_all`): its key holds an ended
-    marker for ``end_ttl``; anchor: a logout deletes the key (``DEL``).
+The measurements, and what each stores: :data:`DESCRIPTIONS`.
 
 Besides ``used_memory`` (the server's total), every key left is surveyed
 (``SCAN``): its kind (:data:`KINDS`), ``MEMORY USAGE key SAMPLES 0`` (what
 that key takes, on its own) and, for a string, its length.
 
 :func:`login_cost` gives a user ``n - 1`` sessions then logs it in again,
-for a few ``n``: Redis time of the login script (``INFO commandstats``
-after ``CONFIG RESETSTAT``) and round trips per login.
+for a few ``n``: Redis time of the login script (``INFO commandstats``,
+read before and after each login) and round trips per login.
 """
 
 import contextlib
@@ -46,9 +32,15 @@ import itertools
 import time
 import redis
 
-from pyramid_session_suite.testing import RoundTrips, command_names
+from pyramid_session_suite.testing import RoundTrips
 
 from .apps import TIMEOUT, build, fill_anonymous, tracker_of
+from .counting import (
+    client as counted_client,
+    close,
+    evalsha_stats,
+    sequences,
+)
 from .workloads import add_sessions, blank_request
 
 #: the database the measurement uses (and empties): never the benchmark's
@@ -74,6 +66,32 @@ ANONYMOUS = 'anonymous'
 TWO_PER_USER = 'logged-in x2'
 ENDED = 'ended'
 MEASUREMENTS = (LOGGED_IN, ANONYMOUS, TWO_PER_USER, ENDED)
+
+#: what each measurement stores, for the report
+DESCRIPTIONS = {
+    LOGGED_IN: (
+        'a session per user; suite: pyramid_session_suite.login on a new '
+        'session of the users application (its login script writes the '
+        'session), then the rest of the request\'s changes written'
+    ),
+    ANONYMOUS: (
+        'no user; suite: a new session of the users application\'s '
+        'namespace, written as the persist tween would; anchor: its payload '
+        'without user'
+    ),
+    TWO_PER_USER: (
+        'two sessions per user, half as many users; suite: the policy\'s '
+        'login limit (max_sessions, 1 by default) lifted so that the second '
+        'login ends nothing: a user with 2+ sessions has an index key (ZSET '
+        '...:i)'
+    ),
+    ENDED: (
+        'what an ended session leaves; suite: logged in as for logged-in, '
+        'then each user\'s sessions ended (tracker.revoke_all): the key '
+        'holds an ended marker (byte 0, digest, reason) for end_ttl; anchor: '
+        'a logout deletes the key'
+    ),
+}
 
 #: the stacks of each measurement, in order
 STACKS = ('anchor', 'suite')
@@ -225,14 +243,8 @@ class LoginCost:
 
     @property
     def sequences(self):
-        """The distinct command sequences of the logins (as
-        :attr:`.runner.Cell.sequences`)."""
-        found = []
-        for trips in self.counted:
-            sequence = tuple(tuple(command_names(trip)) for trip in trips)
-            if sequence not in found:
-                found.append(sequence)
-        return found
+        """The distinct command sequences of the logins."""
+        return sequences(self.counted)
 
 
 def memory_db(url):
@@ -245,16 +257,7 @@ def db_client(url, recorder=None):
     """A client of the measurement's database on the server of ``url``
     (``from_url(url, db=...)`` would keep the database of the URL); with
     ``recorder`` (a :class:`RoundTrips`), its round trips are counted."""
-    options = dict(redis.connection.parse_url(url), db=memory_db(url))
-    if recorder is not None:
-        base = options.pop('connection_class', redis.Connection)
-        options['connection_class'] = recorder.connection_class(base)
-    return redis.Redis(connection_pool=redis.ConnectionPool(**options))
-
-
-def close(client):
-    client.close()
-    client.connection_pool.disconnect()
+    return counted_client(recorder, url, db=memory_db(url))
 
 
 def check_memory_db(url):
@@ -562,24 +565,31 @@ def login_cost(url, sizes=LOGIN_SIZES, logins=LOGINS, say=None):
                     fill_anonymous(session)
                     prepared.append((userid, request, session))
                 writer.ping()
-                meter.config_resetstat()
                 counted = []
                 seconds = 0.0
+                usec = calls = 0
                 for userid, request, session in prepared:
+                    # the login script's time alone: the session's own
+                    # write is an EVALSHA too
+                    before = evalsha_stats(meter)
                     recorder.start()
                     start = time.perf_counter()
                     login(request, userid)
+                    seconds += time.perf_counter() - start
+                    after = evalsha_stats(meter)
+                    start = time.perf_counter()
                     session['user'] = userid
                     run_commands(writer, session.flush_commands(True))
                     seconds += time.perf_counter() - start
                     counted.append(recorder.stop())
-                stats = meter.info('commandstats').get('cmdstat_evalsha', {})
+                    usec += after[0] - before[0]
+                    calls += after[1] - before[1]
                 index = tracker.index.index_key(userids[0])
                 cost = LoginCost(
                     sessions=size,
                     logins=logins,
-                    server_usec=int(stats.get('usec', 0)),
-                    script_calls=int(stats.get('calls', 0)),
+                    server_usec=usec,
+                    script_calls=calls,
                     counted=counted,
                     seconds=seconds,
                     index=bool(meter.exists(index)),

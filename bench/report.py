@@ -1,6 +1,9 @@
-"""The results tables, as plain text and as reStructuredText."""
+"""The report of a run: its sections (a title, a table, notes), as plain
+text and as reStructuredText."""
 
-from . import memory, profiling
+from dataclasses import dataclass, field
+
+from . import memory, profiling, tables
 from .apps import (
     LIMIT,
     PARSER_STACKS,
@@ -36,7 +39,7 @@ COLUMNS = (
 )
 
 MEMORY_COLUMNS = (
-    ('measurement', 'what is stored (see above)'),
+    ('measurement', 'what is stored (see below)'),
     ('stack', 'stack'),
     (
         'part',
@@ -62,32 +65,6 @@ MEMORY_COLUMNS = (
     ('goal', 'the issue\'s goal for that ratio, and whether it is met'),
 )
 
-#: what each memory measurement stores, for the report
-MEMORY_MEASUREMENTS = {
-    memory.LOGGED_IN: (
-        'a session per user; suite: pyramid_session_suite.login on a new '
-        'session of the users application (its login script writes the '
-        'session), then the rest of the request\'s changes written'
-    ),
-    memory.ANONYMOUS: (
-        'no user; suite: a new session of the users application\'s '
-        'namespace, written as the persist tween would; anchor: its payload '
-        'without user'
-    ),
-    memory.TWO_PER_USER: (
-        'two sessions per user, half as many users; suite: the policy\'s '
-        'login limit (max_sessions, 1 by default) lifted so that the second '
-        'login ends nothing: a user with 2+ sessions has an index key (ZSET '
-        '...:i)'
-    ),
-    memory.ENDED: (
-        'what an ended session leaves; suite: logged in as for logged-in, '
-        'then each user\'s sessions ended (tracker.revoke_all): the key '
-        'holds an ended marker (byte 0, digest, reason) for end_ttl; anchor: '
-        'a logout deletes the key'
-    ),
-}
-
 #: the issue's goals: most suite / anchor bytes per session
 MEMORY_GOALS = {memory.LOGGED_IN: 1.25, memory.ANONYMOUS: 1.0}
 
@@ -98,7 +75,8 @@ LOGIN_COST_COLUMNS = (
     (
         'Redis us',
         'microseconds Redis spent running the login script, per call (INFO '
-        'commandstats cmdstat_evalsha usec / calls, after CONFIG RESETSTAT)',
+        'commandstats cmdstat_evalsha usec / calls, read before and after '
+        'each login)',
     ),
     ('x n=1', 'Redis us / the Redis us of the first n'),
     ('calls', 'login script calls (EVALSHA) per login'),
@@ -280,49 +258,6 @@ def login_cost_rows(results):
     return table
 
 
-def format_table(columns, body):
-    """A plain text table; rows of another first cell are set apart by a
-    blank line when the first column is ``scenario``."""
-    headers = [name for name, _ in columns]
-    widths = [
-        max(len(row[i]) for row in [headers, *body])
-        for i in range(len(headers))
-    ]
-
-    def line(row):
-        cells = []
-        for name, value, width in zip(headers, row, widths, strict=True):
-            if name in TEXT_COLUMNS:
-                cells.append(value.ljust(width))
-            else:
-                cells.append(value.rjust(width))
-        return '  '.join(cells).rstrip()
-
-    lines = [line(headers), '  '.join('-' * width for width in widths)]
-    previous = None
-    for row in body:
-        if headers[0] in GROUPED and previous not in (None, row[0]):
-            lines.append('')
-        previous = row[0]
-        lines.append(line(row))
-    return '\n'.join(lines)
-
-
-def text_table(results):
-    """The timings as a plain text table."""
-    return format_table(COLUMNS, rows(results))
-
-
-def memory_table(results):
-    """The memory measurement as a plain text table."""
-    return format_table(MEMORY_COLUMNS, memory_rows(results))
-
-
-def login_cost_table(results):
-    """The login cost as a plain text table."""
-    return format_table(LOGIN_COST_COLUMNS, login_cost_rows(results))
-
-
 def memory_title(results):
     if not results.memory:
         return 'Redis memory: not measured'
@@ -339,7 +274,7 @@ def memory_title(results):
 def memory_lines(results):
     """What each measurement stores, and how the parts are measured."""
     lines = [
-        f'{name}: {MEMORY_MEASUREMENTS[name]}'
+        f'{name}: {memory.DESCRIPTIONS[name]}'
         for name in dict.fromkeys(row.measurement for row in results.memory)
     ]
     lines.append(
@@ -686,23 +621,6 @@ def profile_lines(results):
     return ['profiled: ' + '; '.join(parts)] if parts else []
 
 
-def profile_text(results):
-    """The profile tables, as plain text."""
-    out = [profile_title(results), '']
-    out += [format_table(profile_columns(results), profile_rows(results))]
-    out += [''] + profile_lines(results)
-    for found in results.profiles:
-        if found.scenario in profiling.TOP_SCENARIOS:
-            out += [
-                '',
-                f'{found.scenario}: the {len(found.functions)} functions of '
-                'most own time',
-                '',
-                format_table(TOP_COLUMNS, top_rows(found)),
-            ]
-    return out
-
-
 def token_lines(results):
     """The cost of a cross-domain hand-off, with and without the claim."""
     parts = []
@@ -753,158 +671,6 @@ def settings_lines(results, command):
     return lines
 
 
-def text_report(results, command):
-    head = '\n'.join(
-        f'{name}: {value}' for name, value in settings_lines(results, command)
-    )
-    out = [head, '', text_table(results), '']
-    out += highlights(results)
-    out += limit_lines(results)
-    if parser_rows(results):
-        out += ['', parser_title(results), '']
-        out += [format_table(PARSER_COLUMNS, parser_rows(results))]
-    if results.profiles:
-        out += [''] + profile_text(results)
-    if results.http is not None:
-        out += ['', http_title(results), '']
-        out += [format_table(HTTP_COLUMNS, http_rows(results))]
-    if results.tabs is not None:
-        out += ['', tabs_title(results.tabs), '']
-        out += [format_table(TABS_COLUMNS, tabs_rows(results.tabs)), '']
-        out += tabs_lines(results.tabs)
-    if results.memory:
-        out += ['', memory_title(results), '', memory_table(results), '']
-        out += memory_lines(results)
-    if results.login_cost:
-        out += ['', login_cost_title(results), '']
-        out += [login_cost_table(results), '']
-        out += login_cost_lines(results)
-    out += [
-        '',
-        'Budget (timings are noisy: a timing MISS is a hint; round trips and '
-        'memory are not)',
-        '',
-    ]
-    out += budget_lines(results)
-    return '\n'.join(out) + '\n'
-
-
-def rst_report(results, command):
-    """The results as a reStructuredText document with ``list-table``\\ s."""
-    title = 'Benchmark: session namespaces'
-    out = [title, '=' * len(title), '']
-    for name, value in settings_lines(results, command):
-        if name == 'command':
-            value = f'``{value}``'
-        out.append(f':{name}: {value}')
-    out += ['', 'Scenarios:', '']
-    for scenario in results.scenarios:
-        out.append(f'- ``{scenario.name}``: {scenario.description}')
-    out += ['', 'Columns:', '']
-    for name, meaning in COLUMNS[2:]:
-        out.append(f'- ``{name}``: {meaning}')
-    out += ['']
-    out += _list_table(COLUMNS, rows(results))
-    if highlights(results) or limit_lines(results):
-        out += ['']
-        out += [f'- {line}' for line in highlights(results)]
-        out += [f'- {line}' for line in limit_lines(results)]
-    if parser_rows(results):
-        heading = 'Reply parsers'
-        out += ['', heading, '-' * len(heading), '', parser_title(results)]
-        out += ['', 'Columns:', '']
-        for name, meaning in PARSER_COLUMNS[2:]:
-            out.append(f'- ``{name}``: {meaning}')
-        out += ['']
-        out += _list_table(PARSER_COLUMNS, parser_rows(results))
-    if results.profiles:
-        heading = 'Profile'
-        out += ['', heading, '-' * len(heading), '', profile_title(results)]
-        out += ['']
-        out += _list_table(profile_columns(results), profile_rows(results))
-        out += ['']
-        out += [f'- {line}' for line in profile_lines(results)]
-        for found in results.profiles:
-            if found.scenario in profiling.TOP_SCENARIOS:
-                out += [
-                    '',
-                    f'{found.scenario}: the {len(found.functions)} functions '
-                    'of most own time::',
-                    '',
-                ]
-                table = format_table(TOP_COLUMNS, top_rows(found))
-                out += [f'   {line}'.rstrip() for line in table.splitlines()]
-    if results.memory:
-        heading = 'Memory'
-        out += ['', heading, '-' * len(heading), '', memory_title(results)]
-        out += ['', 'Measurements:', '']
-        out += [f'- {line}' for line in memory_lines(results)]
-        out += ['', 'Columns:', '']
-        for name, meaning in MEMORY_COLUMNS[2:]:
-            out.append(f'- ``{name}``: {meaning}')
-        out += ['']
-        out += _list_table(MEMORY_COLUMNS, memory_rows(results))
-    if results.login_cost:
-        heading = 'Login cost'
-        out += ['', heading, '-' * len(heading), '', login_cost_title(results)]
-        out += ['', 'Columns:', '']
-        for name, meaning in LOGIN_COST_COLUMNS:
-            out.append(f'- ``{name}``: {meaning}')
-        out += ['']
-        out += _list_table(LOGIN_COST_COLUMNS, login_cost_rows(results))
-        out += ['']
-        out += [f'- {line}' for line in login_cost_lines(results)]
-    if results.http is not None:
-        heading = 'HTTP'
-        out += ['', heading, '-' * len(heading), '', http_title(results)]
-        out += ['', 'Columns:', '']
-        for name, meaning in HTTP_COLUMNS[2:]:
-            out.append(f'- ``{name}``: {meaning}')
-        out += ['']
-        out += _list_table(HTTP_COLUMNS, http_rows(results))
-    if results.tabs is not None:
-        tabs = results.tabs
-        heading = 'Tabs'
-        out += ['', heading, '-' * len(heading), '', tabs_title(tabs)]
-        out += ['', 'Columns:', '']
-        for name, meaning in TABS_COLUMNS[2:]:
-            out.append(f'- ``{name}``: {meaning}')
-        out += ['', '::', '']
-        table = format_table(TABS_COLUMNS, tabs_rows(tabs))
-        out += [f'   {line}'.rstrip() for line in table.splitlines()]
-        out += ['']
-        out += [f'- {line}' for line in tabs_lines(tabs)]
-    heading = 'Budget'
-    out += ['', heading, '-' * len(heading), '']
-    out += [
-        'Timings are noisy: a timing MISS is a hint, not a verdict; round '
-        'trips and memory are not.',
-        '',
-    ]
-    out += [f'- {line}' for line in budget_lines(results)]
-    return '\n'.join(out) + '\n'
-
-
-def _list_table(columns, body):
-    out = ['.. list-table::', '   :header-rows: 1', '']
-    for row in [[name for name, _ in columns], *body]:
-        first, *rest = row
-        out.append(f'   * - {_rst_cell(first)}')
-        for value in rest:
-            out.append(f'     - {_rst_cell(value)}')
-    return out
-
-
-def _rst_cell(value):
-    """A cell that reStructuredText reads as plain text: not a bullet or an
-    option list (``-``, ``+0.0``, ``-2.5``) nor a substitution (``|``)."""
-    if value == '-':
-        return '\\-'
-    if value[:1] in ('+', '-') or '|' in value:
-        return f'``{value}``'
-    return value
-
-
 HTTP_COLUMNS = (
     ('scenario', 'scenario'),
     ('stack', 'stack'),
@@ -919,8 +685,7 @@ HTTP_COLUMNS = (
 )
 
 
-def http_rows(results):
-    http = results.http
+def http_rows(http):
     table = []
     for name in http.scenarios:
         for stack in STACKS:
@@ -944,24 +709,14 @@ def http_rows(results):
     return table
 
 
-def http_title(results):
-    http = results.http
-    if http.generator != 'python':
-        return (
-            f'HTTP on loopback: waitress (4 threads) per stack, loaded by '
-            f'{http.generator} in a process of its own ({http.threads} '
-            f'threads, {http.clients} persistent HTTP/1.1 connections), '
-            f'{http.rounds} interleaved rounds of {http.seconds:g} s per '
-            'cell; latencies: the median of the rounds\' percentiles. The '
-            'servers share the cores with wrk, not their GIL'
-        )
+def http_title(http):
     return (
-        f'HTTP on loopback: waitress (4 threads) per stack, {http.clients} '
-        f'concurrent clients (persistent HTTP/1.1, http.client threads, same '
-        f'process), {http.rounds} interleaved rounds of up to '
-        f'{http.requests} requests or {http.seconds:g} s per cell. The Python '
-        'load generator shares the cores and the GIL with the servers: '
-        'the ratios are the fair part, not the absolute rates'
+        f'HTTP on loopback: waitress (4 threads) per stack, loaded by '
+        f'{http.generator} in a process of its own ({http.threads} '
+        f'threads, {http.clients} persistent HTTP/1.1 connections), '
+        f'{http.rounds} interleaved rounds of {http.seconds:g} s per '
+        'cell; latencies: the median of the rounds\' percentiles. The '
+        'servers share the cores with wrk, not their GIL'
     )
 
 
@@ -1048,19 +803,6 @@ def tabs_checks(tabs):
             )
         )
     return checks
-
-
-def tabs_text(tabs):
-    """The tabs scenario alone, as plain text, with its budget."""
-    out = [tabs_title(tabs), '']
-    out += [format_table(TABS_COLUMNS, tabs_rows(tabs)), '']
-    out += tabs_lines(tabs)
-    out += ['']
-    out += [
-        f'{"PASS" if met else "MISS"}  {line}'
-        for line, met, _ in tabs_checks(tabs)
-    ]
-    return '\n'.join(out) + '\n'
 
 
 #: the issue's timing goals: the suite's untouched request at least so
@@ -1211,3 +953,172 @@ def budget_lines(results):
 def plural_trips(count):
     """``1 round trip``, ``2 round trips``."""
     return f'{count:g} round trip' + ('' if count == 1 else 's')
+
+
+BUDGET_TITLE = (
+    'Budget (timings are noisy: a timing MISS is a hint; round trips and '
+    'memory are not)'
+)
+
+
+@dataclass
+class Section:
+    """A part of the report: its ``heading`` (reStructuredText), a
+    ``title`` paragraph, a table (``columns``: ``(name, meaning)``;
+    ``rows`` of strings), ``notes`` after it, and ``more`` tables after
+    them, each ``(caption, columns, rows)``."""
+
+    heading: str | None
+    title: str | None
+    columns: tuple = ()
+    rows: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    more: list = field(default_factory=list)
+
+
+def tabs_section(tabs):
+    return Section(
+        'Tabs',
+        tabs_title(tabs),
+        TABS_COLUMNS,
+        tabs_rows(tabs),
+        tabs_lines(tabs),
+    )
+
+
+def sections(results):
+    """The sections of the report of ``results``, in order."""
+    found = [
+        Section(
+            None,
+            None,
+            COLUMNS,
+            rows(results),
+            highlights(results) + limit_lines(results),
+        )
+    ]
+    if parser_rows(results):
+        found.append(
+            Section(
+                'Reply parsers',
+                parser_title(results),
+                PARSER_COLUMNS,
+                parser_rows(results),
+            )
+        )
+    if results.profiles:
+        top = [
+            (
+                f'{found.scenario}: the {len(found.functions)} functions of '
+                'most own time',
+                TOP_COLUMNS,
+                top_rows(found),
+            )
+            for found in results.profiles
+            if found.scenario in profiling.TOP_SCENARIOS
+        ]
+        found.append(
+            Section(
+                'Profile',
+                profile_title(results),
+                profile_columns(results),
+                profile_rows(results),
+                profile_lines(results),
+                top,
+            )
+        )
+    if results.http is not None:
+        http = results.http
+        found.append(
+            Section('HTTP', http_title(http), HTTP_COLUMNS, http_rows(http))
+        )
+    if results.tabs is not None:
+        found.append(tabs_section(results.tabs))
+    if results.memory:
+        found.append(
+            Section(
+                'Memory',
+                memory_title(results),
+                MEMORY_COLUMNS,
+                memory_rows(results),
+                memory_lines(results),
+            )
+        )
+    if results.login_cost:
+        found.append(
+            Section(
+                'Login cost',
+                login_cost_title(results),
+                LOGIN_COST_COLUMNS,
+                login_cost_rows(results),
+                login_cost_lines(results),
+            )
+        )
+    found.append(Section('Budget', BUDGET_TITLE, notes=budget_lines(results)))
+    return found
+
+
+def text_table(columns, body):
+    """A plain text table of ``columns`` (``(name, meaning)``)."""
+    headers = [name for name, _ in columns]
+    align = ''.join('l' if name in TEXT_COLUMNS else 'r' for name in headers)
+    return tables.text_table(headers, body, align, headers[0] in GROUPED)
+
+
+def section_text(section):
+    """The lines of a section in plain text, each part after a blank
+    line."""
+    out = []
+    if section.title:
+        out += ['', section.title]
+    if section.columns:
+        out += ['', text_table(section.columns, section.rows)]
+    if section.notes:
+        out += ['', *section.notes]
+    for caption, columns, body in section.more:
+        out += ['', caption, '', text_table(columns, body)]
+    return out
+
+
+def text_report(results, command):
+    """The report as plain text."""
+    out = [
+        f'{name}: {value}' for name, value in settings_lines(results, command)
+    ]
+    for section in sections(results):
+        out += section_text(section)
+    return '\n'.join(out) + '\n'
+
+
+def rst_report(results, command):
+    """The report as a reStructuredText document with ``list-table``\\ s
+    and the meaning of each column."""
+    title = 'Benchmark: session namespaces'
+    out = [title, '=' * len(title), '']
+    for name, value in settings_lines(results, command):
+        if name == 'command':
+            value = f'``{value}``'
+        out.append(f':{name}: {value}')
+    out += ['', 'Scenarios:', '']
+    out += [f'- ``{s.name}``: {s.description}' for s in results.scenarios]
+    for section in sections(results):
+        if section.heading:
+            out += ['', section.heading, '-' * len(section.heading)]
+        if section.title:
+            out += ['', section.title]
+        described = [(name, what) for name, what in section.columns]
+        described = [(name, what) for name, what in described if what != name]
+        if described:
+            out += ['', 'Columns:', '']
+            out += [f'- ``{name}``: {what}' for name, what in described]
+        if section.columns:
+            out += ['', *_list_table(section.columns, section.rows)]
+        if section.notes:
+            out += ['', *(f'- {line}' for line in section.notes)]
+        for caption, columns, body in section.more:
+            out += ['', f'{caption}:', '', *_list_table(columns, body)]
+    return '\n'.join(out) + '\n'
+
+
+def _list_table(columns, body):
+    return tables.list_table([name for name, _ in columns], body)

@@ -50,14 +50,14 @@ from .apps import (
 from .counting import (
     RoundTrips,
     client as counted_client,
-    command_names,
+    close,
     default_parser,
     parser_of,
+    sequences,
     warm_up,
 )
-from .driver import call, make_environ
-from .loopback import run_http
-from .progress import Progress
+from .driver import call, make_environ, paired_ratio, rotated
+from .loopback import find_wrk, run_http, wrk_version
 from .scenarios import (
     LIST_SIZE,
     SMOKE_LIST_SIZE,
@@ -67,6 +67,7 @@ from .scenarios import (
     make_scenarios,
     returning_visitor,
 )
+from .tabs import STACKS as TABS_STACKS, run_tabs
 from .workloads import (
     HandOffs,
     Limit,
@@ -155,14 +156,9 @@ class Cell:
 
     @property
     def sequences(self):
-        """The distinct command sequences of the counted requests: a
-        tuple of round trips, each a tuple of command names."""
-        found = []
-        for trips in self.counted:
-            sequence = tuple(tuple(command_names(trip)) for trip in trips)
-            if sequence not in found:
-                found.append(sequence)
-        return found
+        """The distinct command sequences of the counted requests (see
+        :func:`.counting.sequences`)."""
+        return sequences(self.counted)
 
 
 @dataclass
@@ -208,11 +204,9 @@ class Results:
         over the repetitions, of the ratio of their rates in the same
         repetition. The batches of one repetition run back to back, so a
         slow spell of the machine cancels out."""
-        rates = self.cell(scenario, stack).rates
-        base_rates = self.cell(base_scenario or scenario, base).rates
-        return statistics.median(
-            rate / base_rate
-            for rate, base_rate in zip(rates, base_rates, strict=True)
+        return paired_ratio(
+            self.cell(scenario, stack).rates,
+            self.cell(base_scenario or scenario, base).rates,
         )
 
     def limit_of(self, scenario, stack):
@@ -248,11 +242,6 @@ def _last_rate(cell):
     return f'{cell.rates[-1]:,.0f}/s'
 
 
-def rotated(items, by):
-    by %= len(items)
-    return items[by:] + items[:by]
-
-
 def scaled(count, scenario):
     """``count`` operations of an ordinary scenario, for ``scenario``."""
     return max(1, round(count * scenario.scale))
@@ -269,7 +258,6 @@ def run(
     progress=sys.stderr,
     http=True,
     profile=True,
-    http_client='auto',
     both_parsers=None,
 ):
     """Run the benchmark; return its :class:`Results`.
@@ -278,10 +266,10 @@ def run(
     started (see :class:`pyramid_session_suite.testing.RedisServer`).
     ``memory_sessions`` is the number of sessions per stack of each memory
     measurement (see :mod:`.memory`), ``list_size`` the number of sessions
-    of the listed user. With ``http``, the HTTP layer runs too (see
-    :mod:`.loopback`; ``http_client``: ``wrk``, ``python`` or ``auto``),
-    and the tabs scenario (see :mod:`.tabs`). With ``profile``, the suite's
-    read and write paths are profiled (see :mod:`.profiling`).
+    of the listed user. With ``http``, the HTTP layer runs too if ``wrk``
+    is installed (see :mod:`.loopback`), and the tabs scenario (see
+    :mod:`.tabs`). With ``profile``, the suite's read and write paths are
+    profiled (see :mod:`.profiling`).
     ``both_parsers`` (default: if hiredis is installed) runs the read and
     write scenarios with the pure-Python parser too.
     """
@@ -305,9 +293,7 @@ def run(
     scenarios = make_scenarios(list_size, both_parsers)
     warm = SMOKE_WARM_UP if smoke else WARM_UP
 
-    bar = Progress(progress)
-    say = bar.note
-
+    say = Say(progress)
     width = max(len(scenario.name) for scenario in scenarios)
     started = datetime.datetime.now().astimezone()
     clock = time.perf_counter()
@@ -337,7 +323,6 @@ def run(
                 if variant == 'plain'
             }
             workloads = prepare(apps, scenarios, list_size, clients, recorder)
-            bar.add(repeat * sum(len(s.stacks) for s in scenarios))
             cells = {}
             for scenario in scenarios:
                 for stack in scenario.stacks:
@@ -363,18 +348,12 @@ def run(
                         cell = cells[scenario.name, stack]
                         workload = workloads[scenario.name, stack]
                         prepared = workload.prepare(cell.iterations)
-                        bar.step(
-                            f'run {rep + 1}/{repeat}  {scenario.name}/{stack}'
-                        )
                         cell.batches.append(workload.run(prepared))
-                    if not bar.tty:
-                        # on a terminal, the status line says it all
-                        say(
-                            f'run {rep + 1}/{repeat}  '
-                            f'{scenario.name:<{width}} '
-                            + _per_stack(cells, scenario, _last_rate),
-                            timing=True,
-                        )
+                    say(
+                        f'run {rep + 1}/{repeat}  {scenario.name:<{width}} '
+                        + _per_stack(cells, scenario, _last_rate),
+                        timing=True,
+                    )
             profiles = []
             if profile:
                 count = (
@@ -385,9 +364,7 @@ def run(
                     for name in profiling.PROFILED
                     if (name, 'suite') in workloads
                 ]
-                bar.add(len(profiled))
                 for name, workload in profiled:
-                    bar.step(f'profile {name}/suite')
                     found = profiling.profile(
                         workload.app, workload.environ, count, name
                     )
@@ -398,7 +375,9 @@ def run(
                         'under cProfile'
                     )
             http_results = tabs_results = None
-            if http:
+            if http and find_wrk() is None:
+                say('no HTTP layer: wrk is not installed (make bench does)')
+            elif http:
                 http_results = run_http(
                     {stack: apps[stack, 'plain'] for stack in STACKS},
                     scenarios,
@@ -407,18 +386,14 @@ def run(
                         for key, workload in workloads.items()
                         if isinstance(workload, Requests)
                     },
-                    bar,
+                    say,
                     smoke=smoke,
-                    client=http_client,
                 )
-                # imported here: ``python -m bench.tabs`` imports
-                # ``bench`` before running the module as ``__main__``
-                from .tabs import STACKS as TABS_STACKS, run_tabs
-
+            if http:
                 tabs_results = run_tabs(
                     {stack: apps[stack, 'plain'] for stack in TABS_STACKS},
                     recorder,
-                    bar,
+                    say,
                 )
             for key, cell in cells.items():
                 server_time = getattr(workloads[key], 'server_time', None)
@@ -426,8 +401,7 @@ def run(
                     cell.server_micros = server_time()
         finally:
             for client in clients.values():
-                client.close()
-                client.connection_pool.disconnect()
+                close(client)
         memory_rows = memory.measure(server.url, memory_sessions, say)
         login_cost = memory.login_cost(
             server.url,
@@ -435,7 +409,6 @@ def run(
             memory.SMOKE_LOGINS if smoke else memory.LOGINS,
             say,
         )
-    bar.close()
     environment['load average'] += f', {_load()} at the end'
 
     return Results(
@@ -573,6 +546,7 @@ def describe(server):
             else 'pure Python (hiredis not installed)'
         ),
         'round trip': f'{ping:.0f} us (median PING through redis-py)',
+        'wrk': wrk_version(wrk) if (wrk := find_wrk()) else 'not installed',
         'load average': f'{_load()} at the start',
         'pyramid': _version('pyramid'),
         'pyramid_session_multi': _version('pyramid_session_multi'),
@@ -582,6 +556,23 @@ def describe(server):
 
 
 PINGS = 200
+
+
+class Say:
+    """Progress lines on ``stream`` (none if it is ``None``); with
+    ``timing``, the time elapsed since the start."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.started = time.perf_counter()
+
+    def __call__(self, message, timing=False):
+        if self.stream is None:
+            return
+        if timing:
+            seconds = round(time.perf_counter() - self.started)
+            message += f'  ({seconds // 60}:{seconds % 60:02d})'
+        print(message, file=self.stream, flush=True)
 
 
 def ping_micros(client):

@@ -159,12 +159,6 @@ def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
     )
 
 
-#: the scenarios of a full run
-SCENARIOS = make_scenarios()
-
-SCENARIO_NAMES = tuple(scenario.name for scenario in SCENARIOS)
-
-
 def after(cookie, response):
     """The ``Cookie`` header a browser sends once ``response`` answered a
     request that carried ``cookie``: the cookies it sets replace those of

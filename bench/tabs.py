@@ -6,11 +6,11 @@ with one thread per client; the stack's Redis client counts its round
 trips):
 
 - ``tabs set``: a session is created (``GET /write``), then
-  :data:`WRITERS` requests, :data:`CLIENTS` at a time on as many
-  persistent connections, each load it, pause :data:`PAUSE` seconds (so
-  that they overlap) and set a key of their own, ``k<i>`` = ``i``. The
-  session is then read back: a key whose request was answered with 200 but
-  that is not stored with its value is a lost update.
+  :data:`WRITERS` requests, :data:`CLIENTS` at a time, each load it,
+  pause :data:`PAUSE` seconds (so that they overlap) and set a key of
+  their own, ``k<i>`` = ``i``. The session is then read back: a key whose
+  request was answered with 200 but that is not stored with its value is
+  a lost update.
 - ``tabs delete``: a session is created and given :data:`DELETERS` keys
   (one request), then as many overlapping requests each delete their own
   key, after the same pause: a key a request answered with 200 deleted
@@ -20,27 +20,16 @@ A store where the last writer wins the whole session loses most of them;
 one that merges the changes of each request key by key loses none. The
 rate is that of the overlapping requests, bound by the pause (at most
 ``CLIENTS / PAUSE`` per second).
-
-``python -m bench.tabs`` runs the scenario alone.
 """
 
-import argparse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-import http.client
-import itertools
 import json
-import sys
-import threading
 import time
 import urllib.parse
 
-from pyramid_session_suite.testing import RedisServer
-
-from .apps import build
-from .counting import RoundTrips, command_names
-from .driver import USER_AGENT
-from .loopback import Server
-from .progress import Progress
+from .counting import command_names
+from .loopback import Server, get
 
 #: the stacks with sessions
 STACKS = ('anchor', 'suite')
@@ -139,26 +128,6 @@ def tabs_path(keys, value=None, delete=False, pause=0):
     return '/tabs?' + urllib.parse.urlencode(query)
 
 
-def _headers(cookie):
-    headers = {'User-Agent': USER_AGENT}
-    if cookie:
-        headers['Cookie'] = cookie
-    return headers
-
-
-def get(port, path, cookie=None):
-    """``GET path`` (with ``cookie``) on a connection of its own: return
-    the status, the ``Set-Cookie`` headers and the body."""
-    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-    try:
-        connection.request('GET', path, headers=_headers(cookie))
-        response = connection.getresponse()
-        body = response.read()
-        return response.status, response.headers.get_all('Set-Cookie'), body
-    finally:
-        connection.close()
-
-
 def stored(port, cookie):
     """The session of ``cookie``, as the stack reads it back."""
     status, _, body = get(port, tabs_path(()), cookie)
@@ -185,33 +154,12 @@ def new_session(port, keys=()):
 
 def overlap(port, paths, cookie, clients):
     """Send ``GET`` of each of ``paths`` with ``cookie``, ``clients`` at a
-    time on as many persistent connections; return the elapsed seconds and
-    the status of each request (``0``: no answer)."""
-    tickets = itertools.count()
-    statuses = [0] * len(paths)
-    headers = _headers(cookie)
-
-    def client():
-        connection = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
-        try:
-            while (index := next(tickets)) < len(paths):
-                try:
-                    connection.request('GET', paths[index], headers=headers)
-                    response = connection.getresponse()
-                    response.read()
-                    statuses[index] = response.status
-                except (OSError, http.client.HTTPException):
-                    connection.close()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    time; return the elapsed seconds and the status of each request
+    (``0``: no answer)."""
     start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, statuses
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(lambda path: get(port, path, cookie), paths))
+    return time.perf_counter() - start, [status for status, *_ in answers]
 
 
 def request_trips(trips):
@@ -254,7 +202,7 @@ def one_round(kind, stack, port, recorder, count, clients, pause):
 def run_tabs(
     apps,
     recorder,
-    bar,
+    say=None,
     writers=WRITERS,
     deleters=DELETERS,
     clients=CLIENTS,
@@ -262,19 +210,17 @@ def run_tabs(
 ):
     """Serve ``apps`` (``{stack: app}``, whose Redis clients ``recorder``
     made) over HTTP and run each round on each; return
-    :class:`TabsResults`."""
+    :class:`TabsResults`. ``say(line)`` tells the progress."""
     counts = {'set': writers, 'delete': deleters}
     if min(writers, deleters, clients) < 1 or pause < 0:
         raise ValueError('counts must be positive, the pause not negative')
     servers = {}
     rounds = {}
-    bar.add(len(KINDS) * len(apps))
     try:
         for stack, app in apps.items():
             servers[stack] = Server(app, threads=clients)
         for kind in KINDS:
             for stack, server in servers.items():
-                bar.step(f'tabs {kind}/{stack}')
                 rounds[kind, stack] = one_round(
                     kind,
                     stack,
@@ -284,58 +230,16 @@ def run_tabs(
                     clients,
                     pause,
                 )
-            bar.note(
-                f'tabs {kind:<6}  '
-                + '  '.join(
-                    f'{stack} {len(r.lost)}/{r.requests} lost'
-                    for (k, stack), r in rounds.items()
-                    if k == kind
+            if say is not None:
+                say(
+                    f'tabs {kind:<6}  '
+                    + '  '.join(
+                        f'{stack} {len(r.lost)}/{r.requests} lost'
+                        for (k, stack), r in rounds.items()
+                        if k == kind
+                    )
                 )
-            )
     finally:
         for server in servers.values():
             server.close()
     return TabsResults(clients=clients, pause=pause, rounds=rounds)
-
-
-def main(argv=None):
-    """Run the tabs scenario alone; print its report; return 0."""
-    from .report import tabs_text
-
-    parser = argparse.ArgumentParser(
-        prog='python -m bench.tabs', description=__doc__.split('\n')[0]
-    )
-    parser.add_argument('--writers', type=int, default=WRITERS)
-    parser.add_argument('--deleters', type=int, default=DELETERS)
-    parser.add_argument('--clients', type=int, default=CLIENTS)
-    parser.add_argument('--pause', type=float, default=PAUSE)
-    parser.add_argument(
-        '--redis-url',
-        metavar='URL',
-        help='use this Redis server (default: a private one)',
-    )
-    args = parser.parse_args(argv)
-    recorder = RoundTrips(active=False)
-    with RedisServer(url=args.redis_url) as server:
-        clients = {stack: recorder.client(server.url) for stack in STACKS}
-        try:
-            apps = {stack: build(stack, clients[stack]) for stack in STACKS}
-            tabs = run_tabs(
-                apps,
-                recorder,
-                Progress(sys.stderr),
-                writers=args.writers,
-                deleters=args.deleters,
-                clients=args.clients,
-                pause=args.pause,
-            )
-        finally:
-            for client in clients.values():
-                client.close()
-                client.connection_pool.disconnect()
-    print(tabs_text(tabs), end='')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -18,7 +18,8 @@ from pyramid_session_suite.testing import (
     RedisServer,
 )
 
-from .driver import call, make_environ, time_requests
+from .driver import call, make_environ, paired_ratio, rotated, time_requests
+from .tables import text_table
 
 SECRET = 'benchmark-only-secret-never-used-outside-the-benchmark'
 
@@ -115,10 +116,8 @@ def run(repeat=15, iterations=200, out=sys.stdout):
             topologies[name] = app, environs
         rates = {(t, s): [] for t in topologies for s in SCENARIOS}
         for i in range(repeat):
-            names = list(topologies)
-            names = names[i % len(names) :] + names[: i % len(names)]
             for scenario in SCENARIOS:
-                for name in names:
+                for name in rotated(list(topologies), i):
                     app, environs = topologies[name]
                     elapsed = time_requests(
                         app, environs[scenario], iterations
@@ -131,21 +130,15 @@ def run(repeat=15, iterations=200, out=sys.stdout):
 
 def report(rates, names, out):
     base = names[0]
-    print(
-        f'{"scenario":<11} {"topology":<10} {"req/s":>7} {"x " + base:>12}',
-        file=out,
-    )
+    body = []
     for scenario in SCENARIOS:
         for name in names:
             mine = rates[name, scenario]
-            ratio = statistics.median(
-                a / b for a, b in zip(mine, rates[base, scenario], strict=True)
-            )
-            print(
-                f'{scenario:<11} {name:<10} '
-                f'{statistics.median(mine):>7,.0f} {ratio:>12.2f}',
-                file=out,
-            )
+            ratio = paired_ratio(mine, rates[base, scenario])
+            median = statistics.median(mine)
+            body.append((scenario, name, f'{median:,.0f}', f'{ratio:.2f}'))
+    headers = ('scenario', 'topology', 'req/s', f'x {base}')
+    print(text_table(headers, body, 'llrr', grouped=True), file=out)
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ from pyramid.interfaces import IRequestFactory
 from pyramid.request import Request, apply_request_extensions
 
 from .apps import TIMEOUT, XD_SITES, crossdomain_of, fill_anonymous, tracker_of
+from .counting import evalsha_stats
 from .driver import (
     REMOTE_ADDR,
     USER_AGENT,
@@ -128,9 +129,9 @@ class Listings:
         return count
 
     def run(self, count):
-        micros, calls = self._script_stats()
+        micros, calls = evalsha_stats(self.client)
         elapsed = time_calls(self.list, count)
-        after_micros, after_calls = self._script_stats()
+        after_micros, after_calls = evalsha_stats(self.client)
         self.server_micros += after_micros - micros
         self.server_calls += after_calls - calls
         return elapsed
@@ -143,10 +144,6 @@ class Listings:
         if not self.server_calls:
             return None
         return self.server_micros / self.server_calls
-
-    def _script_stats(self):
-        stats = self.client.info('commandstats').get('cmdstat_evalsha', {})
-        return stats.get('usec', 0), stats.get('calls', 0)
 
 
 def blank_request(app):

@@ -26,8 +26,8 @@ application traces its requests). Their attributes:
 The spans go to the tracer provider the application set up
 (``opentelemetry.trace.set_tracer_provider``), or to the one named by
 ``session_suite.tracing.tracer_provider`` (a dotted name, or the object
-itself in the settings). Without a provider the API's no-op tracer is
-used: a span that records nothing, ended at once.
+itself in the settings). Until there is a provider, no span is made: the
+API's no-op tracer would make spans that record nothing.
 """
 
 from __future__ import annotations
@@ -66,14 +66,34 @@ class TracingWatcher:
     """Makes a span of every operation (see :mod:`.watch`)."""
 
     def __init__(self, tracer: Tracer) -> None:
-        from opentelemetry.trace import SpanKind
+        from opentelemetry.trace import ProxyTracer, SpanKind
 
         self.tracer = tracer
         self.kind = SpanKind.CLIENT
+        #: whether ``tracer`` stands for the global provider's, which the
+        #: application may set after the configuration
+        self._proxied = isinstance(tracer, ProxyTracer)
         #: (namespace, operation): (span name, attributes at the start)
         self._starts: dict[tuple[str | None, str], Any] = {}
 
-    def begin(self, operation: Operation) -> Span:
+    def _tracing(self) -> bool:
+        """Whether spans can record: not while the tracer is the API's
+        no-op one (no provider), whose spans would record nothing."""
+        from opentelemetry.trace import NoOpTracer
+
+        tracer = self.tracer
+        if self._proxied:
+            # the proxy's tracer: the provider's once one is set
+            tracer = getattr(tracer, '_tracer', tracer)
+            if isinstance(tracer, NoOpTracer):
+                return False
+            self.tracer = tracer
+            self._proxied = False
+        return not isinstance(tracer, NoOpTracer)
+
+    def begin(self, operation: Operation) -> Span | None:
+        if self._proxied and not self._tracing():
+            return None
         key = operation.namespace, operation.name
         try:
             name, attributes = self._starts[key]
@@ -93,8 +113,8 @@ class TracingWatcher:
             attributes['session_suite.namespace'] = namespace
         return f'session_suite.{operation}', attributes
 
-    def end(self, operation: Operation, span: Span) -> None:
-        if not span.is_recording():
+    def end(self, operation: Operation, span: Span | None) -> None:
+        if span is None or not span.is_recording():
             return
         span.set_attribute('session_suite.outcome', operation.outcome or '')
         span.set_attribute('session_suite.payload_bytes', operation.size)

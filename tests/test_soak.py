@@ -8,15 +8,15 @@ import pytest
 import redis
 
 from bench.soak import (
-    CLAIM_TTL,
     ENV_SECONDS,
-    MIX,
     SHORT_CLIENTS,
     SHORT_SECONDS,
     soak,
     text_report,
 )
 from bench.soakapp import MAX_SESSIONS
+from bench.soakaudit import CLAIM_TTL
+from bench.soakclient import MIX
 
 
 @pytest.fixture(scope='module')
