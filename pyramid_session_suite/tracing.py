@@ -66,10 +66,11 @@ class TracingWatcher:
     """Makes a span of every operation (see :mod:`.watch`)."""
 
     def __init__(self, tracer: Tracer) -> None:
-        from opentelemetry.trace import ProxyTracer, SpanKind
+        from opentelemetry.trace import NoOpTracer, ProxyTracer, SpanKind
 
         self.tracer = tracer
         self.kind = SpanKind.CLIENT
+        self._noop = NoOpTracer
         #: whether ``tracer`` stands for the global provider's, which the
         #: application may set after the configuration
         self._proxied = isinstance(tracer, ProxyTracer)
@@ -79,17 +80,15 @@ class TracingWatcher:
     def _tracing(self) -> bool:
         """Whether spans can record: not while the tracer is the API's
         no-op one (no provider), whose spans would record nothing."""
-        from opentelemetry.trace import NoOpTracer
-
         tracer = self.tracer
         if self._proxied:
             # the proxy's tracer: the provider's once one is set
             tracer = getattr(tracer, '_tracer', tracer)
-            if isinstance(tracer, NoOpTracer):
+            if isinstance(tracer, self._noop):
                 return False
             self.tracer = tracer
             self._proxied = False
-        return not isinstance(tracer, NoOpTracer)
+        return not isinstance(tracer, self._noop)
 
     def begin(self, operation: Operation) -> Span | None:
         if self._proxied and not self._tracing():

@@ -619,3 +619,38 @@ def test_the_ways_the_readme_exposes_them(redis_url):
             if family.name == 'session_suite_logins'
         ]
         assert family.type == 'counter'
+
+
+@pytest.mark.parametrize('multiprocess', [False, True])
+def test_a_fast_observation_is_what_observe_records(
+    multiprocess, tmp_path, monkeypatch
+):
+    from prometheus_client import Histogram, values
+
+    if multiprocess:  # the values of prometheus_client's multiprocess mode
+        monkeypatch.setenv('PROMETHEUS_MULTIPROC_DIR', str(tmp_path))
+        monkeypatch.setattr(values, 'ValueClass', values.get_value_class())
+    amounts = [0, 0.0004, 0.005, 0.005, 0.07, 2.5, 10, 1e9, 12, 800]
+    recorded = []
+    for name in ('observed', 'fast'):
+        histogram = Histogram(
+            name, 'a histogram', ['namespace'], registry=CollectorRegistry()
+        )
+        child = histogram.labels('main')
+        if name == 'fast':
+            observe = metrics.observer(child)
+            assert observe.__name__ == 'observe_fast'
+        else:
+            observe = child.observe
+        for amount in amounts:
+            observe(amount)
+        [family] = histogram.collect()
+        recorded.append(
+            [
+                (sample.name.removeprefix(name), sample.labels, sample.value)
+                for sample in family.samples
+                if not sample.name.endswith('_created')
+            ]
+        )
+    assert recorded[0] == recorded[1]
+    assert ('_count', {'namespace': 'main'}, len(amounts)) in recorded[1]
