@@ -12,6 +12,7 @@ MOVED = {  # in pyramid_session_suite: where it was, where it is
     'locking': 'redis.locking',
     'login_records': 'redis.login_records',
     'index': 'user_index.store',
+    'client_info': 'user_index.client_info',
     'user_index_views': 'user_index.views',
 }
 

@@ -533,3 +533,54 @@ def test_a_loaded_session_has_what_the_constructor_gives_a_new_one(
         'watchers': (),
         '_new': True,
     }
+
+
+class WithdrawableSigner:
+    """An application's own cookie signer, which stops accepting its
+    cookies once withdrawn."""
+
+    withdrawn = False
+
+    def dumps(self, value):
+        return b'signed:' + value.encode()
+
+    def loads(self, data):
+        if self.withdrawn or not data.startswith(b'signed:'):
+            raise ValueError('not accepted')
+        return data.removeprefix(b'signed:').decode()
+
+
+def test_a_cookie_an_own_signer_stops_accepting_is_refused(redis_client):
+    signer = WithdrawableSigner()
+    factory = RedisSessionFactory(
+        cookie_signer=signer, redis_client=redis_client, cookie_name='r'
+    )
+    app = make_app(factory)
+    app.get('/?write=1')
+    assert app.get('/').json['n'] == 1
+    signer.withdrawn = True
+    # the signer is asked again on every request: the session is not found
+    assert app.get('/').json['n'] is None
+
+
+@pytest.mark.parametrize(
+    'payload',
+    [
+        {'m': {'n': 7}, 'c': 1},  # before pyramid_session_redis's format
+        {'m': {'n': 7}, 'c': 1, 'v': 1, 'x': 2},  # expired by its own clock
+    ],
+    ids=['no version', 'expired'],
+)
+def test_a_payload_pyramid_session_redis_would_refuse_is_a_new_session(
+    counted, redis_client, round_trips, payload
+):
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    session_id = 'session:' + 'A' * 43
+    redis_client.set(session_id, json.dumps(payload))
+    app = make_app(factory)
+    app.set_cookie('r', factory.cookie_signer.dumps(session_id).decode())
+    round_trips.reset()
+    assert app.get('/').json['n'] is None
+    assert round_trips.trips == [['GETEX']]  # read once

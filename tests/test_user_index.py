@@ -440,3 +440,23 @@ def test_a_displaced_reason_lasts_end_ttl(redis_url, redis_client):
         if ended_reason(redis_client, key.decode()) == 'displaced'
     ]
     assert redis_client.pttl(ended) > tracker.index.ttl_ms
+
+
+def test_a_watcher_added_after_the_user_index_sees_its_operations(redis_url):
+    from pyramid_session_suite.watch import add_watcher
+
+    seen = []
+
+    class Recorder:
+        def begin(self, operation):
+            return None
+
+        def end(self, operation, token):
+            seen.append(operation.name)
+
+    config = make_config(redis_url)
+    config.commit()  # the user index is set up
+    add_watcher(config, Recorder())
+    app = TestApp(config.make_wsgi_app())
+    app.get('/login?user=alice')
+    assert 'login' in seen

@@ -6,7 +6,6 @@ import pytest
 import redis
 
 from pyramid_session_suite.redis import _wire as wire
-from pyramid_session_suite.redis.stored import MERGE
 from pyramid_session_suite.testing import RoundTrips
 
 ARGUMENTS = [
@@ -21,7 +20,7 @@ ARGUMENTS = [
     1.5,
     bytearray(b'array'),
     memoryview(b'view'),
-    'x' * 1000,  # long text: packed once, then reused
+    'x' * 1000,
 ]
 
 
@@ -31,7 +30,6 @@ def test_an_argument_reaches_redis_as_redis_py_sends_it(
 ):
     expected = redis_client.execute_command('ECHO', argument)
     assert wire.command(redis_client, ('ECHO', argument)) == expected
-    # a second time, from what was packed once
     assert wire.command(redis_client, ('ECHO', argument)) == expected
 
 
@@ -57,18 +55,6 @@ def test_a_write_is_one_round_trip_on_the_clients_pool(redis_url):
     pool = client.connection_pool
     assert len(pool._available_connections) == 1
     assert len(pool._in_use_connections) == 0
-
-
-def test_a_merge_script_is_sent_whole_each_time(redis_client):
-    # the source is packed once and reused: the reply is Redis' each time
-    redis_client.delete('wire:missing')
-    for _ in range(2):
-        reply = wire.command(
-            redis_client,
-            ('EVAL', MERGE, 1, 'wire:missing', 0, b'', '0', 0, 0),
-        )
-        assert reply == 0  # no session: nothing written
-    assert redis_client.exists('wire:missing') == 0
 
 
 def test_a_script_redis_does_not_hold_costs_one_round_trip_more_once(

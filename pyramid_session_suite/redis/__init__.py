@@ -215,8 +215,12 @@ class RedisSessionFactory:
         self.cookie_name = self._cookie_name = cookie_name
         self.cookie_signer = cookie_signer
         #: cookie value -> session id, for cookies signed with the newest
-        #: secret whose id was checked (a browser's next request skips both)
-        self._known_cookies: dict[str, str] = {}
+        #: secret whose id was checked (a browser's next request skips
+        #: both); only with the factory's own signer, whose secrets never
+        #: change (another may refuse later what it accepted once)
+        self._known_cookies: dict[str, str] | None = (
+            {} if secret is not None else None
+        )
         self.serialize = serialize
         self.deserialize = deserialize
         self.set_redis_ttl = set_redis_ttl
@@ -411,14 +415,17 @@ class RedisSessionFactory:
         """``(session id or None, signed by an older secret)`` of a cookie
         value."""
         known = self._known_cookies
-        session_id = known.get(cookie)
-        if session_id is not None:
-            return session_id, False
+        if known is not None:
+            session_id = known.get(cookie)
+            if session_id is not None:
+                return session_id, False
         session_id = self.session_id_from_cookie(cookie)
         if session_id is None:
             return None, False
         if self._signed_by_older(cookie):
             return session_id, True
+        if known is None:
+            return session_id, False
         if len(known) >= VERIFIED_COOKIES:
             known.clear()
         known[cookie] = session_id

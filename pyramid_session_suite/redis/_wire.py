@@ -85,13 +85,6 @@ def _round_trip(conn: Connection, packed: bytes) -> bytes | None:
     return value
 
 
-#: long text arguments (the scripts' sources) as packed once
-_PACKED_TEXT: dict[str, bytes] = {}
-
-#: text at least this long is packed once (a script, not a key)
-_LONG_TEXT = 256
-
-
 def _bulk(arg: Any) -> bytes:
     kind = type(arg)
     if kind is bytes:
@@ -99,15 +92,6 @@ def _bulk(arg: Any) -> bytes:
     if kind is int:
         data = b'%d' % arg
     elif kind is str:
-        if len(arg) >= _LONG_TEXT:
-            packed = _PACKED_TEXT.get(arg)
-            if packed is None:
-                data = arg.encode('utf-8')
-                packed = _PACKED_TEXT[arg] = b'$%d\r\n%b\r\n' % (
-                    len(data),
-                    data,
-                )
-            return packed
         data = arg.encode('utf-8')
     elif kind is float:
         data = repr(arg).encode('ascii')
@@ -136,7 +120,8 @@ def command(client: RedisClient, args: Sequence[Any]) -> Any:
         pool.release(conn)
 
 
-#: the SHA1 of each script's source, as ``EVALSHA`` names it
+#: the SHA1 of each script's source, as ``EVALSHA`` names it (the
+#: suite's few scripts)
 _SHAS: dict[str, str] = {}
 
 

@@ -22,6 +22,8 @@ from pyramid_session_redis.exceptions import (
     InvalidSession_DeserializationError,
     InvalidSession_Lazycreate,
     InvalidSession_NotInBackend,
+    InvalidSession_PayloadLegacy,
+    InvalidSession_PayloadTimeout,
     RawDeserializationError,
 )
 from pyramid_session_redis.session import (
@@ -202,19 +204,19 @@ class RedisSession(_BaseRedisSession):
         attributes['watchers'] = watchers
         attributes['_new'] = False
         payload = session.from_redis(session_id)
-        if 'x' in payload or not payload.get('v'):
-            # an expiry kept in the payload, an old format: the checks of
-            # pyramid_session_redis
-            attributes['_session_state'] = session._make_session_state(
-                session_id=session_id, new=False
-            )
-            return session
+        # pyramid_session_redis's checks: an expiry kept in the payload,
+        # a payload older than its first format
+        expires = payload.get('x')
+        if expires and session.timestamp > expires:
+            raise InvalidSession_PayloadTimeout('session timed out')
+        if not payload.get('v'):
+            raise InvalidSession_PayloadLegacy('session of a legacy format')
         attributes['_session_state'] = _SessionState(
             session_id=session_id,
             managed_dict=payload['m'],
             created=payload['c'],
             timeout=payload.get('t'),
-            expires=None,
+            expires=expires,
             version=payload['v'],
             new=False,
             persisted_hash=None,

@@ -37,7 +37,7 @@ from ..redis._persist import (
     add_before_flush,
     queue_command,
 )
-from ..watch import notify, watchers_of
+from ..watch import WATCHERS_KEY, notify, watchers_of
 from .store import UserIndex, UserRef, tag_of_key, user_tag
 
 if TYPE_CHECKING:
@@ -119,9 +119,9 @@ def includeme(config: Configurator) -> None:
         tracker = SessionTracker.from_namespace(
             manager_config, namespace, settings, client_info
         )
-        # the metrics and the tracing add their watchers at the default
-        # order, before this action
-        tracker.index.watchers = watchers_of(registry)
+        # the registry's list of watchers itself: watchers added later
+        # (the metrics and the tracing, at any order) are in it
+        tracker.index.watchers = registry.setdefault(WATCHERS_KEY, [])
         registry.registerUtility(tracker, IUserIndex)
 
     config.action(('session_suite', 'user_index'), register, order=1)
