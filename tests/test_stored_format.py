@@ -304,3 +304,24 @@ def test_a_merge_applies_exactly_the_changes(
     kept = [k for k in before if k in expected]
     assert list(records)[: len(kept)] == kept
     client.close()
+
+
+@pytest.mark.parametrize(
+    'value',
+    [0, -1.5, 10**30, 'text', 'é"\\\n', None, True, [1, {'a': None}], {}],
+)
+def test_a_value_reads_back_as_json_gives_it(value):
+    from pyramid_session_suite.redis.session import json_loads
+
+    encoded = json_dumps(value)
+    assert json_loads(encoded) == value
+    assert json_loads(encoded.decode()) == value
+    assert json_loads(b' ' + encoded + b'\n') == value  # spaces around
+
+
+@pytest.mark.parametrize('data', [b'', b'{', b'1 2', b'nul', b'"a'])
+def test_what_is_not_json_raises_the_decoders_error(data):
+    from pyramid_session_suite.redis.session import json_loads
+
+    with pytest.raises(json.JSONDecodeError):
+        json_loads(data)

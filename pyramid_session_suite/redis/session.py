@@ -61,7 +61,11 @@ EMPTIED = 2
 
 #: made once: ``json.dumps`` with options makes an encoder per call
 _json_encode = json.JSONEncoder(separators=(',', ':')).encode
-_json_decode = json.JSONDecoder().decode
+_json_decoder = json.JSONDecoder()
+_json_decode = _json_decoder.decode
+#: the decoder's scanner: one value at an index (C), without the checks
+#: around it
+_json_scan: Callable[[str, int], tuple[Any, int]] = _json_decoder.scan_once  # type: ignore[attr-defined]
 
 
 def json_dumps(payload: Any) -> bytes:
@@ -73,7 +77,14 @@ def json_loads(data: bytes | bytearray | str) -> Any:
     """The value of JSON made by :func:`json_dumps` (bytes or text)."""
     if isinstance(data, (bytes, bytearray)):
         data = data.decode('utf-8')
-    return _json_decode(data)
+    try:
+        value, end = _json_scan(data, 0)
+    except StopIteration:
+        end = -1
+    if end != len(data):
+        # spaces around the value, or no JSON: the decoder says which
+        return _json_decode(data)
+    return value
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
