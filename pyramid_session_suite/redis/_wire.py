@@ -6,10 +6,10 @@ written with one script. On a plain :class:`redis.Redis` client (one
 server or Sentinel) the command is packed here and sent on a connection of
 the client's pool, with the client's retries, without redis-py's generic
 command layer (argument encoding, command dispatch, per-command events),
-which costs a read more than the rest of the session machinery. The reply,
-the errors and the connection handling are redis-py's own. Any other
-client (a cluster, a client bound to one connection, one that decodes
-replies) gets the plain call.
+which cost a read more than the rest of the session machinery did. The
+reply, the errors and the connection handling are redis-py's own. Any
+other client (a cluster, a client bound to one connection, one that
+decodes replies) gets the plain call.
 """
 
 from __future__ import annotations
@@ -67,22 +67,26 @@ def read(
         else:
             value = client.get(key)
         return value
-    packed = _packed(key, seconds)
+    reply: bytes | None = _send(client, _packed(key, seconds))
+    return reply
+
+
+def _send(client: RedisClient, packed: bytes) -> Any:
+    """The reply of the ``packed`` command, on a connection of the
+    client's pool, with the client's retries."""
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        value = conn.retry.call_with_retry(
+        return conn.retry.call_with_retry(
             lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
         )
     finally:
         pool.release(conn)
-    return value
 
 
-def _round_trip(conn: Connection, packed: bytes) -> bytes | None:
+def _round_trip(conn: Connection, packed: bytes) -> Any:
     conn.send_packed_command((packed,))
-    value: bytes | None = conn.read_response()
-    return value
+    return conn.read_response()
 
 
 def _bulk(arg: Any) -> bytes:
@@ -109,15 +113,10 @@ def command(client: RedisClient, args: Sequence[Any]) -> Any:
     like :func:`read` (any other client: ``execute_command``)."""
     if not _plain(client):
         return client.execute_command(*args)
-    packed = b'*%d\r\n%b' % (len(args), b''.join([_bulk(a) for a in args]))
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        return conn.retry.call_with_retry(
-            lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
-        )
-    finally:
-        pool.release(conn)
+    return _send(
+        client,
+        b'*%d\r\n%b' % (len(args), b''.join([_bulk(a) for a in args])),
+    )
 
 
 #: the SHA1 of each script's source, as ``EVALSHA`` names it (the
@@ -134,7 +133,9 @@ def script(client: RedisClient, args: Sequence[Any]) -> Any:
     source = args[1]
     sha = _SHAS.get(source)
     if sha is None:
-        sha = _SHAS[source] = hashlib.sha1(source.encode('utf-8')).hexdigest()
+        sha = _SHAS[source] = hashlib.sha1(
+            source.encode('utf-8'), usedforsecurity=False
+        ).hexdigest()
     try:
         return command(client, ('EVALSHA', sha, *args[2:]))
     except redis.exceptions.NoScriptError:
