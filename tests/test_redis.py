@@ -517,17 +517,35 @@ def test_values_changed_in_place_are_saved(counted, round_trips):
     assert round_trips.trips == [['GETEX']]
 
 
-def test_a_loaded_session_has_what_the_constructor_gives_a_new_one(
-    redis_client,
-):
+def test_a_factorys_session_has_what_the_constructor_gives(redis_client):
     from pyramid_session_redis.util import LazyCreateSession
+
+    from pyramid_session_suite.redis import RedisSession
 
     factory = RedisSessionFactory(
         SECRET, redis_client=redis_client, cookie_name='r', timeout=60
     )
-    new = factory._session(LazyCreateSession, new=True)
-    made = dict(new.__dict__)
-    del made['_session_state']
+    constructed = RedisSession(
+        namespace=factory.namespace,
+        redis=factory.redis,
+        session_id=LazyCreateSession,
+        new=True,
+        new_session=factory.new_session_id,
+        new_payload_func=factory.new_payload,
+        serialize=factory.serialize,
+        deserialize=factory.deserialize,
+        set_redis_ttl=factory.set_redis_ttl,
+        detect_changes=factory.detect_changes,
+        deserialized_fails_new=factory.deserialized_fails_new,
+        timeout=factory.timeout,
+        python_expires=False,
+        remember_timeout=factory.remember_max_age,
+    )
+    expected = dict(constructed.__dict__)
+    made = dict(factory._session(None).__dict__)
+    state = made.pop('_session_state')
+    assert vars(state) == vars(expected.pop('_session_state'))
+    assert made == expected
     assert made == {
         **factory._session_options(),
         'watchers': (),

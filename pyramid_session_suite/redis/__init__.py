@@ -29,7 +29,6 @@ from pyramid_session_redis.exceptions import (
     InvalidSession_NoSessionCookie,
 )
 from pyramid_session_redis.util import (
-    LazyCreateSession,
     _StringSerializer,
     empty_session_payload,
 )
@@ -363,8 +362,9 @@ class RedisSessionFactory:
         return session_id
 
     def _session_options(self) -> dict[str, Any]:
-        """The attributes of a loaded session, as its constructor would set
-        them (see :meth:`RedisSession.load`)."""
+        """The attributes a session of this factory starts with, as
+        ``RedisSession``'s constructor would set them (see
+        :meth:`RedisSession.load`)."""
         return {
             'redis': self.redis,
             'serialize': self.serialize,
@@ -383,33 +383,14 @@ class RedisSessionFactory:
         }
 
     def _session(
-        self,
-        session_id: str | type[LazyCreateSession],
-        new: bool,
-        watchers: Sequence[Watcher] = (),
+        self, session_id: str | None, watchers: Sequence[Watcher] = ()
     ) -> RedisSession:
-        if not new:
-            assert isinstance(session_id, str)
-            return RedisSession.load(
-                session_id, self._session_options(), watchers
-            )
-        return RedisSession(
-            watchers=watchers,
-            namespace=self.namespace,
-            redis=self.redis,
-            session_id=session_id,
-            new=new,
-            new_session=self.new_session_id,
-            new_payload_func=self.new_payload,
-            serialize=self.serialize,
-            deserialize=self.deserialize,
-            set_redis_ttl=self.set_redis_ttl,
-            detect_changes=self.detect_changes,
-            deserialized_fails_new=self.deserialized_fails_new,
-            timeout=self.timeout,
-            python_expires=False,
-            remember_timeout=self.remember_max_age,
-        )
+        """The stored session ``session_id`` (raise ``InvalidSession`` when
+        it is not one), or a new one (``None``)."""
+        options = self._session_options()
+        if session_id is None:
+            return RedisSession.new_with(options, watchers)
+        return RedisSession.load(session_id, options, watchers)
 
     def _session_id_of(self, cookie: str) -> tuple[str | None, bool]:
         """``(session id or None, signed by an older secret)`` of a cookie
@@ -442,7 +423,7 @@ class RedisSessionFactory:
         try:
             if session_id is None:
                 raise InvalidSession_NoSessionCookie('no session cookie')
-            session = self._session(session_id, new=False, watchers=watchers)
+            session = self._session(session_id, watchers)
             cookie_was_valid = True
             if older:
                 session._session_state.please_recookie = True
@@ -451,9 +432,7 @@ class RedisSessionFactory:
                 self.func_invalid_logger(request, exc)
             stale = session_id is not None
             cookie_was_valid = False
-            session = self._session(
-                LazyCreateSession, new=True, watchers=watchers
-            )
+            session = self._session(None, watchers)
             reason = getattr(exc, 'ended_reason', None)
             if reason is not None:
                 self._ended(request, reason)

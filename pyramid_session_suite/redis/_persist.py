@@ -12,6 +12,7 @@ silently lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
@@ -177,20 +178,16 @@ def watched(
     that ``watchers`` see as the operation ``name`` (``size``: bytes
     written); a Redis error names the namespace (for the metrics of the
     503 it becomes). Without watchers, only the call."""
-    if not watchers:
-        try:
-            return call()
-        except REDIS_ERRORS as exc:
-            watch.blame(exc, namespace)
-            raise
-    operation = watch.begin(watchers, namespace, name)
+    operation = watch.begin(watchers, namespace, name) if watchers else None
     try:
         result = call()
     except REDIS_ERRORS as exc:
         watch.blame(exc, namespace)
-        watch.end(watchers, operation, error=exc)
+        if operation is not None:
+            watch.end(watchers, operation, error=exc)
         raise
-    watch.end(watchers, operation, size=size)
+    if operation is not None:
+        watch.end(watchers, operation, size=size)
     return result
 
 
@@ -266,16 +263,13 @@ def flush_sessions(
             )
         watchers = watchers_of(request.registry)
         for client, namespace, commands in batches.values():
-            if not watchers:
-                run_commands(client, commands)
-                continue
-            operation = watch.begin(watchers, namespace, 'save')
-            try:
-                run_commands(client, commands)
-            except REDIS_ERRORS as exc:
-                watch.end(watchers, operation, error=exc)
-                raise
-            watch.end(watchers, operation, size=_written(commands))
+            watched(
+                watchers,
+                namespace,
+                'save',
+                functools.partial(run_commands, client, commands),
+                _written(commands) if watchers else 0,
+            )
     except REDIS_ERRORS as exc:
         watch.blame(exc, namespace)
         discard_sessions(request)

@@ -209,11 +209,8 @@ class RedisSession(_BaseRedisSession):
         """The stored session ``session_id`` (raise ``InvalidSession`` when
         it is not), with the attributes ``options`` (the factory's, by
         attribute name), without the generic constructor's work."""
-        session = cls.__new__(cls)
+        session = cls._with(options, watchers, new=False)
         attributes = session.__dict__
-        attributes.update(options)
-        attributes['watchers'] = watchers
-        attributes['_new'] = False
         payload = session.from_redis(session_id)
         # pyramid_session_redis's checks: an expiry kept in the payload,
         # a payload older than its first format
@@ -232,6 +229,32 @@ class RedisSession(_BaseRedisSession):
             new=False,
             persisted_hash=None,
         )
+        return session
+
+    @classmethod
+    def new_with(
+        cls, options: Mapping[str, Any], watchers: Sequence[Watcher] = ()
+    ) -> RedisSession:
+        """A new session (its id made when it is first written), with the
+        attributes ``options`` (see :meth:`load`)."""
+        session = cls._with(options, watchers, new=True)
+        session.__dict__['_session_state'] = session._make_session_state(
+            session_id=LazyCreateSession, new=True
+        )
+        return session
+
+    @classmethod
+    def _with(
+        cls,
+        options: Mapping[str, Any],
+        watchers: Sequence[Watcher],
+        new: bool,
+    ) -> RedisSession:
+        session = cls.__new__(cls)
+        attributes = session.__dict__
+        attributes.update(options)
+        attributes['watchers'] = watchers
+        attributes['_new'] = new
         return session
 
     def _record(self, action: str, **details: Any) -> None:
