@@ -30,8 +30,14 @@ nothing for them.
 count is the number of loads that found a session; those that found none
 are ``session_suite_load_misses_total`` (``miss``: expired, evicted or
 never stored; ``ended``: logged out, revoked, displaced…), those that
-failed ``session_suite_store_errors_total``. A load that finds its session
-costs two histogram observations, nothing more.
+failed ``session_suite_store_errors_total``.
+
+A load costs the append of its observation to a list: the histograms are
+counted in batches (:class:`Pending`), when the registry is scraped, at
+least once a second while sessions are loaded, and when the process
+exits. A scrape in ``prometheus_client``'s multiprocess mode, which reads
+the workers' files, sees a busy worker's observations within a second
+(an idle worker's last ones at its next load). Counters count at once.
 
 They are registered in ``prometheus_client``'s default registry, or in the
 ``CollectorRegistry`` named by ``session_suite.metrics.registry`` (a dotted
@@ -50,9 +56,11 @@ own server, multiprocess mode under gunicorn: see the README).
 
 from __future__ import annotations
 
+import atexit
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Sequence
 import threading
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 import weakref
 from pyramid.path import DottedNameResolver
@@ -138,6 +146,12 @@ class Collectors:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         from prometheus_client import Counter, Histogram
+
+        #: the observations of the histograms not counted yet; registered
+        #: first, so that a scrape counts them before it reads the
+        #: histograms
+        self.pending = Pending(self)
+        registry.register(self.pending)
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
             return Counter(name, doc, labels, registry=registry)
@@ -225,41 +239,106 @@ def namespace_label(namespace: str | None) -> str:
     return namespace or UNKNOWN
 
 
-def observer(child: Any) -> Callable[[float], None]:
-    """``child.observe`` of a labelled histogram, as few calls as it can
-    be: the observation's bucket found by bisection, the sum and the
-    bucket counted (what ``Histogram.observe`` does, without its checks,
-    which the labelled child passed once)."""
+def observe_all(child: Any, amounts: Sequence[float]) -> None:
+    """``child.observe(amount)`` of a labelled histogram for each of
+    ``amounts``, in as few calls as it can be: the buckets counted by
+    bisection, each bucket and the sum incremented once."""
     try:
         add_to_sum = child._sum.inc
-        bounds = list(child._upper_bounds)
-        counts = [bucket.inc for bucket in child._buckets]
+        bounds = child._upper_bounds
+        buckets = child._buckets
     except AttributeError:  # pragma: no cover - another prometheus_client
-        observe: Callable[[float], None] = child.observe
-        return observe
+        for amount in amounts:
+            child.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1
+    add_to_sum(sum(amounts))
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
-    def observe_fast(amount: float) -> None:
-        add_to_sum(amount)
-        counts[bisect_left(bounds, amount)](1)
 
-    return observe_fast
+class Pending:
+    """The observations of the histograms of a registry that are not
+    counted yet: a request appends its own (a list's ``append`` takes no
+    lock), and they are counted in batches, when the registry is scraped
+    and at least once a second while sessions are loaded. Registered in
+    the registry as a collector of no metric of its own."""
+
+    #: seconds an observation may wait, at most, while sessions are loaded
+    DELAY = 1.0
+
+    def __init__(self, collectors: Collectors) -> None:
+        self.collectors = collectors
+        #: (namespace, operation, seconds, bytes loaded or -1)
+        self.items: list[tuple[str | None, str, float, int]] = []
+        #: ``time.perf_counter()`` when they are next counted
+        self.due = perf_counter() + self.DELAY
+        self._lock = threading.Lock()
+        _all_pending.add(self)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        self.count()
+        return []
+
+    def count(self) -> None:
+        """Count the observations waiting."""
+        with self._lock:
+            items = self.items
+            taken = len(items)
+            batch = items[:taken]
+            del items[:taken]  # (what came meanwhile stays, for the next)
+            self.due = perf_counter() + self.DELAY
+        if not batch:
+            return
+        seconds: dict[tuple[str | None, str], list[float]] = {}
+        sizes: dict[str | None, list[float]] = {}
+        for namespace, operation, took, size in batch:
+            try:
+                seconds[namespace, operation].append(took)
+            except KeyError:
+                seconds[namespace, operation] = [took]
+            if size >= 0:
+                try:
+                    sizes[namespace].append(size)
+                except KeyError:
+                    sizes[namespace] = [size]
+        histogram = self.collectors.seconds
+        for (namespace, operation), amounts in seconds.items():
+            child = histogram.labels(namespace_label(namespace), operation)
+            observe_all(child, amounts)
+        histogram = self.collectors.payload
+        for namespace, amounts in sizes.items():
+            observe_all(histogram.labels(namespace_label(namespace)), amounts)
+
+
+#: every registry's :class:`Pending`, counted when the process exits
+_all_pending: weakref.WeakSet[Pending] = weakref.WeakSet()
+
+
+@atexit.register
+def _count_at_exit() -> None:
+    for pending in list(_all_pending):
+        pending.count()
 
 
 class MetricsWatcher:
     """Counts and times the loads and saves of the application's sessions
-    (see :mod:`.watch`); the labelled children are looked up once."""
+    (see :mod:`.watch`); a load costs the append of one observation (see
+    :class:`Pending`)."""
 
     #: the suite's events it counts: event class -> handler
     handlers: dict[type, Any] = {}
 
     def __init__(self, collectors: Collectors) -> None:
         self.collectors = collectors
-        self._seconds: dict[tuple[str | None, str], Any] = {}
-        self._payload: dict[str | None, Any] = {}
+        self.pending = collectors.pending
         self._created: dict[str | None, Any] = {}
-
-    def begin(self, operation: Operation) -> None:
-        return None
 
     def event(self, event: object) -> None:
         """Count one of the suite's events (see :func:`.watch.notify`)."""
@@ -267,33 +346,35 @@ class MetricsWatcher:
         if handler is not None:
             handler(event)
 
-    def end(self, operation: Operation, token: None) -> None:
-        namespace = operation.namespace
-        name = operation.name
-        try:
-            timed = self._seconds[namespace, name]
-        except KeyError:
-            timed = self._seconds[namespace, name] = observer(
-                self.collectors.seconds.labels(
-                    namespace_label(namespace), name
-                )
-            )
-        timed(operation.seconds)
-        outcome = operation.outcome
+    def loaded(
+        self,
+        namespace: str | None,
+        started: float,
+        ended: float,
+        outcome: str,
+        size: int,
+    ) -> None:
+        pending = self.pending
         if outcome == 'hit':
-            try:
-                sized = self._payload[namespace]
-            except KeyError:
-                sized = self._payload[namespace] = observer(
-                    self.collectors.payload.labels(namespace_label(namespace))
-                )
-            sized(operation.size)
-        elif operation.error is not None:
-            count_error(self.collectors, operation.error, namespace)
-        elif name == 'load':
+            pending.items.append((namespace, 'load', ended - started, size))
+        else:
+            pending.items.append((namespace, 'load', ended - started, -1))
             self.collectors.misses.labels(
-                namespace_label(namespace), outcome or UNKNOWN
+                namespace_label(namespace), outcome
             ).inc()
+        if ended > pending.due:
+            pending.count()
+
+    def observe(self, operation: Operation) -> None:
+        namespace = operation.namespace
+        if operation.error is not None:
+            count_error(self.collectors, operation.error, namespace)
+        pending = self.pending
+        pending.items.append(
+            (namespace, operation.name, operation.seconds, -1)
+        )
+        if operation.started + operation.seconds > pending.due:
+            pending.count()
 
     def created(self, namespace: str | None) -> None:
         try:

@@ -32,6 +32,7 @@ API's no-op tracer would make spans that record nothing.
 
 from __future__ import annotations
 
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from ._settings import PREFIX, parse_settings
@@ -90,17 +91,62 @@ class TracingWatcher:
             self._proxied = False
         return not isinstance(tracer, self._noop)
 
-    def begin(self, operation: Operation) -> Span | None:
+    def loaded(
+        self,
+        namespace: str | None,
+        started: float,
+        ended: float,
+        outcome: str,
+        size: int,
+    ) -> None:
         if self._proxied and not self._tracing():
-            return None
-        key = operation.namespace, operation.name
+            return
+        span, now = self._span(namespace, 'load', ended - started)
+        if span.is_recording():
+            span.set_attribute('session_suite.outcome', outcome)
+            span.set_attribute('session_suite.payload_bytes', size)
+            span.set_attribute('session_suite.round_trips', 1)
+        span.end(end_time=now)
+
+    def observe(self, operation: Operation) -> None:
+        if self._proxied and not self._tracing():
+            return
+        span, now = self._span(
+            operation.namespace, operation.name, operation.seconds
+        )
+        if span.is_recording():
+            span.set_attribute('session_suite.outcome', operation.outcome)
+            span.set_attribute('session_suite.payload_bytes', operation.size)
+            span.set_attribute(
+                'session_suite.round_trips', operation.round_trips
+            )
+            error = operation.error
+            if error is not None:
+                from opentelemetry.trace import Status, StatusCode
+
+                span.set_attribute('error.type', type(error).__qualname__)
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end(end_time=now)
+
+    def _span(
+        self, namespace: str | None, operation: str, seconds: float
+    ) -> tuple[Span, int]:
+        """The span of an operation that ended now (the time returned, in
+        nanoseconds since the epoch), after ``seconds``."""
+        key = namespace, operation
         try:
             name, attributes = self._starts[key]
         except KeyError:
             name, attributes = self._starts[key] = self._start(*key)
-        return self.tracer.start_span(
-            name, kind=self.kind, attributes=attributes
+        now = time_ns()
+        span = self.tracer.start_span(
+            name,
+            kind=self.kind,
+            attributes=attributes,
+            start_time=now - int(seconds * 1e9),
         )
+        return span, now
 
     @staticmethod
     def _start(namespace: str | None, operation: str) -> tuple[str, Any]:
@@ -111,21 +157,6 @@ class TracingWatcher:
         if namespace is not None:
             attributes['session_suite.namespace'] = namespace
         return f'session_suite.{operation}', attributes
-
-    def end(self, operation: Operation, span: Span | None) -> None:
-        if span is None or not span.is_recording():
-            return
-        span.set_attribute('session_suite.outcome', operation.outcome or '')
-        span.set_attribute('session_suite.payload_bytes', operation.size)
-        span.set_attribute('session_suite.round_trips', operation.round_trips)
-        error = operation.error
-        if error is not None:
-            from opentelemetry.trace import Status, StatusCode
-
-            span.set_attribute('error.type', type(error).__qualname__)
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        span.end()
 
 
 def tracer_of(provider: Any = None) -> Tracer:

@@ -1,21 +1,21 @@
 """Watching the session store: what metrics and traces see.
 
-Each round trip to a Redis session store is an :class:`Operation`: the
-load of a session (its ``GETEX``), the save of a request's sessions (one
-round trip per client), a script of the user index (``login``, ``list``,
-``revoke``, ``count``; ``forget``) and the claim of a cross-domain token
-(``claim``). Watchers registered on the application's registry
-(:func:`add_watcher`, as ``pyramid_session_suite.metrics`` and
-``.tracing`` do) are told when one begins and ends. Without watchers, an
+Each round trip to a Redis session store is watched: the load of a
+session (its ``GETEX``), the save of a request's sessions (one round trip
+per client, an :class:`Operation` ``save``), a script of the user index
+(``login``, ``list``, ``revoke``, ``count``; ``forget``) and the claim of a
+cross-domain token (``claim``). Watchers registered on the application's
+registry (:func:`add_watcher`, as ``pyramid_session_suite.metrics`` and
+``.tracing`` do) are told when one has ended. Without watchers, an
 operation costs one lookup; a request pays only for the operations it
-runs.
+runs, a read one call per watcher.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-import time
-from typing import TYPE_CHECKING, Any, Protocol
+from time import perf_counter
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -31,10 +31,9 @@ NAMESPACE_ATTR = 'session_suite_namespace'
 
 class Operation:
     """One operation ``name`` (``load``, ``save``, ``login``…) of
-    ``namespace``: when it ends, ``seconds`` it took, ``size`` (bytes read
-    or written), ``round_trips`` and ``outcome`` (``hit``, ``miss`` or
-    ``ended`` for a load, ``ok`` for the others, ``error`` with ``error``
-    the exception)."""
+    ``namespace``, after it ended: ``started`` (``time.perf_counter()``),
+    ``seconds`` it took, ``size`` (bytes read or written), ``round_trips``
+    and ``outcome`` (``ok``, or ``error`` with ``error`` the exception)."""
 
     __slots__ = (
         'namespace',
@@ -45,42 +44,55 @@ class Operation:
         'round_trips',
         'outcome',
         'error',
-        'tokens',
     )
 
-    namespace: str | None
-    name: str
-    started: float
-    seconds: float
-    size: int
-    round_trips: int
-    outcome: str | None
-    error: BaseException | None
-    tokens: list[object]
-
-    def __init__(self, namespace: str | None, name: str) -> None:
+    def __init__(
+        self,
+        namespace: str | None,
+        name: str,
+        started: float = 0.0,
+        seconds: float = 0.0,
+        size: int = 0,
+        error: BaseException | None = None,
+    ) -> None:
         self.namespace = namespace
         self.name = name
-        self.seconds = 0.0
-        self.size = 0
+        self.started = started
+        self.seconds = seconds
+        self.size = size
         self.round_trips = 1
-        self.outcome = None
-        self.error = None
+        self.outcome = 'ok' if error is None else 'error'
+        self.error = error
 
 
 class Watcher(Protocol):
-    """What :func:`add_watcher` takes (``created`` is optional)."""
+    """What :func:`add_watcher` takes (``created`` and ``event`` are
+    optional)."""
 
-    def begin(self, operation: Operation) -> object: ...
+    def loaded(
+        self,
+        namespace: str | None,
+        started: float,
+        ended: float,
+        outcome: str,
+        size: int,
+    ) -> object:
+        """A session of ``namespace`` was read from ``started`` to
+        ``ended`` (``time.perf_counter()``): ``outcome`` ``hit`` (``size``
+        bytes), ``miss`` or ``ended``. The one call of a read request."""
 
-    def end(self, operation: Operation, token: Any) -> object: ...
+    def observe(self, operation: Operation) -> object:
+        """Any other operation ended (a load that failed, ``load`` with
+        ``outcome`` ``error``)."""
 
 
 def add_watcher(config: Configurator, watcher: Watcher) -> None:
     """Tell ``watcher`` about every operation of the application
-    (configuration time): ``watcher.begin(operation)`` returns a token,
-    ``watcher.end(operation, token)`` gets it back; ``watcher.created(
-    namespace)``, if it has one, is called for each new session."""
+    (configuration time): ``watcher.loaded(...)`` about each load of a
+    session, ``watcher.observe(operation)`` about the other operations;
+    ``watcher.created(namespace)``, if it has one, about each new session,
+    ``watcher.event(event)`` about each of the suite's events. Watchers are
+    told after the fact, so that a load pays one call per watcher."""
     config.registry.setdefault(WATCHERS_KEY, []).append(watcher)
 
 
@@ -92,30 +104,21 @@ def watchers_of(registry: Registry | None) -> Sequence[Watcher]:
     return watchers
 
 
-def begin(
-    watchers: Sequence[Watcher], namespace: str | None, name: str
-) -> Operation:
-    operation = Operation(namespace, name)
-    tokens = operation.tokens = []
-    for watcher in watchers:  # (a loop: no frame of its own, unlike [...])
-        tokens.append(watcher.begin(operation))
-    operation.started = time.perf_counter()
-    return operation
-
-
-def end(
+def done(
     watchers: Sequence[Watcher],
-    operation: Operation,
-    outcome: str = 'ok',
+    namespace: str | None,
+    name: str,
+    started: float,
     size: int = 0,
     error: BaseException | None = None,
 ) -> None:
-    operation.seconds = time.perf_counter() - operation.started
-    operation.outcome = 'error' if error is not None else outcome
-    operation.size = size
-    operation.error = error
-    for watcher, token in zip(watchers, operation.tokens, strict=True):
-        watcher.end(operation, token)
+    """Tell ``watchers`` that the operation ``name`` of ``namespace``,
+    begun at ``started`` (``time.perf_counter()``), ended now."""
+    operation = Operation(
+        namespace, name, started, perf_counter() - started, size, error
+    )
+    for watcher in watchers:
+        watcher.observe(operation)
 
 
 def created(watchers: Sequence[Watcher], namespace: str | None) -> None:

@@ -682,3 +682,30 @@ def test_the_profile_groups_the_time_by_package(results):
     assert 'Profile: cProfile of 20 in-process requests' in text
     assert 'read: the 12 functions of most own time' in text
     assert '\nProfile\n-------\n' in rst_report(results, 'x')
+
+
+def test_the_observability_benchmark_runs(capsys):
+    import re
+
+    from bench import observability
+
+    assert observability.main(['--rounds', '3', '--count', '20']) == 0
+    out = capsys.readouterr().out
+    variants = [
+        'bare',
+        'bare, again',
+        'subscriber',
+        'metrics',
+        'tracing',
+        'metrics+tracing',
+        'tracing, SDK',
+    ]
+    for scenario in ('read', 'write'):
+        table = out.split(f'{scenario}: median of 3 rounds\n')[1]
+        rows = table.splitlines()[1 : 1 + len(variants)]
+        names = [re.split(r'\s{2,}', row.strip())[0] for row in rows]
+        assert names == variants
+    assert 'watching one load alone' in out
+    assert out.splitlines()[-1].startswith(
+        'reads, metrics+tracing (no provider): '
+    )

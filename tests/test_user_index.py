@@ -450,10 +450,10 @@ def test_a_watcher_added_after_the_user_index_sees_its_operations(redis_url):
     seen = []
 
     class Recorder:
-        def begin(self, operation):
-            return None
+        def loaded(self, namespace, started, ended, outcome, size):
+            seen.append('load')
 
-        def end(self, operation, token):
+        def observe(self, operation):
             seen.append(operation.name)
 
     config = make_config(redis_url)

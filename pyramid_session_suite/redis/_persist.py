@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 import functools
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 from pyramid.httpexceptions import HTTPException, HTTPServiceUnavailable
 import redis
@@ -178,16 +179,16 @@ def watched(
     that ``watchers`` see as the operation ``name`` (``size``: bytes
     written); a Redis error names the namespace (for the metrics of the
     503 it becomes). Without watchers, only the call."""
-    operation = watch.begin(watchers, namespace, name) if watchers else None
+    started = perf_counter() if watchers else 0.0
     try:
         result = call()
     except REDIS_ERRORS as exc:
         watch.blame(exc, namespace)
-        if operation is not None:
-            watch.end(watchers, operation, error=exc)
+        if watchers:
+            watch.done(watchers, namespace, name, started, size, exc)
         raise
-    if operation is not None:
-        watch.end(watchers, operation, size=size)
+    if watchers:
+        watch.done(watchers, namespace, name, started, size)
     return result
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 import json
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from pyramid_session_redis.exceptions import (
     InvalidSession,
@@ -416,27 +417,25 @@ class RedisSession(_BaseRedisSession):
         if not (self._timeout and self._set_redis_ttl):
             ttl = None
         watchers = self.watchers
-        operation = None
-        if watchers:
-            operation = watch.begin(watchers, self.namespace, 'load')
+        started = perf_counter() if watchers else 0.0
         try:
             persisted = wire.read(self.redis, key, ttl)
         except REDIS_ERRORS as exc:
             watch.blame(exc, self.namespace)
-            if operation is not None:
-                watch.end(watchers, operation, error=exc)
+            if watchers:
+                watch.done(watchers, self.namespace, 'load', started, 0, exc)
             raise
-        if operation is not None:
-            watch.end(
-                watchers,
-                operation,
-                'miss'
-                if persisted is None
-                else 'ended'
-                if stored.is_ended(persisted)
-                else 'hit',
-                len(persisted or b''),
-            )
+        if watchers:
+            finished = perf_counter()
+            if persisted is None:
+                outcome, size = 'miss', 0
+            else:
+                size = len(persisted)
+                outcome = 'ended' if stored.is_ended(persisted) else 'hit'
+            for watcher in watchers:
+                watcher.loaded(
+                    self.namespace, started, finished, outcome, size
+                )
         self._ttl_refreshed = ttl is not None
         if persisted is None:
             raise InvalidSession_NotInBackend('session not in Redis')
