@@ -53,12 +53,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(highest: int = 65535) -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now (and not
+    above ``highest``)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port: int = sock.getsockname()[1]
+        if port <= highest:
+            return port
 
 
 class RedisServer:
@@ -104,34 +107,40 @@ class RedisServer:
             )
         self.dir = self.dir or tempfile.mkdtemp(prefix='session_suite_redis_')
         ports = [self.port] if self.port else []
+        # a cluster node also listens on its port + 10000
+        highest = 55535 if '--cluster-enabled' in self.args else 65535
+        log = os.path.join(self.dir, 'redis.log')
         for port in ports + [None] * 5:
-            self.port = port or free_port()
+            self.port = port or free_port(highest)
             first = []
             if self.config is not None:
                 first = [os.path.join(self.dir, 'redis.conf')]
                 with open(first[0], 'w') as f:
                     f.write(self.config)
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    *first,
-                    '--port', str(self.port),
-                    '--bind', '127.0.0.1',
-                    '--save', '',
-                    '--appendonly', 'no',
-                    '--dir', self.dir,
-                    *self.args,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )  # fmt: skip
+            with open(log, 'ab') as output:
+                self.process = subprocess.Popen(
+                    [
+                        binary,
+                        *first,
+                        '--port', str(self.port),
+                        '--bind', '127.0.0.1',
+                        '--save', '',
+                        '--appendonly', 'no',
+                        '--dir', self.dir,
+                        *self.args,
+                    ],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
+                )  # fmt: skip
             if self._wait_ready():
                 self.url = f'redis://127.0.0.1:{self.port}/0'
                 self.binary = binary
                 return self
             self._kill()
-        raise RuntimeError(f'{binary} did not start')
+        with open(log, 'rb') as output:
+            said = output.read()[-600:].decode('utf-8', 'replace')
+        raise RuntimeError(f'{binary} did not start; it said:\n{said}')
 
     def _wait_ready(self, timeout: float = 10.0) -> bool:
         assert self.process is not None and self.port is not None
