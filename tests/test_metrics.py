@@ -5,6 +5,7 @@ stopped), then a scrape, value by value."""
 import json
 import pathlib
 import re
+import sys
 import time
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -687,3 +688,43 @@ def test_observations_counted_together_are_what_observe_records(
         )
     assert recorded[0] == recorded[1]
     assert ('_count', {'namespace': 'main'}, len(amounts)) in recorded[1]
+
+
+def test_no_observation_is_lost_or_counted_twice_between_threads():
+    """Threads append observations while others count them."""
+    import threading
+
+    collectors = metrics.Collectors(CollectorRegistry())
+    watcher = metrics.MetricsWatcher(collectors)
+    collectors.pending.due = float('inf')  # counted by the counters only
+    threads, per_thread = 4, 5000
+    done = threading.Event()
+
+    def load():
+        for _ in range(per_thread):
+            watcher.loaded('main', 0.0, 0.0003, 'hit', 100)
+
+    def count():
+        while not done.is_set():
+            collectors.pending.count()
+
+    counters = [threading.Thread(target=count) for _ in range(2)]
+    loaders = [threading.Thread(target=load) for _ in range(threads)]
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can
+    try:
+        for thread in counters + loaders:
+            thread.start()
+        for thread in loaders:
+            thread.join()
+        done.set()
+        for thread in counters:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switching)
+    collectors.pending.count()
+    child = collectors.payload.labels('main')
+    assert child._sum.get() == threads * per_thread * 100
+    [family] = collectors.seconds.collect()
+    [count] = [s.value for s in family.samples if s.name.endswith('_count')]
+    assert count == threads * per_thread
