@@ -1,13 +1,21 @@
 """Signed-cookie session namespaces: Pyramid's, with safer defaults."""
 
+from __future__ import annotations
+
 import hashlib
 import logging
+from typing import TYPE_CHECKING, Any
 from pyramid.session import BaseCookieSessionFactory, JSONSerializer
 from pyramid.settings import asbool
 
 from ._request_cookies import readable_cookies
 from .exceptions import SessionTooLarge
 from .signing import RotatingSigner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pyramid.request import Request
+    from pyramid.response import Response
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +36,7 @@ WEAK_HASHES = {
 }
 
 
-def _seconds(name, value):
+def _seconds(name: str, value: int | str | None) -> int | None:
     """``value`` as whole seconds (an int, or a string as ini files give
     it), or ``None``; a ``ValueError`` naming ``name`` otherwise."""
     if value is None:
@@ -49,12 +57,12 @@ def _seconds(name, value):
     return seconds
 
 
-def _flag(value):
+def _flag(value: bool | str) -> bool:
     """A boolean option, also as an ini string (``'false'`` is false)."""
     return asbool(value) if isinstance(value, str) else bool(value)
 
 
-def _hash_name(hashalg):
+def _hash_name(hashalg: str) -> str:
     """``hashalg`` if it names a fixed-size hash fit for signatures; a
     ``ValueError`` that says why otherwise."""
     name = str(hashalg).strip().lower()
@@ -80,21 +88,21 @@ def _hash_name(hashalg):
 
 
 def CookieSessionFactory(
-    secret,
-    cookie_name='session',
-    max_age=None,
-    path='/',
-    domain=None,
-    secure=False,
-    httponly=True,
-    samesite='Lax',
-    set_on_exception=True,
-    timeout=1200,
-    reissue_time=None,
-    hashalg='sha512',
-    salt=None,
-    serializer=None,
-):
+    secret: str | bytes | Iterable[str | bytes],
+    cookie_name: str = 'session',
+    max_age: int | str | None = None,
+    path: str = '/',
+    domain: str | None = None,
+    secure: bool | str = False,
+    httponly: bool | str = True,
+    samesite: str | None = 'Lax',
+    set_on_exception: bool | str = True,
+    timeout: int | str | None = 1200,
+    reissue_time: int | str | None = None,
+    hashalg: str = 'sha512',
+    salt: str | None = None,
+    serializer: Any = None,
+) -> Callable[[Request], Any]:
     """Return Pyramid's :func:`~pyramid.session.SignedCookieSessionFactory`
     session class: the same options, in the same order, with these
     differences:
@@ -154,16 +162,16 @@ def CookieSessionFactory(
         set_on_exception=_flag(set_on_exception),
     )
 
-    class CookieSession(base):
-        backend = 'cookie'
+    class CookieSession(base):  # type: ignore[valid-type, misc]
+        backend: str = 'cookie'
 
         #: ``True`` once :meth:`invalidate` was called in this request
-        invalidated = False
+        invalidated: bool = False
 
-        def __init__(self, request):
+        def __init__(self, request: Request) -> None:
             cookies = readable_cookies(request)
             base.__init__(self, request)
-            value = cookies.get(cookie_name)
+            value: str | bytes | None = cookies.get(cookie_name)
             if isinstance(value, str):
                 value = value.encode('utf-8')
             if (
@@ -173,38 +181,40 @@ def CookieSessionFactory(
             ):
                 self.changed()  # signed again with the newest secret
 
-        def invalidate(self):
+        def invalidate(self) -> None:
             base.invalidate(self)
             self.invalidated = True
             self.changed()
 
-        def __setitem__(self, key, value):
+        def __setitem__(self, key: Any, value: Any) -> None:
             base.__setitem__(self, key, value)
             self._check_size()
 
-        def setdefault(self, key, default=None):
+        def setdefault(self, key: Any, default: Any = None) -> Any:
             value = base.setdefault(self, key, default)
             self._check_size()
             return value
 
-        def update(self, *args, **kw):
+        def update(self, *args: Any, **kw: Any) -> None:
             base.update(self, *args, **kw)
             self._check_size()
 
-        def flash(self, msg, queue='', allow_duplicate=True):
+        def flash(
+            self, msg: Any, queue: str = '', allow_duplicate: bool = True
+        ) -> None:
             base.flash(self, msg, queue, allow_duplicate)
             self._check_size()
 
-        def _size(self):
+        def _size(self) -> int:
             value = (self.accessed, self.created, dict(self))
             return len(signer.dumps(value))
 
-        def _check_size(self):
+        def _check_size(self) -> None:
             size = self._size()
             if size > room:
                 raise SessionTooLarge(cookie_name, size, room)
 
-        def _set_cookie(self, response):
+        def _set_cookie(self, response: Response) -> bool:
             request = self.request
             if (
                 not self._cookie_on_exception
@@ -232,6 +242,7 @@ def CookieSessionFactory(
                     room,
                 )
                 return False
-            return base._set_cookie(self, response)
+            saved: bool = base._set_cookie(self, response)
+            return saved
 
     return CookieSession

@@ -23,12 +23,12 @@ false); something the check could not tell is a *warning*.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 import dataclasses
 import re
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._settings import PREFIX, REQUIRED, as_list, parse_settings
 from .interfaces import ISessionMultiManagerConfig
@@ -39,6 +39,10 @@ from .redis.clients import (
     client_from_settings,
     connection_options,
 )
+
+if TYPE_CHECKING:
+    from pyramid.registry import Registry
+    from redis.cluster import ClusterNode
 
 #: GETEX, the read of every session, came with Redis 6.2
 MIN_VERSION = (6, 2)
@@ -138,7 +142,9 @@ class HealthReport:
         return {'ok': self.ok, 'reachable': self.reachable, 'stores': stores}
 
 
-def check(source: Any, pings: int = PINGS) -> HealthReport:
+def check(
+    source: Registry | Mapping[str, Any], pings: int = PINGS
+) -> HealthReport:
     """Check every Redis store of ``source``: an application's registry
     (every Redis namespace it registered, with the clients it uses) or its
     settings (the namespaces declared under ``session_suite.``, with
@@ -168,7 +174,9 @@ def check(source: Any, pings: int = PINGS) -> HealthReport:
     return HealthReport(list(stores.values()))
 
 
-def _clients(source: Any) -> Iterator[tuple[str | None, RedisClient]]:
+def _clients(
+    source: Registry | Mapping[str, Any],
+) -> Iterator[tuple[str | None, RedisClient]]:
     """``(namespace, client)`` of every Redis namespace of ``source``."""
     if hasattr(source, 'queryUtility'):
         manager_config = source.queryUtility(ISessionMultiManagerConfig)
@@ -219,7 +227,8 @@ def describe(client: RedisClient) -> tuple[str, str]:
         return 'cluster', ' '.join(node.name for node in nodes)
     if hasattr(client, 'get_nodes'):  # a redis.RedisCluster
         return 'cluster', ' '.join(node.name for node in client.get_nodes())
-    pool = getattr(client, 'connection_pool', None)
+    # a ConnectionPool, or a SentinelConnectionPool (with a service_name)
+    pool: Any = getattr(client, 'connection_pool', None)
     manager = getattr(pool, 'sentinel_manager', None)
     if manager is not None:
         sentinels = ', '.join(
@@ -334,7 +343,9 @@ def check_cluster(store: StoreReport, client: RedisClient, pings: int) -> None:
             )
 
 
-def cluster_members(nodes: Any) -> dict[str, tuple[str, set[str]]]:
+def cluster_members(
+    nodes: Collection[ClusterNode],
+) -> dict[str, tuple[str, set[str]]]:
     """``{address: (role, flags)}`` of every node of the cluster, as the
     first of ``nodes`` that answers ``CLUSTER NODES`` says (replicas
     included); the primaries of ``nodes`` if none does."""

@@ -9,6 +9,9 @@ destination-bound, single-use token bound to the browser's state cookie.
 See :mod:`.tokens` for the token and :mod:`.views` for the flows.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from pyramid.exceptions import ConfigurationError
 from pyramid.tweens import EXCVIEW
@@ -26,6 +29,12 @@ from .._settings import (
 )
 from ..interfaces import ISessionMultiManagerConfig
 from .tokens import TokenCodec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pyramid.config import Configurator
+
+    from ..redis import RedisSessionFactory
 
 SETTINGS_PREFIX = PREFIX + 'crossdomain.'
 
@@ -47,7 +56,7 @@ CROSSDOMAIN_SETTINGS = (
 )
 
 
-def origin(url, key=SETTINGS_PREFIX + 'sites'):
+def origin(url: str, key: str = SETTINGS_PREFIX + 'sites') -> str:
     """``scheme://host[:port]`` of ``url``, default ports left out (as
     ``request.host_url`` has it)."""
     parts = urlsplit(url if '://' in url else 'https://' + url)
@@ -66,15 +75,21 @@ def origin(url, key=SETTINGS_PREFIX + 'sites'):
 class CrossDomain:
     """The group's configuration, read once."""
 
-    def __init__(self, settings, factory, namespace):
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        factory: RedisSessionFactory,
+        namespace: str,
+    ) -> None:
         self.sites = [origin(site) for site in settings['sites']]
         if len(self.sites) < 2:
             raise ConfigurationError(
                 f'{SETTINGS_PREFIX}sites: list at least two sites'
             )
         hub = settings['hub']
-        self.hub = origin(hub, SETTINGS_PREFIX + 'hub') if hub else None
-        self.hub = self.hub or self.sites[0]
+        self.hub: str = (
+            origin(hub, SETTINGS_PREFIX + 'hub') if hub else None
+        ) or self.sites[0]
         if self.hub not in self.sites:
             raise ConfigurationError(
                 f'{SETTINGS_PREFIX}hub: {self.hub} is not one of the sites'
@@ -88,7 +103,7 @@ class CrossDomain:
                     f'{SETTINGS_PREFIX}flows: unknown flow {flow!r} '
                     f'(choose from {", ".join(FLOWS)})'
                 )
-        self.flows = frozenset(flows)
+        self.flows: frozenset[str] = frozenset(flows)
         self.factory = factory
         self.namespace = namespace
         self.codec = TokenCodec(
@@ -97,20 +112,20 @@ class CrossDomain:
             timeout=settings['timeout'] or 30,
             skew=settings['clock_skew'] or 0,
         )
-        self.always_replace = settings['always_replace']
-        self.prefix = settings['route_prefix'].rstrip('/') + '/xd'
+        self.always_replace: bool = settings['always_replace']
+        self.prefix: str = settings['route_prefix'].rstrip('/') + '/xd'
         if not settings['retry_after']:
             raise ConfigurationError(
                 f'{SETTINGS_PREFIX}retry_after: must be 1 second or more '
                 '(it keeps browsers from being bounced in a loop)'
             )
-        self.retry_after = settings['retry_after']
+        self.retry_after: int = settings['retry_after']
         self.claim_prefix = 'session_suite:xd:jti:'
 
-    def other_sites(self, here):
+    def other_sites(self, here: str) -> list[str]:
         return [site for site in self.sites if site != here]
 
-    def safe_next(self, url, default='/'):
+    def safe_next(self, url: str | None, default: str = '/') -> str:
         """``url`` if it is a path on this site or a URL on a site of the
         group; else ``default`` (no open redirect)."""
         if not isinstance(url, str) or not url or len(url) > 2048:
@@ -135,7 +150,7 @@ class CrossDomain:
         return url if site in self.sites else default
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     config.include('pyramid_session_suite')
     registry = config.registry
     settings = parse_settings(
@@ -145,7 +160,7 @@ def includeme(config):
         registry.settings, settings['namespace'], SETTINGS_PREFIX
     )
 
-    def register():
+    def register() -> None:
         manager_config = registry.getUtility(ISessionMultiManagerConfig)
         factory = redis_factory(
             manager_config,

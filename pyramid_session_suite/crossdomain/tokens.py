@@ -16,6 +16,8 @@ Errors form a small tree, like itsdangerous': catch :class:`TokenError`
 for all of them, or a subclass; each has a ``reason`` code.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import json
@@ -23,6 +25,7 @@ import math
 import os
 import re
 import time
+from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,6 +33,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .._settings import check_secret
 from ..exceptions import WeakSecret
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 VERSION = 1
 _AAD = b'pyramid_session_suite/crossdomain/v1|'
@@ -42,9 +48,13 @@ _TOKEN_RE = re.compile(r'^[A-Za-z0-9_-]+$')
 class TokenError(Exception):
     """A token was refused; ``reason`` says why."""
 
-    reason = 'invalid'
+    reason: str = 'invalid'
 
-    def __init__(self, message='', reason=None):
+    #: ``True`` once the views logged and announced the refusal (unset
+    #: until then: read it with ``getattr``)
+    reported: bool
+
+    def __init__(self, message: str = '', reason: str | None = None) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
@@ -98,7 +108,7 @@ class ReplayedToken(TokenError):
     reason = 'replayed'
 
 
-def derive_key(secret):
+def derive_key(secret: str | bytes) -> bytes:
     """The AES-256 key of a secret (HKDF-SHA256)."""
     if isinstance(secret, str):
         secret = secret.encode('utf-8')
@@ -110,12 +120,12 @@ def derive_key(secret):
     ).derive(secret)
 
 
-def state_digest(state):
+def state_digest(state: str) -> str:
     """What a token keeps of a browser's state cookie."""
     return hashlib.sha256(state.encode('utf-8')).hexdigest()[:32]
 
 
-def _hash_tag(key):
+def _hash_tag(key: str) -> str:
     """The part of ``key`` Redis Cluster hashes: its ``{tag}``, else all of
     it."""
     start = key.find('{')
@@ -125,7 +135,7 @@ def _hash_tag(key):
     return key
 
 
-def _issue_time(payload):
+def _issue_time(payload: Mapping[str, Any]) -> float:
     """The issue time of a token's payload, in epoch seconds."""
     issued = payload['iat']
     if isinstance(issued, (int, float)) and not isinstance(issued, bool):
@@ -138,11 +148,11 @@ def _issue_time(payload):
     raise MalformedToken('the issue time is not a number')
 
 
-def _b64encode(data):
+def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b'=').decode('ascii')
 
 
-def _b64decode(text):
+def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
 
 
@@ -155,7 +165,14 @@ class TokenCodec:
     tolerated between sites (seconds); ``clock`` returns epoch seconds.
     """
 
-    def __init__(self, secrets, sites, timeout=30, skew=5, clock=time.time):
+    def __init__(
+        self,
+        secrets: Sequence[str | bytes],
+        sites: Iterable[str],
+        timeout: float = 30,
+        skew: float = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not secrets:
             raise WeakSecret('a secret is required')
         for secret in secrets:
@@ -166,7 +183,14 @@ class TokenCodec:
         self.skew = skew
         self.clock = clock
 
-    def mint(self, session_id, src, dst, state=None, flow='redirect'):
+    def mint(
+        self,
+        session_id: str,
+        src: str,
+        dst: str,
+        state: str | None = None,
+        flow: str = 'redirect',
+    ) -> str:
         """Return a token that hands ``session_id`` from ``src`` to
         ``dst``; redirect-flow tokens are bound to ``state``."""
         payload = {
@@ -183,7 +207,13 @@ class TokenCodec:
         sealed = self.ciphers[0].encrypt(nonce, data, _AAD + dst.encode())
         return _b64encode(bytes([VERSION]) + nonce + sealed)
 
-    def open(self, token, dst, state=None, flow='redirect'):
+    def open(
+        self,
+        token: str | None,
+        dst: str,
+        state: str | None = None,
+        flow: str = 'redirect',
+    ) -> dict[str, Any]:
         """Return the payload of ``token`` redeemed at ``dst``, or raise a
         :class:`TokenError`. Checks everything but single use (see
         :meth:`claim_key`)."""
@@ -203,7 +233,7 @@ class TokenCodec:
         if raw[0] != VERSION:
             raise UnknownVersion(f'version {raw[0]}')
         nonce, sealed = raw[1 : 1 + _NONCE], raw[1 + _NONCE :]
-        data = None
+        data: bytes | None = None
         for cipher in self.ciphers:
             try:
                 data = cipher.decrypt(nonce, sealed, _AAD + dst.encode())
@@ -213,7 +243,7 @@ class TokenCodec:
         if data is None:
             raise BadSignature('tampered, or for another destination')
         try:
-            payload = json.loads(data)
+            payload: dict[str, Any] = json.loads(data)
             fields = ('sid', 'src', 'dst', 'iat', 'jti', 'flow', 'st')
             values = [payload[name] for name in fields]
         except (ValueError, KeyError, TypeError):
@@ -236,12 +266,12 @@ class TokenCodec:
                 raise StateMismatch('not the browser that asked')
         return payload
 
-    def claim_key(self, payload, prefix):
+    def claim_key(self, payload: Mapping[str, Any], prefix: str) -> str:
         """The Redis key that marks the token as used: in the hash slot of
         the session's key, so that one script checks both on a cluster."""
         return f'{prefix}{{{_hash_tag(payload["sid"])}}}:{payload["jti"]}'
 
     @property
-    def claim_ttl(self):
+    def claim_ttl(self) -> int:
         """How long a claim must be kept: as long as the token may live."""
         return int(self.timeout + 2 * self.skew) + 1

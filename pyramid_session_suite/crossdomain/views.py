@@ -26,8 +26,11 @@ so B cannot tell whether it has a session: the script flow gives B the
 hub's session whatever B had (its cookie is then ``SameSite=None``).
 """
 
+from __future__ import annotations
+
 import logging
 import secrets
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from pyramid.httpexceptions import HTTPBadRequest, HTTPSeeOther
 from pyramid.response import Response
@@ -42,6 +45,13 @@ from ..watch import notify, watchers_of
 from . import CROSSDOMAIN_KEY
 from .tokens import ReplayedToken, TokenError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pyramid.registry import Registry
+    from pyramid.request import Request
+
+    from . import CrossDomain
+
 log = logging.getLogger(__name__)
 
 STATE_COOKIE = 'session_suite_xd_state'
@@ -49,24 +59,28 @@ TRIED_COOKIE = 'session_suite_xd_tried'
 NO_STORE = {'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'}
 
 
-def _crossdomain(request):
-    return request.registry[CROSSDOMAIN_KEY]
+def _crossdomain(request: Request) -> CrossDomain:
+    crossdomain: CrossDomain = request.registry[CROSSDOMAIN_KEY]
+    return crossdomain
 
 
-def _query(request):
+def _query(request: Request) -> Mapping[str, str]:
     """The query parameters; none when the query string is not UTF-8
     (WebOb refuses to decode it)."""
     try:
-        return request.GET
+        query: Mapping[str, str] = request.GET
+        return query
     except UnicodeDecodeError:
         return {}
 
 
-def _redirect(url):
+def _redirect(url: str) -> HTTPSeeOther:
     return HTTPSeeOther(location=url, headers=dict(NO_STORE))
 
 
-def _start(request, crossdomain, next_url):
+def _start(
+    request: Request, crossdomain: CrossDomain, next_url: str
+) -> HTTPSeeOther:
     """Send the browser to the hub for a token, remembering a state."""
     state = secrets.token_urlsafe(24)
     here = request.host_url
@@ -96,7 +110,9 @@ def _start(request, crossdomain, next_url):
     return response
 
 
-def _forget(request, response, name, path):
+def _forget(
+    request: Request, response: Response, name: str, path: str
+) -> None:
     """Delete a cookie of the flow, with the attributes it was set with."""
     secure = request.scheme == 'https'
     response.set_cookie(
@@ -108,24 +124,24 @@ def _forget(request, response, name, path):
 TRIED_PARAM = 'session_suite_xd'
 
 
-def _mark_tried(url):
+def _mark_tried(url: str) -> str:
     separator = '&' if '?' in url else '?'
     return f'{url}{separator}{TRIED_PARAM}=0'
 
 
-def _keeps_cookies(request):
+def _keeps_cookies(request: Request) -> bool:
     """Whether the browser sent back the state cookie its flow began with:
     then it keeps the "tried" cookie too, and needs no marker in the URL."""
     return STATE_COOKIE in readable_cookies(request)
 
 
-def _leave_cookie(cookie_name):
+def _leave_cookie(cookie_name: str) -> Callable[[Request, Response], None]:
     """A response callback that takes back the deletion of ``cookie_name``
     (its session ended): the hop must not consume what the site's next page
     view will tell."""
     deletion = cookie_name + '=;'
 
-    def leave_cookie(request, response):
+    def leave_cookie(request: Request, response: Response) -> None:
         response.headerlist[:] = [
             (name, value)
             for name, value in response.headerlist
@@ -135,15 +151,17 @@ def _leave_cookie(cookie_name):
     return leave_cookie
 
 
-def pull_tween_factory(handler, registry):
+def pull_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
     """Bounce a browser without a session to the hub, once."""
-    crossdomain = registry.get(CROSSDOMAIN_KEY)
+    crossdomain: CrossDomain | None = registry.get(CROSSDOMAIN_KEY)
     if crossdomain is None or 'redirect' not in crossdomain.flows:
         return handler
     cookie_name = crossdomain.factory.cookie_name
     prefix = crossdomain.prefix + '/'
 
-    def pull_tween(request):
+    def pull_tween(request: Request) -> Response:
         if (
             request.method != 'GET'
             or cookie_name in readable_cookies(request)
@@ -162,10 +180,10 @@ def pull_tween_factory(handler, registry):
     return pull_tween
 
 
-@view_config(
+@view_config(  # type: ignore[untyped-decorator]
     route_name='session_suite.crossdomain.begin', request_method='GET'
 )
-def begin(request):
+def begin(request: Request) -> HTTPSeeOther:
     """Push: get the hub's session here, then go to ``next``."""
     crossdomain = _crossdomain(request)
     next_url = crossdomain.safe_next(_query(request).get('next'))
@@ -174,10 +192,10 @@ def begin(request):
     return _start(request, crossdomain, next_url)
 
 
-@view_config(
+@view_config(  # type: ignore[untyped-decorator]
     route_name='session_suite.crossdomain.export', request_method='GET'
 )
-def export(request):
+def export(request: Request) -> HTTPSeeOther:
     """On the hub: hand the session to ``dst`` (a site of the group)."""
     crossdomain = _crossdomain(request)
     dst = _query(request).get('dst', '')
@@ -208,18 +226,21 @@ def export(request):
     return _redirect(f'{dst}{crossdomain.prefix}/import?{urlencode(query)}')
 
 
-def _current_session_id(request, crossdomain):
+def _current_session_id(
+    request: Request, crossdomain: CrossDomain
+) -> str | None:
     session = request.session_multi[crossdomain.namespace]
     state = session.__dict__.get('_session_state')
     if state is None or state.new or not state.managed_dict:
         return None
-    return state.session_id
+    session_id: str = state.session_id
+    return session_id
 
 
-@view_config(
+@view_config(  # type: ignore[untyped-decorator]
     route_name='session_suite.crossdomain.import', request_method='GET'
 )
-def import_(request):
+def import_(request: Request) -> HTTPSeeOther:
     """On a destination: adopt the session a token hands over."""
     crossdomain = _crossdomain(request)
     next_url = crossdomain.safe_next(_query(request).get('next'))
@@ -251,10 +272,10 @@ def import_(request):
     return response
 
 
-@view_config(
+@view_config(  # type: ignore[untyped-decorator]
     route_name='session_suite.crossdomain.script', request_method='GET'
 )
-def script(request):
+def script(request: Request) -> Response:
     """Script loader: adopt the session from a third-party ``<script>``;
     needs HTTPS and a browser that allows third-party cookies."""
     crossdomain = _crossdomain(request)
@@ -301,7 +322,14 @@ return 1
 """
 
 
-def _redeem(request, crossdomain, token, flow, state=None, referer=False):
+def _redeem(
+    request: Request,
+    crossdomain: CrossDomain,
+    token: str | None,
+    flow: str,
+    state: str | None = None,
+    referer: bool = False,
+) -> dict[str, Any]:
     here = request.host_url
     try:
         payload = crossdomain.codec.open(token, here, state=state, flow=flow)
@@ -320,7 +348,9 @@ def _redeem(request, crossdomain, token, flow, state=None, referer=False):
     return payload
 
 
-def _claim(request, crossdomain, payload):
+def _claim(
+    request: Request, crossdomain: CrossDomain, payload: Mapping[str, Any]
+) -> int:
     """Claim the token's id for this site: one round trip (the ``claim``
     operation of the watchers), nothing written for a refused token."""
     redis = crossdomain.factory.redis
@@ -332,15 +362,16 @@ def _claim(request, crossdomain, payload):
         f'{request.host_url} {secrets.token_urlsafe(12)}',
         crossdomain.codec.claim_ttl,
     )
-    return watched(
+    claimed: int = watched(
         watchers_of(request.registry),
         crossdomain.namespace,
         'claim',
         lambda: redis.eval(*args),
     )
+    return claimed
 
 
-def _reject(request, exc, flow):
+def _reject(request: Request, exc: TokenError, flow: str) -> None:
     """Say, once, that a token was refused, and why."""
     exc.reported = True
     log.warning(
@@ -354,7 +385,14 @@ def _reject(request, exc, flow):
     notify(request, TokenRejected(request, exc.reason, flow))
 
 
-def _adopt(request, response, crossdomain, payload, flow, **cookie):
+def _adopt(
+    request: Request,
+    response: Response,
+    crossdomain: CrossDomain,
+    payload: Mapping[str, Any],
+    flow: str,
+    **cookie: Any,
+) -> None:
     """Give this site the handed-over session, if it has none (or always
     with ``always_replace``)."""
     factory = crossdomain.factory
@@ -382,7 +420,13 @@ def _adopt(request, response, crossdomain, payload, flow, **cookie):
     _accepted(request, crossdomain, payload, flow, outcome)
 
 
-def _accepted(request, crossdomain, payload, flow, outcome):
+def _accepted(
+    request: Request,
+    crossdomain: CrossDomain,
+    payload: Mapping[str, Any],
+    flow: str,
+    outcome: str,
+) -> None:
     """Say that a token was accepted, and what became of the site's
     session."""
     notify(
@@ -398,7 +442,9 @@ def _accepted(request, crossdomain, payload, flow, outcome):
     )
 
 
-def push_url(request, next_url, sites=None):
+def push_url(
+    request: Request, next_url: str, sites: Sequence[str] | None = None
+) -> str:
     """The URL that hands the hub's session to each of ``sites`` (by
     default every site of the group but the hub) in turn, by the push flow,
     then lands on ``next_url`` (a path is taken on this site).
@@ -426,7 +472,7 @@ def push_url(request, next_url, sites=None):
     return url
 
 
-def shared_session_loader(request):
+def shared_session_loader(request: Request) -> str:
     """The ``<script>`` tags that share the current session with the other
     sites of the group (like ``{% shared_session_loader %}``); empty when
     there is no session or the script flow is off. The page is marked
@@ -443,7 +489,7 @@ def shared_session_loader(request):
         return ''
     here = request.host_url
 
-    def no_store(request, response):
+    def no_store(request: Request, response: Response) -> None:
         response.cache_control = 'private, no-store'
 
     request.add_response_callback(no_store)

@@ -9,14 +9,24 @@ with :meth:`peek` where the factory offers it (a plain Redis ``GET``).
 Every value it shows is escaped here, once: the template marks them safe.
 """
 
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
 import html
 import re
 import reprlib
+from typing import TYPE_CHECKING, Any, cast
 from pyramid_debugtoolbar.panels import DebugPanel
 
 from .._activity import recorded
 from ..interfaces import ISessionMultiManagerConfig
 from ..multi import OBSERVER_KEY, backend_of
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+    from ..multi import SessionMultiManagerConfig
 
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 2000
@@ -32,19 +42,19 @@ _DEFAULT_REPR = re.compile(r' (object )?at 0x[0-9a-fA-F]+>?$')
 STATUSES = ('added', 'changed', 'removed')
 
 
-def escape(text):
+def escape(text: str) -> str:
     """Escape for an HTML text node (quotes stay readable)."""
     return html.escape(text, quote=False)
 
 
-def safe_repr(value):
+def safe_repr(value: object) -> str:
     try:
         return _repr.repr(value)
     except Exception as exc:  # a broken __repr__ must not break the panel
         return f'<unprintable {type(value).__name__}: {type(exc).__name__}>'
 
 
-def snapshot(session):
+def snapshot(session: Any) -> dict[Any, str] | None:
     """Return ``{key: repr}`` of a session's data, read without side effects
     (no access marker, no TTL refresh, no lazy re-creation)."""
     if session is None:
@@ -62,14 +72,14 @@ def snapshot(session):
     return {key: safe_repr(value) for key, value in data.items()}
 
 
-def sort_keys(keys):
+def sort_keys(keys: Collection[Any]) -> list[Any]:
     try:
         return sorted(keys)
     except TypeError:
         return sorted(keys, key=str)
 
 
-def shown(text):
+def shown(text: str) -> str:
     """A value's repr as HTML: escaped, cut after ``SHOWN_CHARACTERS``
     (saying how long it was)."""
     if len(text) <= SHOWN_CHARACTERS:
@@ -80,7 +90,7 @@ def shown(text):
     )
 
 
-def readable_name(qualname):
+def readable_name(qualname: str) -> str:
     """``'Factory.<locals>.Session'`` -> ``'Session from Factory()'``,
     ``'make_app.<locals>.<lambda>'`` -> ``'a lambda in make_app()'``."""
     *outer, inner = qualname.split('.<locals>.')
@@ -97,7 +107,7 @@ def readable_name(qualname):
     return inner
 
 
-def describe(obj):
+def describe(obj: object) -> dict[str, str] | None:
     """``{'name': ..., 'module': ...}`` naming ``obj`` for people: a
     function or class by its name (``<locals>`` spelled out), an object by
     its own repr when it says more than its type and address, else by its
@@ -115,7 +125,9 @@ def describe(obj):
     return {'name': escape(name), 'module': escape(module)}
 
 
-def key_rows(ingress, egress):
+def key_rows(
+    ingress: Mapping[Any, str] | None, egress: Mapping[Any, str] | None
+) -> list[dict[str, Any]]:
     """The rows of a namespace's data table: each key with its status
     (``added``, ``changed``, ``removed`` or ``''``) and its values as HTML
     (``None`` where it had none). Without both snapshots nothing is
@@ -146,7 +158,7 @@ def key_rows(ingress, egress):
     return rows
 
 
-def count_of(rows):
+def count_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """``{'added': n, 'changed': n, 'removed': n}`` of some rows."""
     return {
         status: sum(1 for row in rows if row['status'] == status)
@@ -154,14 +166,14 @@ def count_of(rows):
     }
 
 
-def summary(counts):
+def summary(counts: Mapping[str, int]) -> str:
     """``'1 added, 2 changed'``; ``''`` when nothing changed."""
     return ', '.join(
         f'{counts[status]} {status}' for status in STATUSES if counts[status]
     )
 
 
-class SessionMultiDebugPanel(DebugPanel):
+class SessionMultiDebugPanel(DebugPanel):  # type: ignore[misc]
     """Configuration, access and ingress/egress data of every namespace."""
 
     name = 'session_multi'
@@ -172,15 +184,17 @@ class SessionMultiDebugPanel(DebugPanel):
     has_content = True
     user_activate = True
 
-    def __init__(self, request):
+    def __init__(self, request: Request) -> None:
         self.request = request
-        self.config = request.registry.queryUtility(ISessionMultiManagerConfig)
-        self.records = {}
+        self.config: SessionMultiManagerConfig | None = (
+            request.registry.queryUtility(ISessionMultiManagerConfig)
+        )
+        self.records: dict[str, dict[str, Any]] = {}
         if self.config is not None:
             request.environ[OBSERVER_KEY] = self
 
     @property
-    def nav_subtitle(self):
+    def nav_subtitle(self) -> str:
         """The tab's badge: ``'2 changed'`` (keys added, changed or
         removed), else how many namespaces the request read."""
         changes = self.data.get('changes', 0)
@@ -190,12 +204,12 @@ class SessionMultiDebugPanel(DebugPanel):
         return f'{accessed} read' if accessed else ''
 
     @property
-    def nav_subtitle_style(self):
+    def nav_subtitle_style(self) -> str:
         return 'progress-bar-info' if self.data.get('changes') else ''
 
     # -- observer: called by request.session_multi -------------------------
 
-    def _record(self, namespace):
+    def _record(self, namespace: str) -> dict[str, Any]:
         record = self.records.get(namespace)
         if record is None:
             record = self.records[namespace] = {
@@ -209,19 +223,21 @@ class SessionMultiDebugPanel(DebugPanel):
             }
         return record
 
-    def loaded(self, namespace, session, discriminated_out):
+    def loaded(
+        self, namespace: str, session: Any, discriminated_out: bool
+    ) -> None:
         record = self._record(namespace)
         record['accessed'] = True
         record['discriminated_out'] = discriminated_out
         record['session'] = session
         record['ingress'] = snapshot(session)
 
-    def invalidated(self, namespace):
+    def invalidated(self, namespace: str) -> None:
         self._record(namespace)['invalidated'] = True
 
     # -- toolbar hooks -----------------------------------------------------
 
-    def process_response(self, response):
+    def process_response(self, response: Response) -> None:
         request = self.request
         if self.config is not None and self.is_active:
             for namespace in self.config.namespaces:
@@ -231,14 +247,16 @@ class SessionMultiDebugPanel(DebugPanel):
         # loaded; this one runs after them, so egress is what was stored
         request.add_finished_callback(self._finish)
 
-    def _peek(self, namespace):
+    def _peek(self, namespace: str) -> None:
         record = self._record(namespace)
         request = self.request
-        discriminator = self.config.get_namespace_discriminator(namespace)
+        # not None: only called by process_response, which checked it
+        config = cast('SessionMultiManagerConfig', self.config)
+        discriminator = config.get_namespace_discriminator(namespace)
         if discriminator is not None and not discriminator(request):
             record['discriminated_out'] = True
             return
-        factory = self.config.get_namespace_config(namespace)
+        factory = config.get_namespace_config(namespace)
         peek = getattr(factory, 'peek', None)
         if peek is not None:
             data = peek(request)
@@ -248,7 +266,7 @@ class SessionMultiDebugPanel(DebugPanel):
         record['egress'] = record['ingress']
         record['peeked'] = True
 
-    def _finish(self, request):
+    def _finish(self, request: Request) -> None:
         for record in self.records.values():
             session = record['session']
             if session is None:
@@ -259,9 +277,9 @@ class SessionMultiDebugPanel(DebugPanel):
             record['session'] = None  # do not keep the session alive
         self.data.update(self._render_data(request))
 
-    def _render_data(self, request):
+    def _render_data(self, request: Request) -> dict[str, Any]:
         config = self.config
-        data = {
+        data: dict[str, Any] = {
             'configuration': None,
             'is_active': self.is_active,
             'namespaces': [],
@@ -314,7 +332,7 @@ class SessionMultiDebugPanel(DebugPanel):
             )
         return data
 
-    def render_vars(self, request):
+    def render_vars(self, request: Request) -> dict[str, Any]:
         if 'namespaces' not in self.data:
             # the request ended before the finished callbacks ran
             self.data.update(self._render_data(self.request))

@@ -25,12 +25,16 @@ problem (``check``), 2 usage or configuration error, 3 Redis unreachable
 or failing.
 """
 
+from __future__ import annotations
+
 import argparse
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 import datetime
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any, TextIO, cast
 from paste.deploy.loadwsgi import APP, loadcontext
 import plaster
 from plaster import PlasterError
@@ -40,6 +44,17 @@ from pyramid.scripting import prepare
 import redis
 
 from ..interfaces import IUserIndex
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+    from pyramid.registry import Registry
+    from pyramid.request import Request
+    from pyramid.scripting import AppEnvironment
+
+    from ..health import HealthReport, ServerReport
+    from ..redis.clients import RedisClient
+    from ..user_index import SessionTracker
+    from ..user_index.store import UserIndex
 
 EXIT_OK = 0
 EXIT_NO_MATCH = 1
@@ -71,7 +86,11 @@ class UsageError(Exception):
     """A command line that cannot be carried out (exit code 2)."""
 
 
-def main(argv=None, out=None, err=None):
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Run ``session-suite`` with ``argv`` (default: ``sys.argv[1:]``);
     write results to ``out`` and errors to ``err`` (default: standard
     output and error). Return the exit code."""
@@ -98,8 +117,10 @@ def main(argv=None, out=None, err=None):
         return fail(err, message + one_line(exc), EXIT_REDIS)
     try:
         if not args.needs_index:
-            return args.command(env['registry'], args, out)
-        tracker = env['registry'].queryUtility(IUserIndex)
+            return cast(int, args.command(env['registry'], args, out))
+        tracker: SessionTracker | None = env['registry'].queryUtility(
+            IUserIndex
+        )
         if tracker is None:
             return fail(
                 err,
@@ -111,7 +132,7 @@ def main(argv=None, out=None, err=None):
             )
         console = Console(tracker, env['request'], out)
         try:
-            return args.command(console, args)
+            return cast(int, args.command(console, args))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             where = redis_address(tracker.index.client)
             message = f'cannot reach Redis at {where}: {one_line(exc)}'
@@ -124,7 +145,7 @@ def main(argv=None, out=None, err=None):
         env['closer']()
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='session-suite',
         description=DESCRIPTION,
@@ -143,7 +164,13 @@ def make_parser():
     common = argparse.ArgumentParser(add_help=False)
     add_setting_option(common, 'sub_settings')
 
-    def command(name, function, help, description, needs_index=True):
+    def command(
+        name: str,
+        function: Callable[..., int],
+        help: str,
+        description: str,
+        needs_index: bool = True,
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(
             name,
             help=help,
@@ -232,7 +259,7 @@ def make_parser():
     return parser
 
 
-def add_setting_option(parser, dest):
+def add_setting_option(parser: argparse.ArgumentParser, dest: str) -> None:
     parser.add_argument(
         '--setting',
         dest=dest,
@@ -244,7 +271,7 @@ def add_setting_option(parser, dest):
     )
 
 
-def add_userid(parser, **kw):
+def add_userid(parser: argparse.ArgumentParser, **kw: Any) -> None:
     parser.add_argument(
         'userid',
         metavar='USERID',
@@ -254,20 +281,20 @@ def add_userid(parser, **kw):
     )
 
 
-def add_json_option(parser):
+def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--json', action='store_true', help='print JSON instead of a table'
     )
 
 
-def setting_arg(value):
+def setting_arg(value: str) -> tuple[str, str]:
     key, sep, setting = value.partition('=')
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f'expected KEY=VALUE, not {value!r}')
     return key.strip(), setting
 
 
-def userid_arg(value):
+def userid_arg(value: str) -> str:
     if not value:
         raise argparse.ArgumentTypeError('a user id cannot be empty')
     return value
@@ -276,7 +303,7 @@ def userid_arg(value):
 # -- loading the application --------------------------------------------------
 
 
-def load(config_uri, settings):
+def load(config_uri: str, settings: Mapping[str, str]) -> AppEnvironment:
     """The environment of :func:`pyramid.paster.bootstrap` for the
     application of ``config_uri``, made with ``settings`` overriding those
     of its ini section."""
@@ -289,7 +316,9 @@ def load(config_uri, settings):
     return env
 
 
-def load_app(config_uri, settings, options):
+def load_app(
+    config_uri: str, settings: Mapping[str, str], options: Mapping[str, str]
+) -> WSGIApplication:
     """:func:`pyramid.paster.get_app` with ``settings`` added to the
     ``[app:...]`` section that makes the application (through a pipeline,
     ``filter-with`` or ``[filter-app:...]`` if need be)."""
@@ -324,7 +353,7 @@ def load_app(config_uri, settings, options):
             'section ([app:...]) whose settings could be changed'
         )
     target.local_conf.update(settings)
-    return context.create()
+    return cast('WSGIApplication', context.create())
 
 
 # -- the commands -------------------------------------------------------------
@@ -333,20 +362,22 @@ def load_app(config_uri, settings, options):
 class Console:
     """What the commands work with."""
 
-    def __init__(self, tracker, request, out):
+    def __init__(
+        self, tracker: SessionTracker, request: Request, out: TextIO
+    ) -> None:
         self.tracker = tracker
         self.index = tracker.index
         self.request = request
         self.out = out
 
-    def print(self, *lines):
+    def print(self, *lines: str) -> None:
         for line in lines:
             self.out.write(line + '\n')
 
-    def json(self, value):
+    def json(self, value: object) -> None:
         self.out.write(json.dumps(value, indent=2, sort_keys=True) + '\n')
 
-    def users(self):
+    def users(self) -> tuple[list[str], int]:
         """Every user with an index, once each: (readable ids sorted,
         number of unreadable ones)."""
         seen, unreadable = set(), 0
@@ -358,7 +389,7 @@ class Console:
         return sorted(seen), unreadable
 
 
-def cmd_list(console, args):
+def cmd_list(console: Console, args: argparse.Namespace) -> int:
     entries = console.index.list(args.userid)
     if args.json:
         sessions = [
@@ -399,7 +430,7 @@ def cmd_list(console, args):
     return EXIT_OK
 
 
-def cmd_revoke(console, args):
+def cmd_revoke(console: Console, args: argparse.Namespace) -> int:
     handles = list(dict.fromkeys(args.handles))
     count = console.tracker.revoke(
         console.request, args.userid, handles, reason=REASON
@@ -419,7 +450,7 @@ def cmd_revoke(console, args):
     return EXIT_OK
 
 
-def cmd_revoke_all(console, args):
+def cmd_revoke_all(console: Console, args: argparse.Namespace) -> int:
     count = console.tracker.revoke_all(
         console.request, args.userid, reason=REASON
     )
@@ -429,13 +460,13 @@ def cmd_revoke_all(console, args):
     return EXIT_OK
 
 
-def prune_user(index, userid):
+def prune_user(index: UserIndex, userid: str) -> tuple[int, int]:
     """Prune the index of ``userid``; return ``(removed, live)``."""
     live, removed = index.prune_counts(userid)
     return removed, live
 
 
-def cmd_prune(console, args):
+def cmd_prune(console: Console, args: argparse.Namespace) -> int:
     if args.userid is not None:
         removed, live = prune_user(console.index, args.userid)
         console.print(
@@ -470,7 +501,7 @@ def cmd_prune(console, args):
     return EXIT_OK
 
 
-def cmd_counts(console, args):
+def cmd_counts(console: Console, args: argparse.Namespace) -> int:
     userids, unreadable = console.users()
     counts = {}
     for userid in userids:
@@ -498,7 +529,9 @@ def cmd_counts(console, args):
     return EXIT_OK
 
 
-def cmd_check(registry, args, out):
+def cmd_check(
+    registry: Registry, args: argparse.Namespace, out: TextIO
+) -> int:
     from ..health import check
 
     report = check(registry)
@@ -511,7 +544,7 @@ def cmd_check(registry, args, out):
     return EXIT_OK if report.ok else EXIT_NO_MATCH
 
 
-def health_lines(report):
+def health_lines(report: HealthReport) -> list[str]:
     """The report of ``check``, for people."""
     lines = []
     if not report.stores:
@@ -552,7 +585,7 @@ def health_lines(report):
     return lines
 
 
-def memory(server):
+def memory(server: ServerReport) -> str:
     """``maxmemory`` and its policy, as a column of ``check``."""
     if not server.reachable:
         return '-'
@@ -564,7 +597,7 @@ def memory(server):
     return f'{size(server.maxmemory)} {policy}'
 
 
-def size(count):
+def size(count: float) -> str:
     """``'512 B'``, ``'100 MiB'``, ``'1.5 GiB'``."""
     for unit in ('B', 'KiB', 'MiB', 'GiB'):
         if count < 1024 or unit == 'GiB':
@@ -576,16 +609,16 @@ def size(count):
 # -- output -------------------------------------------------------------------
 
 
-def fail(err, message, code):
+def fail(err: TextIO, message: str, code: int) -> int:
     err.write(f'session-suite: error: {message}\n')
     return code
 
 
-def one_line(exc):
+def one_line(exc: BaseException) -> str:
     return ' '.join(str(exc).split()) or type(exc).__name__
 
 
-def redis_address(client):
+def redis_address(client: RedisClient) -> str:
     """Where ``client`` connects, without its credentials."""
     try:
         kwargs = client.connection_pool.connection_kwargs
@@ -598,7 +631,7 @@ def redis_address(client):
     return f'{where} (db {kwargs.get("db", 0)})'
 
 
-def printable(text):
+def printable(text: object) -> str:
     """``text`` with control characters escaped: user ids, user agents and
     locations come from outside and must not drive the terminal."""
     return ''.join(
@@ -607,18 +640,18 @@ def printable(text):
     )
 
 
-def plural(count, singular, plural=None):
+def plural(count: int, singular: str, plural: str | None = None) -> str:
     return f'{count} {singular if count == 1 else plural or singular + "s"}'
 
 
-def timestamp(seconds):
+def timestamp(seconds: float | None) -> str:
     if not seconds:
         return '-'
     moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
     return moment.strftime('%Y-%m-%d %H:%M:%S')
 
 
-def duration(seconds):
+def duration(seconds: float | None) -> str:
     """``'19m 58s'``, ``'3h 05m'``, ``'2d 04h'``; ``'never'`` for
     ``None`` (no expiry)."""
     if seconds is None:
@@ -636,7 +669,7 @@ def duration(seconds):
     return f'{days}d {hours:02d}h'
 
 
-def table(header, rows):
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     """Lines of a left-aligned text table."""
     lines = [header, *rows]
     columns = zip(*lines, strict=True)
