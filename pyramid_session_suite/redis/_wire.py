@@ -6,10 +6,13 @@ written with one script. On a plain :class:`redis.Redis` client (one
 server or Sentinel) the command is packed here and sent on a connection of
 the client's pool, with the client's retries, without redis-py's generic
 command layer (argument encoding, command dispatch, per-command events),
-which cost a read more than the rest of the session machinery did. The
-reply, the errors and the connection handling are redis-py's own. Any
-other client (a cluster, a client bound to one connection, one that
-decodes replies) gets the plain call.
+which cost a read more than the rest of the session machinery did. On a
+plain :class:`redis.ConnectionPool` the connection is taken and given back
+under the pool's lock, checked as the pool checks it (connected, nothing
+left unread, no reconnection asked for), without the pool's per-call
+bookkeeping; a new connection is made by the pool. The reply, the errors
+and the retries are redis-py's own. Any other client (a cluster, a client
+bound to one connection, one that decodes replies) gets the plain call.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 if TYPE_CHECKING:
-    from redis.connection import Connection
+    from redis.connection import Connection, ConnectionPool
 
     from .clients import RedisClient
 
@@ -71,10 +74,62 @@ def read(
     return reply
 
 
+def _lean(pool: ConnectionPool) -> bool:
+    """Whether a connection of ``pool`` can be taken from it and given
+    back without the pool's generic bookkeeping (its lock, its lists and
+    the connection's checks only): a plain :class:`redis.ConnectionPool`
+    without the features that need more (a client-side cache; a credential
+    provider, which re-authenticates connections as they are given back).
+    """
+    lean: bool | None = pool.__dict__.get('_session_suite_lean')
+    if lean is None:
+        lean = pool._session_suite_lean = (  # type: ignore[attr-defined]
+            type(pool) is redis.ConnectionPool
+            and getattr(pool, 'cache', None) is None
+            and not pool.connection_kwargs.get('credential_provider')
+            and isinstance(getattr(pool, '_available_connections', 0), list)
+            and isinstance(getattr(pool, '_in_use_connections', 0), set)
+        )
+    return lean
+
+
 def _send(client: RedisClient, packed: bytes) -> Any:
     """The reply of the ``packed`` command, on a connection of the
     client's pool, with the client's retries."""
     pool = client.connection_pool
+    if not _lean(pool):
+        return _send_pooled(pool, packed)
+    pool._checkpid()
+    with pool._lock:
+        available = pool._available_connections
+        conn = available.pop() if available else None
+        if conn is not None:
+            pool._in_use_connections.add(conn)
+    if conn is None:  # a new connection: made by the pool
+        return _send_pooled(pool, packed)
+    try:
+        pool.ensure_connection(conn)
+        return conn.retry.call_with_retry(
+            lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
+        )
+    except redis.ResponseError:
+        raise  # an answer: the connection is ready for the next command
+    except BaseException:
+        conn.disconnect()  # whatever it was in the middle of
+        raise
+    finally:
+        if conn.should_reconnect():  # (a maintenance notification said so)
+            conn.disconnect()
+        with pool._lock:
+            try:
+                pool._in_use_connections.remove(conn)
+            except KeyError:  # the pool was reset meanwhile: not its own
+                pass
+            else:
+                pool._available_connections.append(conn)
+
+
+def _send_pooled(pool: ConnectionPool, packed: bytes) -> Any:
     conn = pool.get_connection()
     try:
         return conn.retry.call_with_retry(
