@@ -125,6 +125,10 @@ def backend_of(factory: object) -> str:
     return 'custom'
 
 
+#: what a namespace not accessed yet holds
+_NOT_LOADED = object()
+
+
 def _readonly(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
     raise ValueError('request.session_multi is read-only')
 
@@ -157,10 +161,12 @@ class SessionMultiManager(dict[str, Any]):
         self._config = config
 
     def __getitem__(self, namespace: str) -> Any:
-        try:
-            return dict.__getitem__(self, namespace)
-        except KeyError:
+        # (no KeyError on a namespace's first access: raising one costs
+        # more than a lookup)
+        session = dict.get(self, namespace, _NOT_LOADED)
+        if session is _NOT_LOADED:
             return self._load(namespace)
+        return session
 
     def _load(self, namespace: str) -> Any:
         config = self._config

@@ -17,7 +17,7 @@ bound to one connection, one that decodes replies) gets the plain call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 import hashlib
 from typing import TYPE_CHECKING, Any
 import redis
@@ -144,23 +144,35 @@ def _round_trip(conn: Connection, packed: bytes) -> Any:
     return conn.read_response()
 
 
-def _bulk(arg: Any) -> bytes:
-    kind = type(arg)
-    if kind is bytes:
-        return b'$%d\r\n%b\r\n' % (len(arg), arg)
-    if kind is int:
-        data = b'%d' % arg
-    elif kind is str:
-        data = arg.encode('utf-8')
-    elif kind is float:
-        data = repr(arg).encode('ascii')
-    elif isinstance(arg, (bytes, bytearray, memoryview)):
-        data = bytes(arg)
-    elif isinstance(arg, int):
-        data = b'%d' % arg
-    else:  # a str subclass
-        data = str(arg).encode('utf-8')
-    return b'$%d\r\n%b\r\n' % (len(data), data)
+def _bulks(args: Iterable[Any]) -> bytes:
+    """``args`` as the protocol's bulk strings: bytes as they are, text in
+    UTF-8, numbers in decimal (what redis-py's encoder sends)."""
+    out: list[bytes] = []
+    append = out.append
+    for arg in args:
+        kind = type(arg)
+        if kind is bytes:
+            data = arg
+        elif kind is str:
+            data = arg.encode('utf-8')
+        elif kind is int:
+            data = b'%d' % arg
+        else:
+            data = _other(arg)
+        append(b'$%d' % len(data))
+        append(data)
+    append(b'')
+    return b'\r\n'.join(out)
+
+
+def _other(arg: Any) -> bytes:
+    if isinstance(arg, float):
+        return repr(arg).encode('ascii')
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg)
+    if isinstance(arg, int):
+        return b'%d' % arg
+    return str(arg).encode('utf-8')  # a str subclass
 
 
 def command(client: RedisClient, args: Sequence[Any]) -> Any:
@@ -168,15 +180,12 @@ def command(client: RedisClient, args: Sequence[Any]) -> Any:
     like :func:`read` (any other client: ``execute_command``)."""
     if not _plain(client):
         return client.execute_command(*args)
-    return _send(
-        client,
-        b'*%d\r\n%b' % (len(args), b''.join([_bulk(a) for a in args])),
-    )
+    return _send(client, b'*%d\r\n%b' % (len(args), _bulks(args)))
 
 
-#: the SHA1 of each script's source, as ``EVALSHA`` names it (the
+#: ``EVALSHA`` and the SHA1 of each script's source, as bulk strings (the
 #: suite's few scripts)
-_SHAS: dict[str, str] = {}
+_HEADS: dict[str, bytes] = {}
 
 
 def script(client: RedisClient, args: Sequence[Any]) -> Any:
@@ -186,12 +195,13 @@ def script(client: RedisClient, args: Sequence[Any]) -> Any:
     if not _plain(client):
         return client.execute_command(*args)
     source = args[1]
-    sha = _SHAS.get(source)
-    if sha is None:
-        sha = _SHAS[source] = hashlib.sha1(
-            source.encode('utf-8'), usedforsecurity=False
-        ).hexdigest()
+    head = _HEADS.get(source)
+    if head is None:
+        sha = hashlib.sha1(source.encode('utf-8'), usedforsecurity=False)
+        head = _HEADS[source] = _bulks(('EVALSHA', sha.hexdigest()))
     try:
-        return command(client, ('EVALSHA', sha, *args[2:]))
+        return _send(
+            client, b'*%d\r\n%b%b' % (len(args), head, _bulks(args[2:]))
+        )
     except redis.exceptions.NoScriptError:
         return command(client, args)
