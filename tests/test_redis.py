@@ -228,6 +228,26 @@ def test_each_factory_has_its_own_client(redis_server):
     assert stored(db2, k2)['m'] == {'x': 2}
 
 
+def test_a_client_set_on_the_factory_serves_the_next_request(
+    counted, round_trips, redis_url
+):
+    """Sessions take the factory's attributes as they are when the request
+    comes (its sessions' options are made once, and again when one is
+    set)."""
+    factory = RedisSessionFactory(
+        SECRET, redis_client=redis.Redis.from_url(redis_url), cookie_name='r'
+    )
+    app = make_app(factory)
+    assert app.get('/?write=1').json['n'] == 1
+    factory.redis = counted
+    factory.timeout = 600
+    round_trips.reset()
+    assert app.get('/?write=1').json['n'] == 2
+    assert round_trips.commands == ['GETEX', 'EVALSHA']
+    [key] = session_keys(counted)
+    assert 590 < counted.ttl(key) <= 600
+
+
 def test_an_emptied_session_is_deleted(counted, redis_client):
     def empty(request):
         request.session_multi['r'].clear()

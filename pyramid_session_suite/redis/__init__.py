@@ -97,6 +97,14 @@ VERIFIED_COOKIES = 4096
 _ID_RE = re.compile(r'^(?:\{[A-Za-z0-9_-]{1,200}\}:)?[A-Za-z0-9_-]{43}~?\Z')
 
 
+#: the factory's attributes its sessions' options come from
+_SESSION_OPTIONS = frozenset(
+    {'redis', 'serialize', 'deserialize', 'new_session_id', 'new_payload',
+     'set_redis_ttl', 'detect_changes', 'deserialized_fails_new', 'timeout',
+     'remember_max_age', 'namespace'}
+)  # fmt: skip
+
+
 class RedisSessionFactory:
     """A Pyramid session factory that stores sessions in Redis.
 
@@ -361,10 +369,22 @@ class RedisSessionFactory:
             return None
         return session_id
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _SESSION_OPTIONS:
+            self.__dict__.pop('_options', None)  # made again when needed
+
     def _session_options(self) -> dict[str, Any]:
         """The attributes a session of this factory starts with, as
         ``RedisSession``'s constructor would set them (see
-        :meth:`RedisSession.load`)."""
+        :meth:`RedisSession.load`); made once, and again when one of the
+        factory's attributes they come from is set."""
+        options: dict[str, Any] | None = self.__dict__.get('_options')
+        if options is None:
+            options = self.__dict__['_options'] = self._make_options()
+        return options
+
+    def _make_options(self) -> dict[str, Any]:
         return {
             'redis': self.redis,
             'serialize': self.serialize,
