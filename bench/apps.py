@@ -240,11 +240,36 @@ def build_anchor(client):
     return config.make_wsgi_app()
 
 
+class SessionUserPolicy:
+    """The security policy of the logged-in stacks: the user is the Redis
+    session's ``user`` key (what the login view sets), as an application's
+    session-based policy would say; the user index checks it on every
+    request that loads the session."""
+
+    def identity(self, request):
+        return self.authenticated_userid(request)
+
+    def authenticated_userid(self, request):
+        return request.session_multi['r'].get('user')
+
+    def permits(self, request, context, permission):
+        return self.authenticated_userid(request) is not None
+
+    def remember(self, request, userid, **kw):
+        request.session_multi['r']['user'] = userid
+        return []
+
+    def forget(self, request, **kw):
+        request.session_multi['r'].pop('user', None)
+        return []
+
+
 def build_suite(client, users=False, crossdomain=False):
     """``pyramid_session_suite`` with its Redis namespace and a signed
     cookie namespace; with ``users``, the policy (and the user index) and
     the cross-domain include on the Redis namespace, every setting at its
-    default; with
+    default, and a security policy that finds the user in the session;
+    with
     ``crossdomain``, the cross-domain include on the Redis namespace (sites
     :data:`XD_SITES`, secret :data:`XD_SECRET`, every other setting at its
     default)."""
@@ -273,6 +298,7 @@ def build_suite(client, users=False, crossdomain=False):
     )
     config.register_session_factory('c', cookie_factory(), cookie_name='c')
     if users:
+        config.set_security_policy(SessionUserPolicy())
         config.include('pyramid_session_suite.policy')
     if crossdomain:
         config.include('pyramid_session_suite.crossdomain')

@@ -138,6 +138,24 @@ def test_suite_login_moves_the_session_into_the_users_slot(results):
         assert merge[0].upper() == b'EVAL' and merge[3] == first
 
 
+def test_the_logged_in_visitor_stays_logged_in_while_it_reads(redis_url):
+    """The user scenarios measure a login the index keeps: the security
+    policy of the logged-in stacks names the user, so the index does not
+    forget the login on the first read (it would if nobody were logged
+    in)."""
+    from bench.apps import build, tracker_of
+    from bench.driver import call, make_environ
+    from bench.scenarios import USER, logged_in_visitor
+
+    client = redis.Redis.from_url(redis_url)
+    app = build('suite', client, 'users')
+    environ = make_environ('/read', logged_in_visitor(app))
+    for _ in range(3):
+        assert call(app, environ.copy()).status == '200 OK'
+    [entry] = tracker_of(app).index.list(USER)
+    assert entry.handle
+
+
 def test_each_login_is_a_new_user(results):
     logins = results.cell('login', 'suite').counted
     # the index keys of each login's user
