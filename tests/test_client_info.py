@@ -96,6 +96,27 @@ def test_a_chain_shorter_than_the_proxies_falls_back_to_the_socket():
     assert info.ip(request('10.0.0.2', forwarded='')) == '10.0.0.2'
 
 
+def test_one_client_info_answers_each_request_for_itself():
+    """The addresses are remembered per worker: by the socket address, and
+    by the header as well when proxies are trusted."""
+    trusting, plain = ClientInfo(trusted_proxies=1), ClientInfo()
+    for forwarded, expected in [
+        ('203.0.113.9', '203.0.113.9'),
+        ('203.0.113.10', '203.0.113.10'),
+        (None, '10.0.0.2'),
+        ('203.0.113.9', '203.0.113.9'),
+    ]:
+        req = request('10.0.0.2', forwarded=forwarded)
+        assert trusting.ip(req) == expected
+        assert plain.ip(req) == '10.0.0.2'
+    assert plain.ip(request('198.51.100.8', forwarded='6.6.6.6')) == (
+        '198.51.100.8'
+    )
+    assert ClientInfo(store_ip='truncated').ip(request('198.51.100.8')) == (
+        '198.51.100.0'
+    )
+
+
 def test_hop_count_never_returns_garbage():
     info = ClientInfo(trusted_proxies=2)
     for forwarded in ('nonsense, 10.0.0.1', 'unknown,10.0.0.1', ' , 10.0.0.1'):

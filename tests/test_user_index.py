@@ -462,3 +462,20 @@ def test_a_watcher_added_after_the_user_index_sees_its_operations(redis_url):
     app = TestApp(config.make_wsgi_app())
     app.get('/login?user=alice')
     assert 'login' in seen
+
+
+def test_a_session_names_its_user_whatever_was_asked_before():
+    """Whether a session's recorded user is the one logged in now is
+    remembered per user id, of its own type: 1 and 1.0 are equal ids in
+    Python, not the same user tag."""
+    from pyramid_session_suite.user_index import same_user
+    from pyramid_session_suite.user_index.store import UserRef
+
+    one = UserRef.of(user_tag(1))
+    assert UserRef.of(user_tag(1)) is one
+    assert same_user(one, 1)
+    assert not same_user(one, 1.0)
+    assert same_user(UserRef.of(user_tag(1.0)), 1.0)
+    assert same_user(one, 1)
+    assert not same_user(one, None)
+    assert not same_user(one, 2)

@@ -108,7 +108,8 @@ def _send(client: RedisClient, packed: bytes) -> Any:
     if conn is None:  # a new connection: made by the pool
         return _send_pooled(pool, packed)
     try:
-        pool.ensure_connection(conn)
+        if _stale(conn):  # the pool's own checks, and reconnection
+            pool.ensure_connection(conn)
         return conn.retry.call_with_retry(
             lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
         )
@@ -127,6 +128,18 @@ def _send(client: RedisClient, packed: bytes) -> Any:
                 pass
             else:
                 pool._available_connections.append(conn)
+
+
+def _stale(conn: Connection) -> bool:
+    """Whether a pooled connection is not ready for a command: not
+    connected, or with something to read (a reply left over, push
+    notifications, the server's close)."""
+    if getattr(conn, '_sock', None) is None:
+        return True
+    try:
+        return bool(conn.can_read())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return True
 
 
 def _send_pooled(pool: ConnectionPool, packed: bytes) -> Any:

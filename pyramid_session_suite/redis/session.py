@@ -268,7 +268,14 @@ class RedisSession(_BaseRedisSession):
     @property
     def key(self) -> str:
         """The Redis key of the session."""
-        return login_records.redis_key(self.session_id)
+        session_id = self.session_id
+        known = self.__dict__.get('_key_of')
+        if known is not None and known[0] is session_id:
+            key: str = known[1]
+            return key
+        key = login_records.redis_key(session_id)
+        self.__dict__['_key_of'] = (session_id, key)
+        return key
 
     def get_record(self, name: bytes) -> bytes | None:
         """The value (bytes) of the session's own record ``name`` (a name
@@ -411,6 +418,7 @@ class RedisSession(_BaseRedisSession):
         if TYPE_CHECKING:
             assert isinstance(session_id, str)
         key, secret = login_records.split_id(session_id)
+        self.__dict__['_key_of'] = (session_id, key)
         ttl = self._timeout
         if self.remember_timeout and login_records.remembered(session_id):
             ttl = self.remember_timeout

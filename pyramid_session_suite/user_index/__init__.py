@@ -332,8 +332,27 @@ def same_user(recorded: Any, userid: Any) -> bool:
     if userid is None:
         return False
     if isinstance(recorded, UserRef):
-        return recorded.tag == user_tag(userid)
+        return recorded.tag == _tag_of(userid)
     return str(recorded) == str(userid)
+
+
+def _tag_of(userid: Any) -> str:
+    """:func:`.store.user_tag` of ``userid``, remembered for the most
+    recent users (it is asked on every request of a logged-in session)."""
+    key = type(userid), userid  # (1 and 1.0 are equal keys, not tags)
+    try:
+        return _TAGS[key]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable
+        return user_tag(userid)
+    if len(_TAGS) >= 4096:
+        _TAGS.clear()
+    tag = _TAGS[key] = user_tag(userid)
+    return tag
+
+
+_TAGS: dict[tuple[type, Any], str] = {}
 
 
 def ua_digest(user_agent: str) -> str:
@@ -378,7 +397,7 @@ def _login(
         return None
     slot = key.rpartition(':')[2]
     return Login(
-        u=UserRef(tag),
+        u=UserRef.of(tag),
         h=lr.handle(slot, internal[lr.SECRET]),
         l=lr.number(internal, lr.LOGIN) / 1000,
         t=lr.number(internal, lr.ACTIVE) / 1000,

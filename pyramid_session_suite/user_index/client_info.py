@@ -32,6 +32,8 @@ EXTRA = 'pyramid_session_suite[user_index]'
 MAX_UA_LENGTH = 512
 #: Distinct ``User-Agent`` strings whose label is remembered.
 UA_CACHE_SIZE = 1024
+#: client addresses remembered, per worker
+IP_CACHE_SIZE = 4096
 #: ``X-Forwarded-For`` entries looked at, at most, from the right.
 MAX_FORWARDED = 32
 
@@ -104,6 +106,9 @@ class ClientInfo:
         self._summary = functools.lru_cache(maxsize=UA_CACHE_SIZE)(
             functools.partial(_summarize, parse)
         )
+        #: (REMOTE_ADDR, X-Forwarded-For if proxies are trusted): the
+        #: address stored
+        self._known_ips: dict[tuple[str | None, str | None], str | None] = {}
         self._reader = self._lookup = None
         if geoip_db is not None and self.geo != 'off':
             self._reader, self._lookup = _open_geoip(geoip_db)
@@ -120,8 +125,27 @@ class ClientInfo:
 
     def ip(self, request: Request) -> str | None:
         """Return the client address of ``request`` as ``store_ip`` says
-        to store it, or ``None``."""
-        return self._stored(self._client_addr(request))
+        to store it, or ``None``. (Asked on every request of a logged-in
+        session: remembered by the addresses it comes from.)"""
+        environ = getattr(request, 'environ', None)
+        if environ is None:
+            return self._stored(self._client_addr(request))
+        key = (
+            environ.get('REMOTE_ADDR'),
+            None
+            if self._hops is None and self._networks is None
+            else environ.get('HTTP_X_FORWARDED_FOR'),
+        )
+        known = self._known_ips
+        try:
+            return known[key]
+        except KeyError:
+            pass
+        ip = self._stored(self._client_addr(request))
+        if len(known) >= IP_CACHE_SIZE:
+            known.clear()
+        known[key] = ip
+        return ip
 
     def describe(self, request: Request) -> dict[str, Any]:
         """Return ``{'ip', 'ua', 'label', 'mobile', 'location'}`` for the

@@ -378,6 +378,23 @@ class UserRef(str):
         ref.tag = tag
         return ref
 
+    @classmethod
+    def of(cls, tag: str) -> UserRef:
+        """The :class:`UserRef` of ``tag``, made once per worker (for the
+        most recent users)."""
+        known = _USER_REFS
+        ref = known.get(tag)
+        if ref is None:
+            if len(known) >= USER_REF_CACHE_SIZE:
+                known.clear()
+            ref = known[tag] = cls(tag)
+        return ref
+
+
+#: users whose :class:`UserRef` is remembered, per worker
+USER_REF_CACHE_SIZE = 4096
+_USER_REFS: dict[str, UserRef] = {}
+
 
 def tag_of_key(key: str) -> str | None:
     """The hash tag of a user session's Redis key, or ``None``."""
