@@ -995,7 +995,9 @@ def test_expires_is_the_idle_deadline_of_the_policy(redis_url):
     assert text in ('in 1 minute', 'in 2 minutes')
     assert note == ''  # using the session moves it
     # a remembered login is spared the idle timeout: its key's 30 days
-    assert expires_cell(phone) == ('in 4 weeks', '')
+    # (all 30 of them when the listing comes within the login's
+    # millisecond)
+    assert expires_cell(phone) in (('in 4 weeks', ''), ('in 1 month', ''))
     listing = firefox.get('/sessions', headers=JSON).json
     phone, laptop = listing['sessions']
     assert 100 < laptop['expires_in'] <= 120
