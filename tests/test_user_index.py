@@ -479,3 +479,36 @@ def test_a_session_names_its_user_whatever_was_asked_before():
     assert same_user(one, 1)
     assert not same_user(one, None)
     assert not same_user(one, 2)
+
+
+def test_a_login_is_read_again_when_its_records_change():
+    """A session's login is read once per worker while its records stay
+    the same, and read again as soon as one changes."""
+    from types import SimpleNamespace
+
+    from pyramid_session_suite.redis import login_records as lr
+    from pyramid_session_suite.user_index import _login
+
+    key = 'session_suite:main:{' + user_tag('alice') + '}:0'
+    session = SimpleNamespace(key=key, session_id=key + '.' + 'x' * 22)
+    records = {
+        lr.SECRET: b'\x01' * 16,
+        lr.LOGIN: b'1765000000000',
+        lr.ACTIVE: b'1765000060000',
+        lr.IP: b'198.51.100.7',
+        lr.USER_AGENT: b'Firefox',
+    }
+    first = _login(session, dict(records))
+    assert _login(session, dict(records)) is first
+    assert (first['u'], first['ip'], first['t']) == (
+        'alice',
+        '198.51.100.7',
+        1765000060,
+    )
+    moved = _login(session, {**records, lr.IP: b'203.0.113.9'})
+    assert moved['ip'] == '203.0.113.9'
+    touched = _login(session, {**records, lr.ACTIVE: b'1765000120000'})
+    assert touched['t'] == 1765000120
+    session.session_id += lr.REMEMBERED
+    assert _login(session, dict(records))['remember'] is True
+    assert first['remember'] is False

@@ -98,12 +98,16 @@ def _flat(data: Mapping[Any, Any]) -> bool:
 
 
 def decode(
-    persisted: bytes, deserialize: Callable[[bytes], Any]
+    persisted: bytes,
+    deserialize: Callable[[bytes], Any],
+    own: dict[bytes, bytes] | None = None,
 ) -> tuple[dict[str, Any], dict[bytes, bytes] | None]:
     """Return ``(payload, records)`` of a stored session: ``payload`` as
     ``pyramid_session_redis`` shapes it (``m``: the data, ``c``: created,
     ``t``: its own timeout if it has one), ``records`` the stored values by
-    name; ``records`` is ``None`` for a payload of an earlier release."""
+    name; ``records`` is ``None`` for a payload of an earlier release.
+    The session's own records (its timeout aside) go to ``own`` too, if
+    given."""
     if not stored.is_stored_session(persisted):
         payload: dict[str, Any] = deserialize(persisted)
         # a payload of another shape is as unreadable as a broken one
@@ -117,6 +121,8 @@ def decode(
         if first == stored.INTERNAL:
             if name == stored.TIMEOUT_NAME:
                 payload['t'] = int(value) or None
+            elif own is not None:
+                own[name] = value
         elif first == stored.OTHER_KEY:
             data[deserialize(name[1:])] = deserialize(value)
         else:
@@ -478,11 +484,12 @@ class RedisSession(_BaseRedisSession):
         return deserialized, None
 
     def _decode(self, persisted: bytes) -> dict[str, Any]:
-        payload, records = decode(persisted, self.deserialize)
+        own: dict[bytes, bytes] = {}
+        payload, records = decode(persisted, self.deserialize, own)
         self._stored = records
         self._legacy = records is None
         if records is not None:
-            self._own(records)
+            self.__dict__['_internal'] = own
         if self._legacy:
             # what each value would be stored as, to notice a change
             self._stored = {
