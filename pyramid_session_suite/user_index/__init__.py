@@ -390,40 +390,9 @@ def _login(
     session: RedisSession, internal: Mapping[bytes, bytes]
 ) -> Login | None:
     """The :class:`Login` of a session's own records (``None`` if its key
-    is not a user's); read once per worker while they stay the same (a
-    session's requests read the same records until its next touch)."""
+    is not a user's)."""
     key = session.key
     session_id = session.session_id
-    get = internal.get
-    records = (
-        key,
-        get(lr.SECRET),
-        get(lr.LOGIN),
-        get(lr.ACTIVE),
-        get(lr.IP),
-        get(lr.USER_AGENT),
-        get(lr.LOCATION),
-        lr.remembered(session_id),
-    )
-    login = _LOGINS.get(records)
-    if login is None:
-        login = _read_login(key, session_id, internal)
-        if login is not None:
-            if len(_LOGINS) >= LOGIN_CACHE_SIZE:
-                _LOGINS.clear()
-            _LOGINS[records] = login
-    return login
-
-
-#: logins read, by the records they were read from (per worker; never
-#: changed once read)
-LOGIN_CACHE_SIZE = 4096
-_LOGINS: dict[tuple[Any, ...], Login] = {}
-
-
-def _read_login(
-    key: str, session_id: str, internal: Mapping[bytes, bytes]
-) -> Login | None:
     tag = tag_of_key(key)
     if tag is None:
         return None
