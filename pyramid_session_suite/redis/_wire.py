@@ -85,6 +85,8 @@ def _lean(pool: ConnectionPool) -> bool:
     if lean is None:
         lean = pool._session_suite_lean = (  # type: ignore[attr-defined]
             type(pool) is redis.ConnectionPool
+            # (the pool's checks in one method, as redis-py 8.2 has them)
+            and callable(getattr(pool, 'ensure_connection', None))
             and getattr(pool, 'cache', None) is None
             and not pool.connection_kwargs.get('credential_provider')
             and isinstance(getattr(pool, '_available_connections', 0), list)
@@ -119,7 +121,9 @@ def _send(client: RedisClient, packed: bytes) -> Any:
         conn.disconnect()  # whatever it was in the middle of
         raise
     finally:
-        if conn.should_reconnect():  # (a maintenance notification said so)
+        # (a maintenance notification may ask for a new connection)
+        reconnect = getattr(conn, 'should_reconnect', None)
+        if reconnect is not None and reconnect():
             conn.disconnect()
         with pool._lock:
             try:
