@@ -469,13 +469,13 @@ def test_a_session_names_its_user_whatever_was_asked_before():
     remembered per user id, of its own type: 1 and 1.0 are equal ids in
     Python, not the same user tag."""
     from pyramid_session_suite.user_index import same_user
-    from pyramid_session_suite.user_index.store import UserRef
+    from pyramid_session_suite.user_index.store import user_ref
 
-    one = UserRef.of(user_tag(1))
-    assert UserRef.of(user_tag(1)) is one
+    one = user_ref(user_tag(1))
+    assert user_ref(user_tag(1)) is one
     assert same_user(one, 1)
     assert not same_user(one, 1.0)
-    assert same_user(UserRef.of(user_tag(1.0)), 1.0)
+    assert same_user(user_ref(user_tag(1.0)), 1.0)
     assert same_user(one, 1)
     assert not same_user(one, None)
     assert not same_user(one, 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 import zlib
@@ -38,7 +39,7 @@ from ..redis._persist import (
     queue_command,
 )
 from ..watch import WATCHERS_KEY, notify, watchers_of
-from .store import UserIndex, UserRef, tag_of_key, user_tag
+from .store import UserIndex, UserRef, tag_of_key, user_ref, user_tag
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -339,20 +340,14 @@ def same_user(recorded: Any, userid: Any) -> bool:
 def _tag_of(userid: Any) -> str:
     """:func:`.store.user_tag` of ``userid``, remembered for the most
     recent users (it is asked on every request of a logged-in session)."""
-    key = type(userid), userid  # (1 and 1.0 are equal keys, not tags)
     try:
-        return _TAGS[key]
-    except KeyError:
-        pass
+        return _cached_tag(userid)
     except TypeError:  # not hashable
         return user_tag(userid)
-    if len(_TAGS) >= 4096:
-        _TAGS.clear()
-    tag = _TAGS[key] = user_tag(userid)
-    return tag
 
 
-_TAGS: dict[tuple[type, Any], str] = {}
+#: (typed: 1 and 1.0 are equal keys, not the same tag)
+_cached_tag = functools.lru_cache(maxsize=4096, typed=True)(user_tag)
 
 
 def ua_digest(user_agent: str) -> str:
@@ -398,7 +393,7 @@ def _login(
         return None
     slot = key.rpartition(':')[2]
     return Login(
-        u=UserRef.of(tag),
+        u=user_ref(tag),
         h=lr.handle(slot, internal[lr.SECRET]),
         l=lr.number(internal, lr.LOGIN) / 1000,
         t=lr.number(internal, lr.ACTIVE) / 1000,

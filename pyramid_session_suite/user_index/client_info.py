@@ -106,9 +106,7 @@ class ClientInfo:
         self._summary = functools.lru_cache(maxsize=UA_CACHE_SIZE)(
             functools.partial(_summarize, parse)
         )
-        #: (REMOTE_ADDR, X-Forwarded-For if proxies are trusted): the
-        #: address stored
-        self._known_ips: dict[tuple[str | None, str | None], str | None] = {}
+        self._ip = functools.lru_cache(maxsize=IP_CACHE_SIZE)(self._stored_ip)
         self._reader = self._lookup = None
         if geoip_db is not None and self.geo != 'off':
             self._reader, self._lookup = _open_geoip(geoip_db)
@@ -127,25 +125,10 @@ class ClientInfo:
         """Return the client address of ``request`` as ``store_ip`` says
         to store it, or ``None``. (Asked on every request of a logged-in
         session: remembered by the addresses it comes from.)"""
-        environ = getattr(request, 'environ', None)
-        if environ is None:
-            return self._stored(self._client_addr(request))
-        key = (
-            environ.get('REMOTE_ADDR'),
-            None
-            if self._hops is None and self._networks is None
-            else environ.get('HTTP_X_FORWARDED_FOR'),
-        )
-        known = self._known_ips
-        try:
-            return known[key]
-        except KeyError:
-            pass
-        ip = self._stored(self._client_addr(request))
-        if len(known) >= IP_CACHE_SIZE:
-            known.clear()
-        known[key] = ip
-        return ip
+        return self._ip(*self._addresses(request))
+
+    def _stored_ip(self, remote: object, forwarded: str) -> str | None:
+        return self._stored(self._address(remote, forwarded))
 
     def describe(self, request: Request) -> dict[str, Any]:
         """Return ``{'ip', 'ua', 'label', 'mobile', 'location'}`` for the
@@ -168,16 +151,25 @@ class ClientInfo:
             'location': self._locate(addr),
         }
 
-    def _client_addr(self, request: Request) -> IPAddress | None:
+    def _addresses(self, request: Request) -> tuple[object, str]:
+        """The socket address of ``request``, and its ``X-Forwarded-For``
+        header when proxies are trusted (else ``''``)."""
         remote = getattr(request, 'remote_addr', None)
         if remote is None:  # DummyRequest has no remote_addr
             remote = getattr(request, 'environ', {}).get('REMOTE_ADDR')
+        if self._hops is None and self._networks is None:
+            return remote, ''
+        return remote, _header(request, 'X-Forwarded-For')
+
+    def _client_addr(self, request: Request) -> IPAddress | None:
+        return self._address(*self._addresses(request))
+
+    def _address(self, remote: object, forwarded: str) -> IPAddress | None:
         remote = _parse_ip(remote)
         if self._hops is None and self._networks is None:
             return remote
         if self._networks is not None and not self._trusted(remote):
             return remote
-        forwarded = _header(request, 'X-Forwarded-For')
         if self._hops is not None:
             entries = forwarded.rsplit(',', self._hops)
             if not forwarded or len(entries) < self._hops:

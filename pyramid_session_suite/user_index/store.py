@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import builtins
 from collections.abc import Callable, Iterator, Mapping, Sequence
+import functools
 import hashlib
 import time
 from typing import TYPE_CHECKING, Any
@@ -378,22 +379,10 @@ class UserRef(str):
         ref.tag = tag
         return ref
 
-    @classmethod
-    def of(cls, tag: str) -> UserRef:
-        """The :class:`UserRef` of ``tag``, made once per worker (for the
-        most recent users)."""
-        known = _USER_REFS
-        ref = known.get(tag)
-        if ref is None:
-            if len(known) >= USER_REF_CACHE_SIZE:
-                known.clear()
-            ref = known[tag] = cls(tag)
-        return ref
 
-
-#: users whose :class:`UserRef` is remembered, per worker
-USER_REF_CACHE_SIZE = 4096
-_USER_REFS: dict[str, UserRef] = {}
+#: the :class:`UserRef` of a hash tag, made once per worker (for the most
+#: recent users)
+user_ref = functools.lru_cache(maxsize=4096)(UserRef)
 
 
 def tag_of_key(key: str) -> str | None:
