@@ -38,7 +38,7 @@ from ._settings import (
 from .events import SessionExpired
 from .interfaces import IUserIndex
 from .redis import ENDED_KEY
-from .user_index import marker_of
+from .user_index import MARKER, marker_of
 from .watch import notify
 
 if TYPE_CHECKING:
@@ -180,18 +180,22 @@ def policy_tween_factory(
     skip_under = tuple(path.rstrip('/') + '/' for path in skip)
 
     def policy_tween(request: Request) -> Response:
-        path = request.path_info
-        if (
-            cookie_name not in readable_cookies(request)
-            or path in skip
-            or path.startswith(skip_under)
-        ):
+        if cookie_name not in readable_cookies(request):
             return handler(request)
+        if skip:
+            path = request.path_info
+            if path in skip or path.startswith(skip_under):
+                return handler(request)
         session = tracker.session(request)
         reason = request.environ.get(ENDED_KEY)
         if reason in ANSWERED:
             return policy.answer(request, reason)
-        marker = marker_of(session)
+        # a login's deadlines are the policy's; a session indexed by an
+        # earlier release may carry its own
+        timed = policy.absolute_timeout or policy.idle_timeout
+        marker = None
+        if timed or MARKER in session.managed_dict:
+            marker = marker_of(session)
         if marker is not None:
             kind = policy.expired(marker)
             if kind is not None:

@@ -325,3 +325,51 @@ def test_what_is_not_json_raises_the_decoders_error(data):
 
     with pytest.raises(json.JSONDecodeError):
         json_loads(data)
+
+
+def stored_session(records):
+    return fmt.pack(7, [(name.encode(), value) for name, value in records])
+
+
+def test_a_sessions_values_are_read_together_as_each_alone():
+    from pyramid_session_suite.redis.session import json_loads
+
+    values = {
+        'token': 'a' * 64,
+        'n': 10**30,
+        'unicode': 'naïve 日本語 \U0001f600 "q"',
+        'nested': {'a': [1, {'b': []}]},
+        'spaced': 1,
+    }
+    records = [(key, json_dumps(value)) for key, value in values.items()]
+    records.append(('spaced', b' 1 '))  # not ours, but JSON: read alone
+    payload, _ = decode(stored_session(records), json_loads)
+    assert payload['m'] == values
+
+
+@pytest.mark.parametrize(
+    'values',
+    [
+        # joined, these would read as three values: each is read alone
+        [b'1,2', b'[3', b'4]'],
+        [b'"a', b'b"'],
+        [b'1', b'nul'],
+    ],
+)
+def test_a_value_that_is_not_json_alone_is_an_error_together(values):
+    from pyramid_session_suite.redis.session import json_loads
+
+    records = [(f'k{n}', value) for n, value in enumerate(values)]
+    with pytest.raises(json.JSONDecodeError):
+        decode(stored_session(records), json_loads)
+
+
+@pytest.mark.parametrize('cut', range(1, 12))
+def test_a_stored_session_cut_short_is_not_read(cut):
+    data = stored_session([('ab', b'"xyz"'), ('k' * 300, b'1')])
+    assert fmt.unpack(data)[1] == {b'ab': b'"xyz"', b'k' * 300: b'1'}
+    with pytest.raises(ValueError, match='cut short'):
+        fmt.unpack(data[:-cut])
+    if cut != 9:  # 5 + 9 bytes: the first record, whole
+        with pytest.raises(ValueError, match='cut short'):
+            fmt.unpack(data[: 5 + cut])

@@ -162,10 +162,11 @@ def pull_tween_factory(
     prefix = crossdomain.prefix + '/'
 
     def pull_tween(request: Request) -> Response:
+        cookies = readable_cookies(request)
         if (
-            request.method != 'GET'
-            or cookie_name in readable_cookies(request)
-            or TRIED_COOKIE in readable_cookies(request)
+            cookie_name in cookies
+            or TRIED_COOKIE in cookies
+            or request.method != 'GET'
             or request.host_url == crossdomain.hub
             or request.host_url not in crossdomain.sites
             or request.path_info.startswith(prefix)

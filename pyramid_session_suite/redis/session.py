@@ -116,6 +116,8 @@ def decode(
     created, records = stored.unpack(persisted)
     data: dict[Any, Any] = {}
     payload = {'m': data, 'c': created, 'v': 1}
+    names: list[bytes] = []
+    values: list[bytes] = []
     for name, value in records.items():
         first = name[0]
         if first == stored.INTERNAL:
@@ -126,8 +128,40 @@ def decode(
         elif first == stored.OTHER_KEY:
             data[deserialize(name[1:])] = deserialize(value)
         else:
-            data[name.decode('utf-8')] = deserialize(value)
+            names.append(name)
+            values.append(value)
+    if names:
+        decoded = _json_values(values) if deserialize is json_loads else None
+        if decoded is None:
+            decoded = list(map(deserialize, values))
+        data.update(zip(map(bytes.decode, names), decoded, strict=True))
     return payload, records
+
+
+def _json_values(values: Sequence[bytes]) -> list[Any] | None:
+    """The values of ``values`` (each made by :func:`json_dumps`), read by
+    the JSON scanner in one text, each at its own offset and checked to
+    end where its bytes end; ``None`` if one is not such a value (or the
+    text is not ASCII), and then each is read alone (the one that is not
+    JSON says so)."""
+    text = b','.join(values)
+    if not text.isascii():
+        return None
+    string = text.decode('ascii')
+    scan = _json_scan
+    decoded = []
+    pos = 0
+    try:
+        for value in values:
+            item, end = scan(string, pos)
+            pos += len(value)
+            if end != pos:
+                return None
+            decoded.append(item)
+            pos += 1
+    except StopIteration:
+        return None
+    return decoded
 
 
 class _Direct(Command):
@@ -309,6 +343,25 @@ class RedisSession(_BaseRedisSession):
         self.changed()
 
     # -- what this request changed -------------------------------------------
+
+    # the reads of pyramid_session_redis, without its wrapper's call: a
+    # read asks for a refresh of the key's TTL (a no-op once the load's
+    # GETEX refreshed it)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        state = self._session_state
+        state.please_refresh = True
+        return state.managed_dict.get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        state = self._session_state
+        state.please_refresh = True
+        return state.managed_dict[key]
+
+    def __contains__(self, key: Any) -> bool:
+        state = self._session_state
+        state.please_refresh = True
+        return key in state.managed_dict
 
     def _set(self, key: Any) -> None:
         self.__dict__.setdefault('_set_keys', set()).add(key)

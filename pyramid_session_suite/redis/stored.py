@@ -80,31 +80,35 @@ def unpack(data: bytes) -> tuple[int, dict[bytes, bytes]]:
     ``ValueError`` if ``data`` is not one (or is cut short)."""
     if len(data) < 5 or data[0] != SESSION:
         raise ValueError('not a stored session')
-    created = int.from_bytes(data[1:5], 'big')
     records: dict[bytes, bytes] = {}
     pos, end = 5, len(data)
-    # the lengths inline: this runs on every read
-    while pos < end:
-        size = data[pos]
-        pos += 1
-        if size == _WIDE:
-            size = int.from_bytes(data[pos : pos + 2], 'big')
-            pos += 2
-        name = data[pos : pos + size]
-        pos += size
-        if pos >= end:
-            raise ValueError('stored session cut short')
-        size = data[pos]
-        pos += 1
-        if size == _WIDE:
-            size = int.from_bytes(data[pos : pos + 4], 'big')
-            pos += 4
-        value = data[pos : pos + size]
-        pos += size
-        if len(value) != size:
-            raise ValueError('stored session cut short')
-        records[name] = value
-    return created, records
+    # the lengths inline, and one check of the end for all records: this
+    # runs on every read (a record cut short moves ``pos`` past the end,
+    # or its next length past the data)
+    try:
+        while pos < end:
+            size = data[pos]
+            if size == 255:
+                size = int.from_bytes(data[pos + 1 : pos + 3], 'big')
+                pos += 3
+            else:
+                pos += 1
+            name = data[pos : pos + size]
+            pos += size
+            size = data[pos]
+            if size == 255:
+                size = int.from_bytes(data[pos + 1 : pos + 5], 'big')
+                pos += 5
+            else:
+                pos += 1
+            stop = pos + size
+            records[name] = data[pos:stop]
+            pos = stop
+    except IndexError:
+        raise ValueError('stored session cut short') from None
+    if pos != end:
+        raise ValueError('stored session cut short')
+    return int.from_bytes(data[1:5], 'big'), records
 
 
 def is_stored_session(data: bytes | None) -> bool:

@@ -419,6 +419,10 @@ def forget_login(
         session.changed()
 
 
+#: not asked yet
+_UNKNOWN = object()
+
+
 def bookkeeping(request: Request, create: bool) -> None:
     """Before the request's sessions are written: note the activity, IP and
     user agent of the indexed session, at most once per ``touch_interval``
@@ -432,13 +436,21 @@ def bookkeeping(request: Request, create: bool) -> None:
     state = session.__dict__.get('_session_state')
     if state is None:
         return
+    registered = REGISTERED_KEY in request.environ
+    internal = session.__dict__.get('_internal')
+    userid: Any = _UNKNOWN
+    if not registered and internal and lr.LOGIN in internal:
+        userid = request.authenticated_userid
+        if _up_to_date(request, tracker, session, internal, userid):
+            return
     marker = marker_of(session)
     if marker is None and not state.managed_dict:
         return
-    if REGISTERED_KEY not in request.environ:
+    if not registered:
         # the session's record must name who is logged in now: a login or
         # logout through remember()/forget() alone does not update it
-        userid = request.authenticated_userid
+        if userid is _UNKNOWN:
+            userid = request.authenticated_userid
         if marker is not None and not same_user(marker['u'], userid):
             forget_login(tracker, session, marker)
             marker = None
@@ -452,6 +464,38 @@ def bookkeeping(request: Request, create: bool) -> None:
         _touch(request, tracker, session, marker)
     else:
         _touch_legacy(request, tracker, session, marker)
+
+
+def _up_to_date(
+    request: Request,
+    tracker: SessionTracker,
+    session: RedisSession,
+    internal: Mapping[bytes, bytes],
+    userid: Any,
+) -> bool:
+    """Whether the records of a logged-in session need nothing from this
+    request: they name ``userid``, were touched within ``touch_interval``,
+    from the request's address and browser. (The question of most requests
+    of a logged-in session, answered on the stored bytes.)"""
+    if userid is None or lr.SECRET not in internal:
+        return False
+    tag = tag_of_key(session.key)
+    if tag is None or tag != _tag_of(userid):
+        return False
+    try:
+        active = int(internal[lr.ACTIVE])
+    except (KeyError, ValueError):
+        return False
+    if time.time() * 1000 - active >= tracker.touch_interval * 1000:
+        return False
+    ip = tracker.client_info.ip(request)
+    if ip is None:
+        if internal.get(lr.IP):
+            return False
+    elif not ip or internal.get(lr.IP) != ip.encode('utf-8'):
+        return False
+    ua = (request.user_agent or '')[:512]
+    return internal.get(lr.USER_AGENT, b'') == ua.encode('utf-8')
 
 
 def _touch(
