@@ -18,8 +18,8 @@ Every application has the same routes:
 ``/login`` (``POST user=…&csrf_token=…``)
     checks the CSRF token of ``r`` and logs ``user`` in on ``r``: with
     :func:`pyramid_session_suite.login` on the suite's ``users`` variant,
-    with ``invalidate()`` and a write elsewhere. The session keeps its data
-    and gets ``user``;
+    with ``invalidate()`` and a write elsewhere (the anchor, the suite's
+    ``plain`` variant). The session keeps its data and gets ``user``;
 ``/tabs?key=…[&key=…][&value=N][&delete=1][&pause=S]``
     loads the session of ``r``, pauses ``pause`` seconds, then sets each
     ``key`` to the integer ``value`` (or, with ``delete``, deletes it): one
@@ -28,10 +28,13 @@ Every application has the same routes:
 
 ``floor`` answers every route with a constant and has no sessions at all.
 ``anchor`` and ``suite`` are built once with plain namespaces; the logged-in
-scenarios use the ``users`` variant of the suite, which includes
-``pyramid_session_suite.policy`` (and so the user index) on ``r``, with
-every setting at its default. The anchor has no such feature: its ``users``
-variant is the same application.
+scenarios ``user read`` and ``user write`` use the ``users`` variant of the
+suite, which includes ``pyramid_session_suite.policy`` (and so the user
+index) and the cross-domain include on ``r``, with every setting at its
+default. The anchor has no such feature: its ``users`` variant is the same
+application. ``plain user read`` and ``plain user write`` run the same
+logged-in visitor (logged in by the ``plain`` suite's own ``/login``) on the
+suite's ``plain`` variant: the features' cost is the difference.
 """
 
 import hmac

@@ -466,10 +466,12 @@ def session_sample(app, cookie, client, recorder):
 def prepare(apps, scenarios, list_size, clients=None, recorder=None):
     """The workload of every cell. A returning visitor of a stack carries
     the cookies its own application set: ``/visitor`` for the anonymous
-    one, ``/anon`` then ``/login`` for the logged-in one. The user of the
-    listing gets its sessions. A limit stack reads (and writes) a copy of
-    the suite's session of the returning visitor, on its own key and
-    client (``clients``; its requests are counted by ``recorder``)."""
+    one, ``/anon`` then ``/login`` for the logged-in one (on the
+    ``users`` application; and, for the suite, the same on its ``plain``
+    application: the visitor of the ``plain user`` scenarios). The user
+    of the listing gets its sessions. A limit stack reads (and writes) a
+    copy of the suite's session of the returning visitor, on its own key
+    and client (``clients``; its requests are counted by ``recorder``)."""
     listing = apps['suite', 'users']
     # first (it takes a while): the logged-in visitors are made last, so
     # that their first touch_interval covers the counted requests
@@ -482,6 +484,9 @@ def prepare(apps, scenarios, list_size, clients=None, recorder=None):
     for stack in STACKS:
         if stack != 'floor':
             visitors[stack]['user'] = logged_in_visitor(apps[stack, 'users'])
+    # the same logged-in visitor on the suite without the user index,
+    # policy and cross-domain sharing (its login view: the anchor's)
+    visitors['suite']['plain user'] = logged_in_visitor(apps['suite', 'plain'])
     # the floor ignores cookies; it gets the same headers as the suite
     visitors['floor'] = visitors['suite']
     sample = None

@@ -7,7 +7,8 @@ from .apps import LIMIT, PARSER_STACKS, STACKS, base_stack, python_stack
 from .counting import default_parser
 from .driver import call, make_environ
 
-#: the user the logged-in visitor of ``user read`` and ``user write`` is
+#: the user the logged-in visitor of ``user read`` and ``user write`` (and
+#: of ``plain user read`` and ``plain user write``) is
 USER = 'alice'
 
 #: how many sessions the user of the listing scenario has (the listing is
@@ -31,7 +32,9 @@ class Scenario:
     kind: str = 'request'
     path: str = '/'
     #: the cookies the request carries: ``returning`` (an anonymous
-    #: returning visitor), ``user`` (a logged-in one) or ``None``
+    #: returning visitor), ``user`` (a logged-in one, logged in on the
+    #: suite's ``users`` variant), ``plain user`` (the same logged-in
+    #: visitor, logged in on the suite's ``plain`` variant) or ``None``
     visitor: str | None = None
     #: which variant of the applications serves it (see :mod:`.apps`)
     variant: str = 'plain'
@@ -46,16 +49,26 @@ class Scenario:
     #: the scenario whose ``limit`` cells bound this one (the same
     #: operation on a bare request), if any
     limit: str | None = None
-    #: the scenario of the same operation by an anonymous visitor, for a
-    #: logged-in one
+    #: for a logged-in scenario of the ``users`` variant, the scenario of
+    #: the same operation by the same logged-in visitor on the suite
+    #: without the user index, policy and cross-domain sharing: what the
+    #: goal compares it with (the cost of the features)
     plain: str | None = None
+    #: for a logged-in scenario, the scenario of the same operation by an
+    #: anonymous returning visitor (an informative comparison: the two
+    #: visitors' sessions differ too)
+    anonymous: str | None = None
 
 
 def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
     """The scenarios of a run whose listed user has ``list_size``
     sessions. The read and write scenarios have the limit stack too and,
     with ``both_parsers`` (default: if hiredis is installed), the stacks
-    of :data:`.apps.PARSER_STACKS` again with the pure-Python parser."""
+    of :data:`.apps.PARSER_STACKS` again with the pure-Python parser.
+    The logged-in read and write of the suite's ``users`` variant have
+    twins on its ``plain`` variant (``plain user read``, ``plain user
+    write``: the same visitor, without the features), which their goal
+    compares them with."""
     if both_parsers is None:
         both_parsers = default_parser() == 'hiredis'
     limited = (*STACKS, LIMIT)
@@ -100,7 +113,8 @@ def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
             visitor='user',
             variant='users',
             limit='read',
-            plain='read',
+            plain='plain user read',
+            anonymous='read',
         ),
         Scenario(
             'user write',
@@ -110,7 +124,29 @@ def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
             visitor='user',
             variant='users',
             limit='write',
-            plain='write',
+            plain='plain user write',
+            anonymous='write',
+        ),
+        Scenario(
+            'plain user read',
+            'the logged-in visitor of user read (an anonymous visitor with '
+            'a CSRF token and a few keys, then a login the application '
+            'keeps in its session: a new id, its user id, as the plain '
+            'application\'s login view does) on the suite without the user '
+            'index, policy and cross-domain sharing; the view reads a key '
+            'of the Redis namespace',
+            path='/read',
+            visitor='plain user',
+            stacks=('suite',),
+        ),
+        Scenario(
+            'plain user write',
+            'the same logged-in visitor on the suite without the user '
+            'index, policy and cross-domain sharing; the view writes a key '
+            'of the Redis namespace',
+            path='/write',
+            visitor='plain user',
+            stacks=('suite',),
         ),
         Scenario(
             'login',

@@ -13,7 +13,7 @@ import time
 import redis
 
 from pyramid_session_suite.crossdomain.tokens import TokenCodec
-from pyramid_session_suite.redis.login_records import LOGIN
+from pyramid_session_suite.redis.login_records import LOGIN, own_records
 from pyramid_session_suite.redis.stored import is_ended, unpack
 from pyramid_session_suite.user_index.store import user_tag
 
@@ -167,7 +167,7 @@ def kind_of(key, value=None):
 
 def is_login(value):
     """Whether a stored session holds a login of the user index."""
-    return LOGIN in unpack(value)[1]
+    return LOGIN in own_records(unpack(value)[1])
 
 
 def take_census(client, chunk=1000):

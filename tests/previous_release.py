@@ -1,6 +1,11 @@
 """Logged-in sessions written key by key as the previous releases wrote
 them, to test that an upgrade keeps them working.
 
+The release before this one stored a login in its session's slot key
+(``{tag}:0``, ``{tag}:<slot>``) as it is stored now, but with each fact
+of the login a record of its own: :func:`fact_by_fact` turns a login of
+this release into that.
+
 Two forms of the session payload: ``records`` (the stored form of
 :mod:`pyramid_session_suite.redis.stored`) and ``json`` (the whole ``{"m", "c",
 "t"}`` payload written before it). In both, the session
@@ -112,3 +117,27 @@ def ended(client, sid, reason, ttl=86400):
 
 def handle_of(sid):
     return legacy_handle(INDEX_SECRET.encode('utf-8'), sid)
+
+
+def fact_by_fact(client, key):
+    """Store the session at ``key`` (a login of this release) as the
+    release before stored it: the facts of its login (time, activity,
+    address, browser, location, origin, the secret's digest) each in a
+    record of its own, after the session's keys."""
+    from pyramid_session_suite.redis import login_records as lr
+
+    value = client.get(key)
+    created, records = stored.unpack(value)
+    own = lr.own_records(records)
+    kept = [
+        (name, value)
+        for name, value in records.items()
+        if name[:1] != b'\xff' or name == stored.TIMEOUT_NAME
+    ]
+    order = (lr.LOGIN, lr.ACTIVE, lr.IP, lr.USER_AGENT, lr.LOCATION)
+    facts = [(name, own[name]) for name in order if name in own]
+    facts += [
+        (name, own[name]) for name in (lr.ORIGIN, lr.SECRET) if name in own
+    ]
+    client.set(key, stored.pack(created, kept + facts), keepttl=True)
+    return dict(facts)

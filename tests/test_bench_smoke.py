@@ -2,6 +2,7 @@
 the ones the design promises. Nothing here looks at timings."""
 
 import hashlib
+import io
 import logging
 import pytest
 import redis
@@ -49,11 +50,24 @@ WRK = find_wrk() is not None
 
 
 @pytest.fixture(scope='module')
-def results(redis_server):
+def smoke_run(redis_server):
+    """The results of a smoke run, and the progress lines it printed."""
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.close()
-    return run(smoke=True, redis_url=redis_server.url, progress=None)
+    progress = io.StringIO()
+    found = run(smoke=True, redis_url=redis_server.url, progress=progress)
+    return found, progress.getvalue().splitlines()
+
+
+@pytest.fixture(scope='module')
+def results(smoke_run):
+    return smoke_run[0]
+
+
+@pytest.fixture(scope='module')
+def progress(smoke_run):
+    return smoke_run[1]
 
 
 def sequence(results, scenario, stack):
@@ -80,6 +94,10 @@ def counted(results, scenario, stack):
         # 60 s): the bookkeeping costs nothing in steady state
         ('user read', [['GETEX']]),
         ('user write', [['GETEX'], ['EVALSHA']]),
+        # the same logged-in visitor without the index, policy and
+        # cross-domain sharing: the same round trips
+        ('plain user read', [['GETEX']]),
+        ('plain user write', [['GETEX'], ['EVALSHA']]),
         # the anonymous session, the index (and policy) script, then the
         # old id deleted and the new one created, pipelined
         ('login', [['GETEX'], ['EVALSHA'], ['DEL', 'EVAL']]),
@@ -96,6 +114,30 @@ def test_suite_round_trips(results, scenario, commands):
     assert sequence(results, scenario, 'suite') == commands
 
 
+@pytest.mark.parametrize(
+    ('scenario', 'trips'),
+    [
+        ('user read', 1),
+        ('user write', 2),
+        ('plain user read', 1),
+        ('plain user write', 2),
+    ],
+)
+def test_the_logged_in_scenarios_are_counted(progress, scenario, trips):
+    """The progress line of the counted pass: the suite alone for the
+    logged-in visitor without the features."""
+    stacks = ['suite'] if scenario.startswith('plain') else list(STACKS)
+    [line] = [
+        line.split()
+        for line in progress
+        if line.split()[: 1 + len(scenario.split())]
+        == ['counted', *scenario.split()]
+    ]
+    shown = line[1 + len(scenario.split()) :]
+    assert shown[::3] == stacks
+    assert shown[shown.index('suite') + 1 :][:2] == [str(trips), 'rt']
+
+
 def set_options(command):
     """The options of ``SET key value [options...]``."""
     assert command[0].upper() == b'SET'
@@ -107,7 +149,9 @@ def test_suite_creates_a_session_with_set_nx(results):
     assert b'NX' in set_options(command)
 
 
-@pytest.mark.parametrize('scenario', ['write', 'user write'])
+@pytest.mark.parametrize(
+    'scenario', ['write', 'user write', 'plain user write']
+)
 def test_suite_merges_the_keys_a_request_changed(results, scenario):
     _, (command,) = counted(results, scenario, 'suite')
     # the merge script, by its SHA1 (Redis holds it since the warm-up)
@@ -262,6 +306,8 @@ def test_every_cell_was_timed_and_reported(results):
         'new',
         'user read',
         'user write',
+        'plain user read',
+        'plain user write',
         'login',
         LIST,
         'token',
@@ -273,18 +319,30 @@ def test_every_cell_was_timed_and_reported(results):
             assert len(results.cell(scenario.name, stack).batches) == 1
             if stack in (*STACKS, LIMIT):
                 assert f'{scenario.name:<{width}}  {stack:<6}' in text
-    assert all(s.stacks == ('suite',) for s in results.scenarios[-3:])
     # the read and write have their limit, and the pure-Python parser's
     # stacks if hiredis is installed
     limited = (*STACKS, LIMIT)
     if HIREDIS:
         limited += ('anchor/py', 'suite/py', 'limit/py')
-    assert [s.stacks for s in results.scenarios[:-3]] == [
+    suite = ('suite',)
+    assert [s.stacks for s in results.scenarios] == [
         STACKS,
         limited,
         limited,
-        *[STACKS] * 4,
+        *[STACKS] * 3,
+        suite,
+        suite,
+        STACKS,
+        *[suite] * 3,
     ]
+    # the logged-in visitor without the features: the suite only
+    for name in ('plain user read', 'plain user write'):
+        [row] = [
+            line.split()
+            for line in text.splitlines()
+            if line.split()[:4] == [*name.split(), 'anchor']
+        ]
+        assert set(row[4:]) == {'-'}
     assert 'token hand-off: mint + open' in text
 
 
@@ -657,13 +715,17 @@ def test_the_suite_is_measured_against_its_limits(results):
     # a logged-in read is bound by the same limit as an anonymous one
     ratio = results.ratio('user write', 'suite', LIMIT, 'write')
     assert table['user write', 'suite'][limit] == f'{ratio:.2f}'
+    # the logged-in visitor without the features has no limit
+    assert table['plain user read', 'suite'][limit] == '-'
+    assert table['plain user write', 'suite'][limit] == '-'
     checks = {line: rt for line, _, rt in budget_checks(results)}
+    # the logged-in goal: the features on / off, the same visitor
     prefixes = [
         'untouched: suite >= 0.95 x floor req/s',
         'read: suite >= 0.8 x its limit req/s (hiredis',
         'write: suite >= 0.8 x its limit req/s (hiredis',
-        'user read: suite >= 0.9 x suite read req/s',
-        'user write: suite >= 0.9 x suite write req/s',
+        'user read: suite >= 0.9 x suite plain user read req/s (',
+        'user write: suite >= 0.9 x suite plain user write req/s (',
     ]
     if HIREDIS:
         prefixes += [
@@ -676,9 +738,31 @@ def test_the_suite_is_measured_against_its_limits(results):
         [line] = [line for line in checks if line.startswith(prefix)]
         # timings: hints, never --strict
         assert checks[line] is False
+    # no goal against the anonymous visitor, none of the plain twins
+    assert not [line for line in checks if 'x suite read' in line]
+    assert not [line for line in checks if line.startswith('plain user')]
     text = text_report(results, 'x')
     assert 'limits (the floor\'s request, then a raw redis-py GETEX' in text
-    assert 'logged in / anonymous, suite: user read ' in text
+    features = (
+        'logged-in features on / off (the same logged-in visitor), suite: '
+    )
+    [line] = [line for line in text.splitlines() if line.startswith(features)]
+    ratios = [
+        f'{name} {results.ratio(name, "suite", "suite", plain):.2f} x {plain}'
+        for name, plain in (
+            ('user read', 'plain user read'),
+            ('user write', 'plain user write'),
+        )
+    ]
+    assert line == features + ', '.join(ratios)
+    # the anonymous visitor: an informative line, no PASS or MISS
+    anonymous = 'logged in / anonymous, suite: '
+    [line] = [line for line in text.splitlines() if line.startswith(anonymous)]
+    ratios = [
+        f'{name} {results.ratio(name, "suite", "suite", plain):.2f} x {plain}'
+        for name, plain in (('user read', 'read'), ('user write', 'write'))
+    ]
+    assert line == anonymous + ', '.join(ratios)
 
 
 def test_the_profile_groups_the_time_by_package(results):

@@ -259,8 +259,8 @@ def assert_answers(exchanges):
 
 def own_records(client, key):
     """The session's own records (names starting ``0xff``) stored at
-    ``key``."""
-    return unpack(client.get(key))[1]
+    ``key``, those its login record holds included."""
+    return lr.own_records(unpack(client.get(key))[1])
 
 
 def is_signed_in(records):

@@ -25,7 +25,11 @@ from pyramid_session_suite.crossdomain.tokens import TokenCodec
 from pyramid_session_suite.crossdomain.views import STATE_COOKIE, TRIED_COOKIE
 from pyramid_session_suite.interfaces import ISessionMultiManagerConfig
 from pyramid_session_suite.redis import stored
-from pyramid_session_suite.redis.login_records import matches, split_id
+from pyramid_session_suite.redis.login_records import (
+    matches,
+    own_records,
+    split_id,
+)
 
 from .conftest import SECRET
 from .crossdomainapp import HUB, SITE, XD_SECRET, make_site
@@ -435,7 +439,7 @@ def alive(client, session_id):
     value = client.get(key)
     if value is None or not stored.is_stored_session(value):
         return False
-    return matches(stored.unpack(value)[1], secret)
+    return matches(own_records(stored.unpack(value)[1]), secret)
 
 
 class Users:

@@ -373,3 +373,68 @@ def test_a_stored_session_cut_short_is_not_read(cut):
     if cut != 9:  # 5 + 9 bytes: the first record, whole
         with pytest.raises(ValueError, match='cut short'):
             fmt.unpack(data[: 5 + cut])
+
+
+LOGINS = {
+    'a login': {
+        b'\xffl': b'1765000000000',
+        b'\xffa': b'1765000060000',
+        b'\xffi': b'198.51.100.7',
+        b'\xffu': 'Firefox ✓'.encode(),
+        b'\xffo': b'\x00\x01\xff\x00\x10\x20\x30\x00',
+        b'\xffs': b'\x00' * 8 + b'\xff' * 8,
+    },
+    'a location, no address, no origin': {
+        b'\xffl': b'1765000000000',
+        b'\xffa': b'1765000000000',
+        b'\xffi': b'',
+        b'\xffu': b'',
+        b'\xffg': 'Zürich, Switzerland'.encode(),
+        b'\xffs': b'\x01' * 16,
+    },
+}
+
+
+@pytest.mark.parametrize('own', LOGINS.values(), ids=list(LOGINS))
+def test_a_login_is_stored_as_one_record_and_read_back(redis_client, own):
+    from pyramid_session_suite.redis import login_records as lr
+
+    own = {**own, b'\xffx': b'another record'}
+    records = lr.stored_own(own)
+    assert [name for name, _ in records] == [b'\xffx', lr.LOGIN_RECORD]
+    data = fmt.pack(7, [(b'k', b'1'), *records])
+    assert lr.own_records(fmt.unpack(data)[1]) == own
+    # the scripts of the user index read it the same
+    script = (
+        fmt.OWN_RECORDS
+        + """
+local t = internals(ARGV[1])
+local out = {}
+for name, value in pairs(t) do
+  table.insert(out, name)
+  table.insert(out, value)
+end
+return out
+"""
+    )
+    flat = redis_client.eval(script, 0, data)
+    assert dict(zip(flat[::2], flat[1::2], strict=True)) == own
+
+
+def test_a_nul_in_a_login_text_is_stored_as_a_replacement_character():
+    from pyramid_session_suite.redis import login_records as lr
+
+    own = {**LOGINS['a login'], lr.USER_AGENT: b'Bot\x00/1'}
+    [(name, value)] = lr.stored_own(own)
+    read = lr.own_records({name: value})
+    assert read[lr.USER_AGENT] == 'Bot\ufffd/1'.encode()
+    assert lr.clean('Bot\x00/1') == 'Bot\ufffd/1'
+    assert {**read, lr.USER_AGENT: own[lr.USER_AGENT]} == own
+
+
+def test_own_records_without_a_login_are_stored_one_by_one():
+    from pyramid_session_suite.redis import login_records as lr
+
+    alone = {lr.SECRET: b'\x02' * 16}  # a login forgotten: its secret
+    assert lr.stored_own(alone) == [(lr.SECRET, b'\x02' * 16)]
+    assert lr.own_records(dict(lr.stored_own(alone))) == alone

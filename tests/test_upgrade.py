@@ -3,10 +3,13 @@ previous releases (:mod:`.previous_release`) keep working beside the
 sessions this release writes: nobody is logged out, the index lists,
 counts and revokes them, and their browsers are told why they ended."""
 
+from pyramid.security import forget
 import pytest
 from webtest import TestApp
 
 from pyramid_session_suite.interfaces import IUserIndex
+from pyramid_session_suite.redis import login_records as lr
+from pyramid_session_suite.redis.stored import unpack
 
 from . import previous_release as previous
 from .conftest import ended_reason, live_keys, stored
@@ -169,3 +172,94 @@ def test_the_absolute_timeout_of_an_old_session_holds(redis_url, redis_client):
     res = signed_in(app, sid).get('/', status=401)
     assert res.headers['X-Session-Ended'] == 'absolute'
     assert ended_reason(redis_client, sid) == 'expired'
+
+
+# -- the release before: a login's facts in records of their own ------------
+
+
+def session_key(app, browser):
+    tracker = app.registry.getUtility(IUserIndex)
+    sid = tracker.factory.session_id_from_cookie(browser.cookies['main'])
+    return lr.redis_key(sid)
+
+
+def stored_names(client, key):
+    return set(unpack(client.get(key))[1])
+
+
+def test_a_login_stored_fact_by_fact_keeps_working(app, redis_client):
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    firefox.get('/whoami?write=1')
+    key = session_key(app, firefox)
+    [before] = firefox.get('/mine').json['sessions']
+    facts = previous.fact_by_fact(redis_client, key)
+    assert lr.LOGIN_RECORD not in stored_names(redis_client, key)
+    assert {lr.LOGIN, lr.ACTIVE, lr.SECRET} <= stored_names(redis_client, key)
+    # read as before: the same user, data, handle and listing
+    res = firefox.get('/whoami')
+    assert res.json == {'user': 'alice', 'n': 1, 'ended': None}
+    assert 'Set-Cookie' not in res.headers
+    assert firefox.get('/mine').json['sessions'] == [before]
+    # a write of the session's data leaves its facts as they are
+    firefox.get('/whoami?write=1')
+    assert stored_names(redis_client, key) >= set(facts)
+    # a change of a fact stores the login as one record
+    moved = browser(app, ip='203.0.113.9')
+    moved.set_cookie('main', firefox.cookies['main'])
+    assert moved.get('/whoami').json == {
+        'user': 'alice',
+        'n': 2,
+        'ended': None,
+    }
+    names = stored_names(redis_client, key)
+    assert lr.LOGIN_RECORD in names
+    assert not names & {lr.SECRET, *lr.INDEX_RECORDS}
+    [entry] = moved.get('/mine').json['sessions']
+    assert entry['ip'] == '203.0.113.9'
+    assert entry['handle'] == before['handle']
+    assert entry['created'] == before['created']
+    assert moved.get('/whoami').json['n'] == 2
+
+
+def test_a_login_stored_fact_by_fact_is_listed_and_revoked(app, redis_client):
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    key = session_key(app, firefox)
+    iphone = browser(app, ua=IPHONE, ip='198.51.100.9')
+    iphone.get('/login?user=alice')
+    previous.fact_by_fact(redis_client, key)
+    listing = iphone.get('/mine').json
+    assert [e['label'] for e in listing['sessions']] == [
+        'Safari on iPhone',
+        'Firefox on Linux',
+    ]
+    old = listing['sessions'][1]['handle']
+    assert iphone.get(f'/mine?do=revoke&handle={old}').json == {'count': 1}
+    assert firefox.get('/whoami').json == {
+        'user': None,
+        'n': None,
+        'ended': 'revoked',
+    }
+
+
+def test_a_forgotten_login_keeps_its_secret_alone(redis_url, redis_client):
+    config = make_config(redis_url)
+
+    def forget_view(request):  # forget() alone, no logout()
+        request.response.headerlist.extend(forget(request))
+        return {}
+
+    config.add_route('forget', '/forget')
+    config.add_view(forget_view, route_name='forget', renderer='json')
+    app = config.make_wsgi_app()
+    firefox = browser(app)
+    firefox.get('/login?user=alice')
+    key = session_key(app, firefox)
+    previous.fact_by_fact(redis_client, key)
+    firefox.get('/forget')
+    own = {
+        name for name in stored_names(redis_client, key) if name[:1] == b'\xff'
+    }
+    assert own == {lr.SECRET}
+    assert firefox.get('/whoami').json['user'] is None

@@ -83,18 +83,32 @@ class Visitor:
 
     @property
     def records(self):
-        """The session's records, by name."""
-        return stored_format.unpack(self.value)[1]
+        """The session's records, by name (its own records one by one,
+        those its login record holds included)."""
+        records = stored_format.unpack(self.value)[1]
+        return {
+            name: value
+            for name, value in records.items()
+            if name[:1] != b'\xff'
+        } | lr.own_records(records)
 
-    def rewrite(self, name, value):
-        """Store the record ``name`` as ``value`` (``None``: remove it),
-        the rest as it is."""
+    def rewrite(self, name, value, *, separately=False):
+        """Store the own record ``name`` as ``value`` (``None``: remove
+        it), the rest as it is; with ``separately``, each own record on
+        its own (as earlier releases stored a login)."""
         created, records = stored_format.unpack(self.value)
+        own = lr.own_records(records)
         if value is None:
-            del records[name]
+            del own[name]
         else:
-            records[name] = value
-        packed = stored_format.pack(created, records.items())
+            own[name] = value
+        data = [
+            (key, value)
+            for key, value in records.items()
+            if key[:1] != b'\xff' or key == stored_format.TIMEOUT_NAME
+        ]
+        data += own.items() if separately else lr.stored_own(own)
+        packed = stored_format.pack(created, data)
         self.client.set(self.key, packed, keepttl=True)
 
 
@@ -403,7 +417,8 @@ def test_the_activity_is_recorded_when_it_is_older_than_the_interval(
     firefox = Visitor(app, tracker, redis_client)
     firefox.get('/login?user=alice')
     recorded = b'%d' % (now_ms() - age)
-    firefox.rewrite(lr.ACTIVE, recorded)
+    # (as an earlier release stored it: each fact a record of its own)
+    firefox.rewrite(lr.ACTIVE, recorded, separately=True)
     stored = firefox.value
     before = now_ms()
     round_trips.reset()
@@ -447,14 +462,17 @@ def test_a_touch_moves_the_deadline_in_the_users_index(
     [None, b'', b'soon', b'1.7e12', b'\xff\xfe'],
     ids=['missing', 'empty', 'word', 'float', 'bytes'],
 )
+@pytest.mark.parametrize(
+    'separately', [False, True], ids=['login record', 'one by one']
+)
 def test_a_session_whose_activity_is_unreadable_is_touched(
-    redis_url, redis_client, round_trips, active
+    redis_url, redis_client, round_trips, active, separately
 ):
     app, tracker = user_index_app(redis_url, round_trips)
     firefox = Visitor(app, tracker, redis_client)
     firefox.get('/login?user=alice')
     firefox.get('/whoami?write=1')
-    firefox.rewrite(lr.ACTIVE, active)
+    firefox.rewrite(lr.ACTIVE, active, separately=separately)
     before = now_ms()
     round_trips.reset()
     res = firefox.get()

@@ -8,12 +8,22 @@ of that secret (:data:`.stored.SECRET_NAME`), so a slot used again never
 answers an older cookie, and Redis holds no id a browser could present.
 
 The index facts are the session's own records (names starting ``0xff``,
-never shown in the session's data), each stored once:
+never shown in the session's data), by name:
 
 ``l`` login time and ``a`` last activity (epoch milliseconds, decimal), ``i``
 the IP address as stored, ``u`` the User-Agent, ``g`` the location, ``o``
 a digest of the id the browser logged in from (to recognize its retry of
-a login whose answer was lost).
+a login whose answer was lost), ``s`` the secret's digest.
+
+A login is stored as one record, :data:`LOGIN_RECORD` (a record costs
+its read on every request)::
+
+    s (16 bytes)  length of o (1 byte)  o  l NUL a NUL i NUL u NUL g
+
+A NUL in a text is stored as U+FFFD. Sessions stored by earlier releases
+hold each fact as a record of its own: they are read the same, and get a
+login record at their next write of a fact. A session whose login was
+forgotten keeps ``s`` alone, as its own record.
 
 The *handle* of such a session, what pages, URLs and logs show, is its
 slot, ``.`` and the first 8 hex digits of the digest: stable, opaque, and
@@ -40,6 +50,18 @@ ORIGIN = b'\xffo'
 
 #: every record of a login, the secret's digest aside
 INDEX_RECORDS = (LOGIN, ACTIVE, IP, USER_AGENT, LOCATION, ORIGIN)
+
+#: the stored record of a login: every record of the login together
+LOGIN_RECORD = stored.LOGIN_NAME
+
+#: the texts of :data:`LOGIN_RECORD`, in their order
+_TEXTS = (LOGIN, ACTIVE, IP, USER_AGENT, LOCATION)
+
+#: the records :data:`LOGIN_RECORD` holds
+_HELD = frozenset({SECRET, ORIGIN, *_TEXTS})
+
+#: what a NUL of a text is stored as
+_REPLACEMENT = '\ufffd'.encode()
 
 #: the slot of a user's first session
 FIRST_SLOT = '0'
@@ -164,3 +186,64 @@ def number(records: Mapping[bytes, bytes], name: bytes) -> int:
         return int(value) if value is not None else 0
     except ValueError:
         return 0
+
+
+def clean(text: str) -> str:
+    """``text`` as a login record keeps it (a NUL is U+FFFD)."""
+    return text.replace('\x00', '\ufffd') if '\x00' in text else text
+
+
+def pack_login(own: Mapping[bytes, bytes]) -> bytes | None:
+    """The :data:`LOGIN_RECORD` of a session's own records, or ``None``
+    unless they hold a login (its time and its secret's digest)."""
+    secret = own.get(SECRET)
+    if secret is None or len(secret) != stored.DIGEST_SIZE or LOGIN not in own:
+        return None
+    origin = own.get(ORIGIN, b'')[:255]
+    texts = [own.get(name, b'') for name in _TEXTS]
+    if any(b'\x00' in text for text in texts):
+        texts = [text.replace(b'\x00', _REPLACEMENT) for text in texts]
+    return secret + bytes((len(origin),)) + origin + b'\x00'.join(texts)
+
+
+def expand_login(value: bytes, into: dict[bytes, bytes]) -> None:
+    """Put the records a :data:`LOGIN_RECORD` holds in ``into``."""
+    if len(value) < 17:
+        return
+    into[SECRET] = value[:16]
+    end = 17 + value[16]
+    if end > 17:
+        into[ORIGIN] = value[17:end]
+    texts = value[end:].split(b'\x00')
+    if len(texts) == 5:
+        into[LOGIN], into[ACTIVE], into[IP], into[USER_AGENT], location = texts
+        if location:
+            into[LOCATION] = location
+        return
+    for name, text in zip(_TEXTS, texts, strict=False):
+        if text or name != LOCATION:
+            into[name] = text
+
+
+def own_records(records: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The session's own records (its timeout aside) among stored
+    ``records``, by name, those of its login record included."""
+    own: dict[bytes, bytes] = {}
+    for name, value in records.items():
+        if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME:
+            if name == LOGIN_RECORD:
+                expand_login(value, own)
+            else:
+                own[name] = value
+    return own
+
+
+def stored_own(own: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The records that store a session's own records ``own``: those of a
+    login as one :data:`LOGIN_RECORD`, the others as they are."""
+    login = pack_login(own)
+    if login is None:
+        return list(own.items())
+    kept = [(name, value) for name, value in own.items() if name not in _HELD]
+    kept.append((LOGIN_RECORD, login))
+    return kept

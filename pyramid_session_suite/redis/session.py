@@ -123,7 +123,11 @@ def decode(
         if first == stored.INTERNAL:
             if name == stored.TIMEOUT_NAME:
                 payload['t'] = int(value) or None
-            elif own is not None:
+            elif own is None:
+                pass
+            elif name == stored.LOGIN_NAME:
+                login_records.expand_login(value, own)
+            else:
                 own[name] = value
         elif first == stored.OTHER_KEY:
             data[deserialize(name[1:])] = deserialize(value)
@@ -434,12 +438,23 @@ class RedisSession(_BaseRedisSession):
             for name in loaded
             if name not in names and name[0] != stored.INTERNAL
         ]
-        internal = self.__dict__.get('_internal', {})
-        for name in self.__dict__.get('_internal_changed', ()):
-            if name in internal:
-                sets.append((name, internal[name]))
-            elif name in loaded:
-                deletes.append(name)
+        if self.__dict__.get('_internal_changed'):
+            # the own records as they are stored now (a login's together)
+            own = dict(
+                login_records.stored_own(self.__dict__.get('_internal', {}))
+            )
+            sets += [
+                (name, value)
+                for name, value in own.items()
+                if loaded.get(name) != value
+            ]
+            deletes += [
+                name
+                for name in loaded
+                if name[0] == stored.INTERNAL
+                and name != stored.TIMEOUT_NAME
+                and name not in own
+            ]
         if not self._legacy:
             return sets, deletes, ()
         # the first write of an earlier release's payload is whole
@@ -521,7 +536,7 @@ class RedisSession(_BaseRedisSession):
             raise RawDeserializationError(exc) from exc
         assert self._stored is not None  # set by _decode()
         if secret is not None and not login_records.matches(
-            self._stored, secret
+            self.__dict__.get('_internal') or {}, secret
         ):
             # the slot holds another session now
             self._forget_loaded()
@@ -562,7 +577,7 @@ class RedisSession(_BaseRedisSession):
         ]
         if state.timeout != self._timeout:
             records.append(self._timeout_record())
-        records.extend(self.__dict__.get('_internal', {}).items())
+        records += login_records.stored_own(self.__dict__.get('_internal', {}))
         return stored.pack(state.created, records)
 
     def payload_with(
@@ -584,7 +599,7 @@ class RedisSession(_BaseRedisSession):
         timeout = timeout or state.timeout
         if timeout != self._timeout:
             data.append((stored.TIMEOUT_NAME, b'%d' % (timeout or 0)))
-        data.extend(records.items())
+        data += login_records.stored_own(records)
         return stored.pack(state.created, data)
 
     def ensure_id(self) -> str:
@@ -767,11 +782,7 @@ class RedisSession(_BaseRedisSession):
     def _own(self, records: dict[bytes, bytes]) -> None:
         """Keep the session's own records of ``records`` (its timeout
         aside)."""
-        self.__dict__['_internal'] = {
-            name: value
-            for name, value in records.items()
-            if name[0] == stored.INTERNAL and name != stored.TIMEOUT_NAME
-        }
+        self.__dict__['_internal'] = login_records.own_records(records)
 
     def _delete_at_the_end(self, state: Any) -> None:
         """The key of ``state``'s current id (if it was stored) is deleted

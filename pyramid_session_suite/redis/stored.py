@@ -45,6 +45,10 @@ SECRET_NAME = b'\xffs'
 #: the length of that digest
 DIGEST_SIZE = 16
 
+#: the name of the record that holds the facts of a user's login together
+#: (its secret's digest included; see :mod:`.login_records`)
+LOGIN_NAME = b'\xffL'
+
 _WIDE = 255
 
 
@@ -147,8 +151,24 @@ local function record(k, v) return size(#k) .. k .. size(#v, true) .. v end
 """
 
 #: Lua: ``internals(value)``, the session's own records (names starting
-#: ``0xff``) of a stored session by name, or ``nil`` for anything else
+#: ``0xff``) of a stored session by name, or ``nil`` for anything else; a
+#: login record gives the records it holds (see :mod:`.login_records`)
 OWN_RECORDS = """
+local login_names = {'\\255l', '\\255a', '\\255i', '\\255u', '\\255g'}
+local function expand_login(t, v)
+  if #v < 17 then return end
+  t['\\255s'] = string.sub(v, 1, 16)
+  local ol = string.byte(v, 17)
+  if ol > 0 then t['\\255o'] = string.sub(v, 18, 17 + ol) end
+  local pos = 18 + ol
+  for i, name in ipairs(login_names) do
+    local stop = string.find(v, '\\0', pos, true)
+    local field = string.sub(v, pos, (stop or (#v + 1)) - 1)
+    if field ~= '' or i < 5 then t[name] = field end
+    if not stop then break end
+    pos = stop + 1
+  end
+end
 local function internals(cur)
   if not cur or string.byte(cur, 1) ~= 1 then return nil end
   local t, pos, stop = {}, 6, #cur
@@ -162,7 +182,13 @@ local function internals(cur)
     pos = pos + 1
     if vl == 255 then vl, pos = struct.unpack('>I4', cur, pos) end
     if string.byte(cur, at) == 255 then
-      t[string.sub(cur, at, at + kl - 1)] = string.sub(cur, pos, pos + vl - 1)
+      local name = string.sub(cur, at, at + kl - 1)
+      local value = string.sub(cur, pos, pos + vl - 1)
+      if name == '\\255L' then
+        expand_login(t, value)
+      else
+        t[name] = value
+      end
     end
     pos = pos + vl
   end

@@ -494,7 +494,7 @@ def _up_to_date(
             return False
     elif not ip or internal.get(lr.IP) != ip.encode('utf-8'):
         return False
-    ua = (request.user_agent or '')[:512]
+    ua = lr.clean((request.user_agent or '')[:512])
     return internal.get(lr.USER_AGENT, b'') == ua.encode('utf-8')
 
 
@@ -507,7 +507,7 @@ def _touch(
     now = time.time()
     info = tracker.client_info
     ip = info.ip(request)
-    ua = (request.user_agent or '')[:512]
+    ua = lr.clean((request.user_agent or '')[:512])
     changed = ip != login['ip'] or ua != login['ua']
     if changed:
         describe = info.describe(request)
