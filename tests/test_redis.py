@@ -294,6 +294,32 @@ def test_a_custom_session_timeout_is_kept_on_read(counted, redis_client):
     assert redis_client.ttl(key) > 86000
 
 
+def test_a_write_keeps_the_ttl_its_read_gave_unless_the_timeout_changed(
+    counted, redis_client
+):
+    def longer(request):
+        session = request.session_multi['r']
+        session['n'] = session.get('n', 0) + 1
+        session.adjust_session_timeout(86400)
+        return {}
+
+    factory = RedisSessionFactory(
+        SECRET, redis_client=counted, cookie_name='r'
+    )
+    app = make_app(factory, {'longer': longer})
+    app.get('/?write=1')
+    [key] = session_keys(redis_client)
+    redis_client.expire(key, 100)
+    app.get('/?write=1')  # GETEX gave 1200 s; the merge keeps it
+    assert 1190 < redis_client.ttl(key) <= 1200
+    assert stored(redis_client, key)['m'] == {'n': 2}
+    app.get('/longer')  # an existing session's timeout changed: its TTL
+    assert 86300 < redis_client.ttl(key) <= 86400
+    app.get('/?write=1')  # read with its own timeout, kept by the write
+    assert 86300 < redis_client.ttl(key) <= 86400
+    assert stored(redis_client, key)['m'] == {'n': 4}
+
+
 def test_payloads_are_json_by_default_and_pickle_on_request(
     counted, redis_client
 ):

@@ -685,8 +685,13 @@ class RedisSession(_BaseRedisSession):
         state = self._session_state
         ttl = self._ttl()
         state.dont_refresh = True
+        # the key keeps the TTL this request's read gave it (Redis sets a
+        # kept TTL faster), unless the request changed the timeout
+        keep = self._ttl_refreshed and not self.__dict__.get(
+            '_timeout_changed'
+        )
         args: list[Any] = [
-            (ttl or 0) * 1000,
+            0 if keep else (ttl or 0) * 1000,
             stored.header(state.created),
             '1' if self._legacy else '0',
             len(sets),
