@@ -124,10 +124,10 @@ def includeme(config: Configurator) -> None:
         # (the metrics and the tracing, at any order) are in it
         tracker.index.watchers = registry.setdefault(WATCHERS_KEY, [])
         registry.registerUtility(tracker, IUserIndex)
+        add_before_flush(config, functools.partial(keep_books, tracker))
 
     config.action(('session_suite', 'user_index'), register, order=1)
     add_request_attribute(config, 'user_sessions', UserSessions)
-    add_before_flush(config, bookkeeping)
     if settings['views']:
         config.include('pyramid_session_suite.user_index.views')
 
@@ -428,7 +428,16 @@ def bookkeeping(request: Request, create: bool) -> None:
     user agent of the indexed session, at most once per ``touch_interval``
     unless they changed, in the same round trip as the session writes."""
     tracker = request.registry.queryUtility(IUserIndex)
-    if tracker is None or not create:
+    if tracker is not None:
+        keep_books(tracker, request, create)
+
+
+def keep_books(
+    tracker: SessionTracker, request: Request, create: bool
+) -> None:
+    """:func:`bookkeeping` of ``tracker``'s namespace (the hook the
+    include registers)."""
+    if not create:
         return
     session = tracker.loaded_session(request)
     if session is None:
@@ -479,8 +488,10 @@ def _up_to_date(
     of a logged-in session, answered on the stored bytes.)"""
     if userid is None or lr.SECRET not in internal:
         return False
-    tag = tag_of_key(session.key)
-    if tag is None or tag != _tag_of(userid):
+    key = session.key  # its user's tag: between '{' and '}:'
+    start = key.find('{') + 1
+    end = key.find('}:', start)
+    if not start or end < 0 or key[start:end] != _tag_of(userid):
         return False
     try:
         active = int(internal[lr.ACTIVE])
