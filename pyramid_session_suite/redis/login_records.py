@@ -208,12 +208,14 @@ def pack_login(own: Mapping[bytes, bytes]) -> bytes | None:
 
 def expand_login(value: bytes, into: dict[bytes, bytes]) -> None:
     """Put the records a :data:`LOGIN_RECORD` holds in ``into``."""
-    if len(value) < 17:
+    size = stored.DIGEST_SIZE
+    if len(value) <= size:
         return
-    into[SECRET] = value[:16]
-    end = 17 + value[16]
-    if end > 17:
-        into[ORIGIN] = value[17:end]
+    into[SECRET] = value[:size]
+    start = size + 1
+    end = start + value[size]
+    if end > start:
+        into[ORIGIN] = value[start:end]
     texts = value[end:].split(b'\x00')
     if len(texts) == 5:
         into[LOGIN], into[ACTIVE], into[IP], into[USER_AGENT], location = texts
