@@ -9,7 +9,8 @@ records that Redis can merge one key at a time without decoding a value.
 A length under 255 is one byte; 255 is followed by the length as a
 big-endian ``uint16`` (keys) or ``uint32`` (values). Keys are the session's
 keys in UTF-8; names that start with ``0xff`` (never UTF-8) are the
-session's own records (its timeout), names that start with ``0xfe`` hold a
+session's own records (its timeout; a user's login, see
+:mod:`.login_records`), names that start with ``0xfe`` hold a
 key that is not a string (its serialized form). Values are what the
 factory's ``serialize`` made of each value: Python is their only encoder;
 the scripts below move them as opaque bytes.
