@@ -17,8 +17,9 @@ Every application has the same routes:
     small keys in ``r`` and answers the token; never timed;
 ``/login`` (``POST user=…&csrf_token=…``)
     checks the CSRF token of ``r`` and logs ``user`` in on ``r``: with
-    :func:`pyramid_session_suite.login` on the suite's ``users`` variant,
-    with ``invalidate()`` and a write elsewhere (the anchor, the suite's
+    :func:`pyramid_session_suite.login` on the suite's variants with the
+    user index (``index``, ``index+policy``, ``users``), with
+    ``invalidate()`` and a write elsewhere (the anchor, the suite's
     ``plain`` variant). The session keeps its data and gets ``user``;
 ``/tabs?key=…[&key=…][&value=N][&delete=1][&pause=S]``
     loads the session of ``r``, pauses ``pause`` seconds, then sets each
@@ -35,6 +36,10 @@ default. The anchor has no such feature: its ``users`` variant is the same
 application. ``plain user read`` and ``plain user write`` run the same
 logged-in visitor (logged in by the ``plain`` suite's own ``/login``) on the
 suite's ``plain`` variant: the features' cost is the difference.
+``index user read`` and ``policy user read`` run such a visitor (a user of
+its own each) on the suite variants in between, ``index`` (the user index
+alone) and ``index+policy`` (the user index and the policy, without
+cross-domain sharing): the cost of each feature.
 """
 
 import hmac
@@ -60,10 +65,19 @@ PYTHON = '/py'
 #: the stacks that run the read and write scenarios with both parsers
 PARSER_STACKS = ('anchor', 'suite', LIMIT)
 
-#: application variants: ``plain`` namespaces, the suite with ``users``
-#: (the per-user index and the unique/timed session policy), or the suite
-#: with ``crossdomain`` (the cross-domain include, for its token codec)
-VARIANTS = ('plain', 'users', 'crossdomain')
+#: application variants, by the features the suite has in each: ``plain``
+#: namespaces; ``index``, the per-user index alone; ``index+policy``, the
+#: index and the unique/timed session policy; ``users``, the index, the
+#: policy and cross-domain sharing (the logged-in stacks); ``crossdomain``,
+#: the cross-domain include alone, for its token codec
+FEATURES = {
+    'plain': (),
+    'index': ('index',),
+    'index+policy': ('index', 'policy'),
+    'users': ('index', 'policy', 'crossdomain'),
+    'crossdomain': ('crossdomain',),
+}
+VARIANTS = tuple(FEATURES)
 
 SECRET = 'benchmark-only-secret-48-bytes-never-deployed!!'
 INDEX_SECRET = 'benchmark-only-user-index-secret-never-deployed'
@@ -267,20 +281,23 @@ class SessionUserPolicy:
         return []
 
 
-def build_suite(client, users=False, crossdomain=False):
+def build_suite(
+    client, users=False, crossdomain=False, index=False, policy=False
+):
     """``pyramid_session_suite`` with its Redis namespace and a signed
-    cookie namespace; with ``users``, the policy (and the user index) and
-    the cross-domain include on the Redis namespace, every setting at its
-    default, and a security policy that finds the user in the session;
-    with
+    cookie namespace; with ``index``, the user index on the Redis namespace
+    and a security policy that finds the user in the session; with
+    ``policy``, the policy too (and so the user index); with
     ``crossdomain``, the cross-domain include on the Redis namespace (sites
-    :data:`XD_SITES`, secret :data:`XD_SECRET`, every other setting at its
-    default)."""
+    :data:`XD_SITES`, secret :data:`XD_SECRET`); with ``users``, all
+    three. Every other setting is at its default."""
     import pyramid_session_suite
 
+    if users:  # logged-in stacks: every feature
+        index = policy = crossdomain = True
+    index = index or policy
     settings = {}
-    crossdomain = crossdomain or users  # logged-in stacks: every feature
-    if users:
+    if index:
         settings = {
             'session_suite.user_index.namespace': 'r',
             'session_suite.user_index.secret': INDEX_SECRET,
@@ -300,12 +317,14 @@ def build_suite(client, users=False, crossdomain=False):
         ),
     )
     config.register_session_factory('c', cookie_factory(), cookie_name='c')
-    if users:
+    if index:
         config.set_security_policy(SessionUserPolicy())
+        config.include('pyramid_session_suite.user_index')
+    if policy:
         config.include('pyramid_session_suite.policy')
     if crossdomain:
         config.include('pyramid_session_suite.crossdomain')
-    login_view = suite_login_view if users else anchor_login_view
+    login_view = suite_login_view if index else anchor_login_view
     add_routes(config, dict(VIEWS, login=login_view))
     return config.make_wsgi_app()
 
@@ -337,11 +356,7 @@ def build(stack, client, variant='plain'):
     if stack == 'anchor':
         return build_anchor(client)
     if stack == 'suite':
-        return build_suite(
-            client,
-            users=variant == 'users',
-            crossdomain=variant == 'crossdomain',
-        )
+        return build_suite(client, **dict.fromkeys(FEATURES[variant], True))
     raise ValueError(f'unknown stack {stack!r}')
 
 

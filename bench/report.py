@@ -2,6 +2,8 @@
 text and as reStructuredText."""
 
 from dataclasses import dataclass, field
+from itertools import pairwise
+import statistics
 
 from . import memory, profiling, tables
 from .apps import (
@@ -13,6 +15,7 @@ from .apps import (
     python_stack,
 )
 from .counting import default_parser
+from .scenarios import READ_FEATURES
 
 COLUMNS = (
     ('scenario', 'scenario'),
@@ -432,6 +435,45 @@ def anonymous_ratios(results):
     return _twin_ratios(results, 'anonymous')
 
 
+def feature_costs(results):
+    """``(feature, microseconds per request)`` of each feature of the
+    logged-in read (see :data:`.scenarios.READ_FEATURES`): the median,
+    over the repetitions, of the suite's time per request of the read
+    with the feature less the one without it in the same repetition (as
+    the ratios are paired); ``[]`` unless every step ran."""
+    names = [name for name, _ in READ_FEATURES]
+    if not all(results.has(name, 'suite') for name in names):
+        return []
+    rates = [results.cell(name, 'suite').rates for name in names]
+    return [
+        (
+            feature,
+            statistics.median(
+                1e6 / rate - 1e6 / base
+                for rate, base in zip(after, before, strict=True)
+            ),
+        )
+        for (_, feature), (before, after) in zip(
+            READ_FEATURES[1:], pairwise(rates), strict=True
+        )
+    ]
+
+
+def feature_lines(results):
+    """The logged-in read's cost over ``plain user read``, feature by
+    feature."""
+    costs = feature_costs(results)
+    if not costs:
+        return []
+    base = READ_FEATURES[0][0]
+    parts = [f'{feature} {round(micros):+,}' for feature, micros in costs]
+    total = round(sum(micros for _, micros in costs))
+    return [
+        'logged-in read, feature by feature (us per request over '
+        f'{base}): {", ".join(parts)} (total {total:+,})'
+    ]
+
+
 def limit_lines(results):
     """The limits, and the suite against them (and the other ratios the
     issue sets goals for), in words."""
@@ -477,6 +519,7 @@ def limit_lines(results):
             'logged-in features on / off (the same logged-in visitor), '
             'suite: ' + ', '.join(parts)
         )
+    lines += feature_lines(results)
     parts = [
         f'{name} {ratio:.2f} x {anonymous}'
         for name, anonymous, ratio in anonymous_ratios(results)

@@ -79,10 +79,13 @@ from .workloads import (
 
 #: the applications built: every stack, plain, and the suite with users
 #: (the floor and the anchor serve the ``users`` scenarios with their one
-#: application)
+#: application), with the user index alone, with the index and the policy,
+#: and with cross-domain sharing alone
 APPS = (
     *((stack, 'plain') for stack in STACKS),
     ('suite', 'users'),
+    ('suite', 'index'),
+    ('suite', 'index+policy'),
     ('suite', 'crossdomain'),
 )
 
@@ -467,8 +470,9 @@ def prepare(apps, scenarios, list_size, clients=None, recorder=None):
     """The workload of every cell. A returning visitor of a stack carries
     the cookies its own application set: ``/visitor`` for the anonymous
     one, ``/anon`` then ``/login`` for the logged-in one (on the
-    ``users`` application; and, for the suite, the same on its ``plain``
-    application: the visitor of the ``plain user`` scenarios). The user
+    ``users`` application; and, for the suite, the same on the application
+    of each other logged-in scenario: its ``plain`` variant for the
+    ``plain user`` scenarios, and so on). The user
     of the listing gets its sessions. A limit stack reads (and writes) a
     copy of the suite's session of the returning visitor, on its own key
     and client (``clients``; its requests are counted by ``recorder``)."""
@@ -485,8 +489,13 @@ def prepare(apps, scenarios, list_size, clients=None, recorder=None):
         if stack != 'floor':
             visitors[stack]['user'] = logged_in_visitor(apps[stack, 'users'])
     # the same logged-in visitor on the suite without the user index,
-    # policy and cross-domain sharing (its login view: the anchor's)
-    visitors['suite']['plain user'] = logged_in_visitor(apps['suite', 'plain'])
+    # policy and cross-domain sharing (its login view: the anchor's), and
+    # with some of them (a user of its own each)
+    for scenario in scenarios:
+        if scenario.visitor and scenario.visitor not in visitors['suite']:
+            visitors['suite'][scenario.visitor] = logged_in_visitor(
+                apps['suite', scenario.variant], scenario.user
+            )
     # the floor ignores cookies; it gets the same headers as the suite
     visitors['floor'] = visitors['suite']
     sample = None

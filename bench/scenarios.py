@@ -11,6 +11,22 @@ from .driver import call, make_environ
 #: of ``plain user read`` and ``plain user write``) is
 USER = 'alice'
 
+#: the users of ``index user read`` and ``policy user read``: users of
+#: their own (the applications share the user index, whose policy refuses
+#: a second recent login of a user), as long as :data:`USER` (the sessions
+#: are the same size)
+INDEX_USER = 'irene'
+POLICY_USER = 'paula'
+
+#: the logged-in read, one feature added at a time: each scenario, and the
+#: feature it adds to the scenario before it
+READ_FEATURES = (
+    ('plain user read', None),
+    ('index user read', 'user index'),
+    ('policy user read', 'policy'),
+    ('user read', 'cross-domain'),
+)
+
 #: how many sessions the user of the listing scenario has (the listing is
 #: one round trip whatever the number; registering them one by one costs
 #: the index a pruning pass over the user's entries each time, so the
@@ -34,8 +50,12 @@ class Scenario:
     #: the cookies the request carries: ``returning`` (an anonymous
     #: returning visitor), ``user`` (a logged-in one, logged in on the
     #: suite's ``users`` variant), ``plain user`` (the same logged-in
-    #: visitor, logged in on the suite's ``plain`` variant) or ``None``
+    #: visitor, logged in on the suite's ``plain`` variant), ``index
+    #: user`` and ``policy user`` (logged in on the suite's ``index`` and
+    #: ``index+policy`` variants) or ``None``
     visitor: str | None = None
+    #: the user id of a logged-in visitor (and the one the read answers)
+    user: str = USER
     #: which variant of the applications serves it (see :mod:`.apps`)
     variant: str = 'plain'
     #: the stacks it runs on (the others have no equivalent)
@@ -68,7 +88,8 @@ def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
     The logged-in read and write of the suite's ``users`` variant have
     twins on its ``plain`` variant (``plain user read``, ``plain user
     write``: the same visitor, without the features), which their goal
-    compares them with."""
+    compares them with. The logged-in read has more twins, on the
+    suite variants in between (see :data:`READ_FEATURES`)."""
     if both_parsers is None:
         both_parsers = default_parser() == 'hiredis'
     limited = (*STACKS, LIMIT)
@@ -147,6 +168,30 @@ def make_scenarios(list_size=LIST_SIZE, both_parsers=None):
             path='/write',
             visitor='plain user',
             stacks=('suite',),
+        ),
+        Scenario(
+            'index user read',
+            'the visitor of plain user read, logged in by the suite\'s '
+            'login() as a user of its own, on the suite with the user index '
+            'alone (defaults, touch_interval 60 s; no policy, no '
+            'cross-domain sharing); the view reads a key of the Redis '
+            'namespace',
+            path='/read',
+            visitor='index user',
+            variant='index',
+            stacks=('suite',),
+            user=INDEX_USER,
+        ),
+        Scenario(
+            'policy user read',
+            'the same on the suite with the user index and the policy '
+            '(defaults; no cross-domain sharing); the view reads a key of '
+            'the Redis namespace',
+            path='/read',
+            visitor='policy user',
+            variant='index+policy',
+            stacks=('suite',),
+            user=POLICY_USER,
         ),
         Scenario(
             'login',
@@ -278,7 +323,7 @@ def check_result(stack, scenario, result):
         return
     body = response.body
     if scenario.path == '/read':
-        if body != USER.encode():
+        if body != scenario.user.encode():
             raise AssertionError(f'{label}: read {body!r}')
     if scenario.path == '/write':
         if not body.isdigit():

@@ -3,7 +3,10 @@ the ones the design promises. Nothing here looks at timings."""
 
 import hashlib
 import io
+import itertools
 import logging
+import re
+import statistics
 import pytest
 import redis
 from redis.crc import key_slot
@@ -30,7 +33,7 @@ from bench.report import (
     text_table,
 )
 from bench.runner import LIST_USER
-from bench.scenarios import SMOKE_LIST_SIZE
+from bench.scenarios import INDEX_USER, POLICY_USER, SMOKE_LIST_SIZE, USER
 from pyramid_session_suite.redis import stored
 from pyramid_session_suite.user_index.store import user_tag
 
@@ -41,6 +44,14 @@ pytestmark = pytest.mark.filterwarnings(
 
 #: the listing scenario of the smoke run (the full run lists 1,000)
 LIST = f'list {SMOKE_LIST_SIZE}'
+
+#: the logged-in visitor without all the features: the suite only
+SUITE_ONLY = (
+    'plain user read',
+    'plain user write',
+    'index user read',
+    'policy user read',
+)
 
 #: whether the run has the pure-Python parser's stacks too
 HIREDIS = default_parser() == 'hiredis'
@@ -98,6 +109,10 @@ def counted(results, scenario, stack):
         # cross-domain sharing: the same round trips
         ('plain user read', [['GETEX']]),
         ('plain user write', [['GETEX'], ['EVALSHA']]),
+        # the same read with the user index alone, then with the policy
+        # too: the same round trip
+        ('index user read', [['GETEX']]),
+        ('policy user read', [['GETEX']]),
         # the anonymous session, the index (and policy) script, then the
         # old id deleted and the new one created, pipelined
         ('login', [['GETEX'], ['EVALSHA'], ['DEL', 'EVAL']]),
@@ -121,12 +136,14 @@ def test_suite_round_trips(results, scenario, commands):
         ('user write', 2),
         ('plain user read', 1),
         ('plain user write', 2),
+        ('index user read', 1),
+        ('policy user read', 1),
     ],
 )
 def test_the_logged_in_scenarios_are_counted(progress, scenario, trips):
     """The progress line of the counted pass: the suite alone for the
-    logged-in visitor without the features."""
-    stacks = ['suite'] if scenario.startswith('plain') else list(STACKS)
+    logged-in visitor without all the features."""
+    stacks = list(STACKS) if scenario.startswith('user') else ['suite']
     [line] = [
         line.split()
         for line in progress
@@ -309,6 +326,8 @@ def test_every_cell_was_timed_and_reported(results):
         'user write',
         'plain user read',
         'plain user write',
+        'index user read',
+        'policy user read',
         'login',
         LIST,
         'token',
@@ -331,13 +350,12 @@ def test_every_cell_was_timed_and_reported(results):
         limited,
         limited,
         *[STACKS] * 3,
-        suite,
-        suite,
+        *[suite] * 4,
         STACKS,
         *[suite] * 3,
     ]
-    # the logged-in visitor without the features: the suite only
-    for name in ('plain user read', 'plain user write'):
+    # the logged-in visitor without all the features: the suite only
+    for name in SUITE_ONLY:
         [row] = [
             line.split()
             for line in text.splitlines()
@@ -345,6 +363,69 @@ def test_every_cell_was_timed_and_reported(results):
         ]
         assert set(row[4:]) == {'-'}
     assert 'token hand-off: mint + open' in text
+
+
+def test_the_breakdown_visitors_are_users_of_their_own(results):
+    """The reads of the breakdown load the session of a user of their own,
+    in the user's slot of the index of their application."""
+    for name, user in (
+        ('index user read', INDEX_USER),
+        ('policy user read', POLICY_USER),
+        ('user read', USER),
+    ):
+        ((getex,),) = counted(results, name, 'suite')
+        assert getex[1] == f'session:{{{user_tag(user)}}}:0'.encode()
+    ((getex,),) = counted(results, 'plain user read', 'suite')
+    assert b'{' not in getex[1]
+    assert len({INDEX_USER, POLICY_USER, USER}) == 3
+    assert len(INDEX_USER) == len(POLICY_USER) == len(USER)
+
+
+def test_the_logged_in_read_is_broken_down_feature_by_feature(results):
+    """One line after the features on / off: for each step of the
+    logged-in read, the median over the repetitions of its time per
+    request less the step before's; the total is their sum; no budget
+    line."""
+    lines = text_report(results, 'x').splitlines()
+    features = 'logged-in features on / off (the same logged-in visitor), '
+    [index] = [i for i, line in enumerate(lines) if line.startswith(features)]
+    line = lines[index + 1]
+    assert re.fullmatch(
+        r'logged-in read, feature by feature \(us per request over plain '
+        r'user read\): user index [+-][\d,]+, policy [+-][\d,]+, '
+        r'cross-domain [+-][\d,]+ \(total [+-][\d,]+\)',
+        line,
+    ), line
+    rates = [
+        results.cell(name, 'suite').rates
+        for name in (
+            'plain user read',
+            'index user read',
+            'policy user read',
+            'user read',
+        )
+    ]
+    costs = [
+        statistics.median(
+            1e6 / rate - 1e6 / base
+            for rate, base in zip(after, before, strict=True)
+        )
+        for before, after in itertools.pairwise(rates)
+    ]
+    steps = [
+        f'{feature} {round(cost):+,}'
+        for feature, cost in zip(
+            ('user index', 'policy', 'cross-domain'), costs, strict=True
+        )
+    ]
+    assert line == (
+        'logged-in read, feature by feature (us per request over plain '
+        f'user read): {", ".join(steps)} (total {round(sum(costs)):+,})'
+    )
+    assert f'- {line}\n' in rst_report(results, 'x')
+    checks = [line for line, _, _ in budget_checks(results)]
+    for name in ('index user read', 'policy user read'):
+        assert not [line for line in checks if name in line]
 
 
 def memory_row(results, measurement, stack):
@@ -716,9 +797,9 @@ def test_the_suite_is_measured_against_its_limits(results):
     # a logged-in read is bound by the same limit as an anonymous one
     ratio = results.ratio('user write', 'suite', LIMIT, 'write')
     assert table['user write', 'suite'][limit] == f'{ratio:.2f}'
-    # the logged-in visitor without the features has no limit
-    assert table['plain user read', 'suite'][limit] == '-'
-    assert table['plain user write', 'suite'][limit] == '-'
+    # the logged-in visitor without all the features has no limit
+    for name in SUITE_ONLY:
+        assert table[name, 'suite'][limit] == '-'
     checks = {line: rt for line, _, rt in budget_checks(results)}
     # the logged-in goal: the features on / off, the same visitor
     prefixes = [
