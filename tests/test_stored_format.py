@@ -345,6 +345,10 @@ def test_a_sessions_values_are_read_together_as_each_alone():
     records.append(('spaced', b' 1 '))  # not ours, but JSON: read alone
     payload, _ = decode(stored_session(records), json_loads)
     assert payload['m'] == values
+    # JSON in UTF-8 rather than escaped (not ours either): read alone
+    records.append(('raw', '"café"'.encode()))
+    payload, _ = decode(stored_session(records), json_loads)
+    assert payload['m'] == {**values, 'raw': 'café'}
 
 
 @pytest.mark.parametrize(
