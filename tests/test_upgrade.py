@@ -3,7 +3,6 @@ previous releases (:mod:`.previous_release`) keep working beside the
 sessions this release writes: nobody is logged out, the index lists,
 counts and revokes them, and their browsers are told why they ended."""
 
-from pyramid.security import forget
 import pytest
 from webtest import TestApp
 
@@ -14,7 +13,7 @@ from pyramid_session_suite.redis.stored import unpack
 from . import previous_release as previous
 from .conftest import ended_reason, live_keys, stored
 from .test_policy import policy_app
-from .usersapp import FIREFOX, IPHONE, make_config
+from .usersapp import FIREFOX, IPHONE, add_plain_views, make_config
 
 FORMS = ['records', 'json']
 
@@ -252,19 +251,13 @@ def test_a_login_stored_fact_by_fact_is_listed_and_revoked(app, redis_client):
 
 def test_a_forgotten_login_keeps_its_secret_alone(redis_url, redis_client):
     config = make_config(redis_url)
-
-    def forget_view(request):  # forget() alone, no logout()
-        request.response.headerlist.extend(forget(request))
-        return {}
-
-    config.add_route('forget', '/forget')
-    config.add_view(forget_view, route_name='forget', renderer='json')
+    add_plain_views(config)  # forget() alone, no logout()
     app = config.make_wsgi_app()
     firefox = browser(app)
     firefox.get('/login?user=alice')
     key = session_key(app, firefox)
     previous.fact_by_fact(redis_client, key)
-    firefox.get('/forget')
+    firefox.get('/plain-logout')
     own = {
         name for name in stored_names(redis_client, key) if name[:1] == b'\xff'
     }

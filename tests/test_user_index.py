@@ -18,7 +18,7 @@ from pyramid_session_suite.redis.login_records import redis_key
 from pyramid_session_suite.user_index.store import user_tag
 
 from .conftest import ended_reason, live_keys, stored
-from .usersapp import FIREFOX, IPHONE, make_config
+from .usersapp import FIREFOX, IPHONE, add_plain_views, make_config
 
 
 def browser(app, ua=FIREFOX, ip='198.51.100.7'):
@@ -364,24 +364,8 @@ def test_redis_is_real(redis_client):
 
 def plain_app(redis_url):
     """Logins with remember()/forget() alone, not login()/logout()."""
-    from pyramid.security import forget, remember
-
     config = make_config(redis_url)
-
-    def plain_login(request):
-        request.response.headerlist.extend(
-            remember(request, request.params['user'])
-        )
-        return {}
-
-    def plain_logout(request):
-        request.response.headerlist.extend(forget(request))
-        return {}
-
-    config.add_route('plain_login', '/plain-login')
-    config.add_view(plain_login, route_name='plain_login', renderer='json')
-    config.add_route('plain_logout', '/plain-logout')
-    config.add_view(plain_logout, route_name='plain_logout', renderer='json')
+    add_plain_views(config)
     return config.make_wsgi_app()
 
 

@@ -4,7 +4,6 @@ interval; its new address, browser or activity as soon as they change.
 Against a real Redis server, through the application."""
 
 import time
-from pyramid.security import forget, remember
 import pytest
 from webtest import TestApp
 
@@ -16,7 +15,7 @@ from pyramid_session_suite.redis import (
 from pyramid_session_suite.user_index.store import user_tag
 
 from .test_user_index import _counted
-from .usersapp import FIREFOX, IPHONE, make_config
+from .usersapp import FIREFOX, IPHONE, add_plain_views, make_config
 
 HOME = '198.51.100.7'
 #: what a request that leaves the session as it was costs: its read
@@ -31,21 +30,7 @@ def user_index_app(redis_url, round_trips=None, **settings):
         redis_url,
         **{f'session_suite.user_index.{k}': v for k, v in settings.items()},
     )
-
-    def plain_login(request):
-        request.response.headerlist.extend(
-            remember(request, request.params['user'])
-        )
-        return {}
-
-    def plain_logout(request):
-        request.response.headerlist.extend(forget(request))
-        return {}
-
-    config.add_route('plain_login', '/plain-login')
-    config.add_view(plain_login, route_name='plain_login', renderer='json')
-    config.add_route('plain_logout', '/plain-logout')
-    config.add_view(plain_logout, route_name='plain_logout', renderer='json')
+    add_plain_views(config)
     if round_trips is not None:
         _counted(config, round_trips, redis_url)
     app = config.make_wsgi_app()
@@ -92,6 +77,16 @@ class Visitor:
             if name[:1] != b'\xff'
         } | lr.own_records(records)
 
+    def get_writing_nothing(self, round_trips, path='/whoami', **kw):
+        """``get()``, checked to read its session alone (one ``GETEX``)
+        and to leave it byte for byte as it was."""
+        stored = self.value
+        round_trips.reset()
+        res = self.get(path, **kw)
+        assert round_trips.trips == READ_ONLY
+        assert self.value == stored
+        return res
+
     def rewrite(self, name, value, *, separately=False):
         """Store the own record ``name`` as ``value`` (``None``: remove
         it), the rest as it is; with ``separately``, each own record on
@@ -135,13 +130,10 @@ def test_the_same_browser_from_the_same_address_writes_nothing(
     firefox.get('/login?user=alice')
     assert firefox.records[lr.IP] == recorded
     assert firefox.records[lr.USER_AGENT] == FIREFOX.encode()
-    stored = firefox.value
     for _ in range(5):
-        round_trips.reset()
-        assert firefox.get().json['user'] == 'alice'
-        assert round_trips.trips == READ_ONLY
-        assert firefox.value == stored
+        assert firefox.get_writing_nothing(round_trips).json['user'] == 'alice'
     # a change of the session's data is written, its records are not
+    stored = firefox.value
     records = own_records(firefox.records)
     round_trips.reset()
     assert firefox.get('/whoami?write=1').json['n'] == 1
@@ -162,11 +154,7 @@ def test_the_same_address_written_another_way_writes_nothing(
     app, tracker = user_index_app(redis_url, round_trips)
     firefox = Visitor(app, tracker, redis_client)
     firefox.get('/login?user=alice')
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get(ip=address)
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips, ip=address)
 
 
 def test_a_browser_without_a_user_agent_writes_nothing(
@@ -176,11 +164,7 @@ def test_a_browser_without_a_user_agent_writes_nothing(
     anonymous = Visitor(app, tracker, redis_client, ua='')
     anonymous.get('/login?user=alice')
     assert anonymous.records[lr.USER_AGENT] == b''
-    stored = anonymous.value
-    round_trips.reset()
-    assert anonymous.get().json['user'] == 'alice'
-    assert round_trips.trips == READ_ONLY
-    assert anonymous.value == stored
+    assert anonymous.get_writing_nothing(round_trips).json['user'] == 'alice'
     # a browser that starts to send one is recorded
     anonymous.get(ua=FIREFOX)
     assert anonymous.records[lr.USER_AGENT] == FIREFOX.encode()
@@ -209,11 +193,7 @@ def test_a_new_address_is_recorded_on_the_next_request(
     [entry] = tracker.index.list('alice')
     assert entry['ip'] == '203.0.113.5'
     # from there on, that address is the steady state
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get(ip='203.0.113.5')
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips, ip='203.0.113.5')
     # and coming back is a change again
     firefox.get(ip=HOME)
     assert firefox.records[lr.IP] == HOME.encode()
@@ -228,12 +208,8 @@ def test_a_truncated_address_changes_only_with_its_network(
     firefox = Visitor(app, tracker, redis_client)
     firefox.get('/login?user=alice')
     assert firefox.records[lr.IP] == b'198.51.100.0'
-    stored = firefox.value
     # another address of the same /24
-    round_trips.reset()
-    firefox.get(ip='198.51.100.200')
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips, ip='198.51.100.200')
     # an address of another network
     round_trips.reset()
     firefox.get(ip='198.51.101.7')
@@ -244,11 +220,7 @@ def test_a_truncated_address_changes_only_with_its_network(
     # IPv6: the /48
     firefox.get(ip='2001:db8:1:2::7')
     assert firefox.records[lr.IP] == b'2001:db8:1::'
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get(ip='2001:db8:1:ffff::1')
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips, ip='2001:db8:1:ffff::1')
 
 
 def test_no_address_is_stored_nor_written_with_store_ip_none(
@@ -258,12 +230,11 @@ def test_no_address_is_stored_nor_written_with_store_ip_none(
     firefox = Visitor(app, tracker, redis_client)
     firefox.get('/login?user=alice')
     assert firefox.records[lr.IP] == b''
-    stored = firefox.value
     for address in ('203.0.113.5', '2001:db8::1', HOME):
-        round_trips.reset()
-        assert firefox.get(ip=address).json['user'] == 'alice'
-        assert round_trips.trips == READ_ONLY
-        assert firefox.value == stored
+        assert (
+            firefox.get_writing_nothing(round_trips, ip=address).json['user']
+            == 'alice'
+        )
     [entry] = tracker.index.list('alice')
     assert entry['ip'] is None
 
@@ -287,11 +258,7 @@ def test_a_new_store_ip_setting_applies_on_the_next_request(
     assert restarted.records[lr.IP] == recorded
     [entry] = tracker.index.list('alice')
     assert entry['ip'] == (recorded.decode() or None)
-    stored = restarted.value
-    round_trips.reset()
-    restarted.get()
-    assert round_trips.trips == READ_ONLY
-    assert restarted.value == stored
+    restarted.get_writing_nothing(round_trips)
 
 
 def test_an_unreadable_address_is_recorded_as_none(
@@ -304,11 +271,7 @@ def test_an_unreadable_address_is_recorded_as_none(
     assert firefox.records[lr.IP] == b''
     [entry] = tracker.index.list('alice')
     assert entry['ip'] is None
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get(ip='not an address')
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips, ip='not an address')
     firefox.get(ip='203.0.113.5')
     assert firefox.records[lr.IP] == b'203.0.113.5'
 
@@ -329,11 +292,7 @@ def test_a_new_user_agent_is_recorded_on_the_next_request(
     assert firefox.records[lr.IP] == HOME.encode()
     [entry] = tracker.index.list('alice')
     assert (entry['label'], entry['mobile']) == ('Safari on iPhone', True)
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get(ua=IPHONE)
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips, ua=IPHONE)
 
 
 @pytest.mark.parametrize('filler', ['x', '\xe9'], ids=['ascii', 'latin-1'])
@@ -346,13 +305,12 @@ def test_a_long_user_agent_is_compared_on_its_first_512_characters(
     firefox.get('/login?user=alice')
     kept = long_ua[:512].encode('utf-8')
     assert firefox.records[lr.USER_AGENT] == kept
-    stored = firefox.value
     # the same long User-Agent, and one that differs after 512 characters
     for ua in (long_ua, long_ua[:512] + 'something else'):
-        round_trips.reset()
-        assert firefox.get(ua=ua).json['user'] == 'alice'
-        assert round_trips.trips == READ_ONLY
-        assert firefox.value == stored
+        assert (
+            firefox.get_writing_nothing(round_trips, ua=ua).json['user']
+            == 'alice'
+        )
     # one that differs within them is recorded
     changed = 'Y' + long_ua[1:]
     firefox.get(ua=changed)
@@ -385,11 +343,7 @@ def test_the_activity_is_recorded_once_per_touch_interval(
     firefox = Visitor(app, tracker, redis_client)
     firefox.get('/login?user=alice')
     active = int(firefox.records[lr.ACTIVE])
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get()
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips)
     time.sleep(1.05)
     before = now_ms()
     round_trips.reset()
@@ -400,11 +354,7 @@ def test_the_activity_is_recorded_once_per_touch_interval(
     [entry] = tracker.index.list('alice')
     assert entry['last_seen'] == touched / 1000
     # and not again within the interval
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get()
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips)
 
 
 @pytest.mark.parametrize(
@@ -483,11 +433,7 @@ def test_a_session_whose_activity_is_unreadable_is_touched(
     [entry] = tracker.index.list('alice')
     assert entry['last_seen'] == repaired / 1000
     # repaired: the next request is the steady state
-    stored = firefox.value
-    round_trips.reset()
-    firefox.get()
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    firefox.get_writing_nothing(round_trips)
 
 
 # --- 6. who is logged in now ------------------------------------------------
@@ -514,11 +460,11 @@ def test_forget_alone_drops_the_login_on_that_request(
     assert records[b'n'] == b'1'
     assert tracker.index.list(user) == []
     # an anonymous session from there on: nothing more to write
-    stored = firefox.value
-    round_trips.reset()
-    assert firefox.get().json == {'user': None, 'n': 1, 'ended': None}
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    assert firefox.get_writing_nothing(round_trips).json == {
+        'user': None,
+        'n': 1,
+        'ended': None,
+    }
 
 
 def test_another_user_in_the_session_takes_the_login_on_that_request(
@@ -537,10 +483,6 @@ def test_another_user_in_the_session_takes_the_login_on_that_request(
     assert redis_client.get(alice_key) is None
     assert firefox.records[lr.USER_AGENT] == FIREFOX.encode()
     # bob's session is then in the steady state
-    stored = firefox.value
-    round_trips.reset()
-    assert firefox.get().json['user'] == 'bob'
-    assert round_trips.trips == READ_ONLY
-    assert firefox.value == stored
+    assert firefox.get_writing_nothing(round_trips).json['user'] == 'bob'
     mine = firefox.get('/mine').json
     assert [e['handle'] for e in mine['sessions']] == [mine['current']]

@@ -3,7 +3,7 @@
 from pyramid.authentication import SessionAuthenticationHelper
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden
-from pyramid.security import Allowed, Denied
+from pyramid.security import Allowed, Denied, forget, remember
 
 from pyramid_session_suite import login, logout
 
@@ -121,4 +121,28 @@ def add_views(config):
         ('mine', my_sessions),
     ]:
         config.add_route(name, '/' + name)
+        config.add_view(view, route_name=name, renderer='json')
+
+
+def plain_login_view(request):
+    request.response.headerlist.extend(
+        remember(request, request.params['user'])
+    )
+    return {}
+
+
+def plain_logout_view(request):
+    request.response.headerlist.extend(forget(request))
+    return {}
+
+
+def add_plain_views(config):
+    """Log in and out through the security policy alone (``remember()``,
+    ``forget()``), not ``login()``/``logout()``: ``/plain-login?user=…``
+    and ``/plain-logout``."""
+    for name, path, view in [
+        ('plain_login', '/plain-login', plain_login_view),
+        ('plain_logout', '/plain-logout', plain_logout_view),
+    ]:
+        config.add_route(name, path)
         config.add_view(view, route_name=name, renderer='json')

@@ -58,7 +58,7 @@ LOGIN_RECORD = stored.LOGIN_NAME
 _TEXTS = (LOGIN, ACTIVE, IP, USER_AGENT, LOCATION)
 
 #: the records :data:`LOGIN_RECORD` holds
-_HELD = frozenset({SECRET, ORIGIN, *_TEXTS})
+_HELD = frozenset({SECRET, *INDEX_RECORDS})
 
 #: what a NUL of a text is stored as
 _REPLACEMENT = '\ufffd'.encode()

@@ -123,12 +123,11 @@ def decode(
         if first == stored.INTERNAL:
             if name == stored.TIMEOUT_NAME:
                 payload['t'] = int(value) or None
-            elif own is None:
-                pass
-            elif name == stored.LOGIN_NAME:
-                login_records.expand_login(value, own)
-            else:
-                own[name] = value
+            elif own is not None:
+                if name == stored.LOGIN_NAME:
+                    login_records.expand_login(value, own)
+                else:
+                    own[name] = value
         elif first == stored.OTHER_KEY:
             data[deserialize(name[1:])] = deserialize(value)
         else:

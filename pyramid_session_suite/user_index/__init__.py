@@ -124,7 +124,7 @@ def includeme(config: Configurator) -> None:
         # (the metrics and the tracing, at any order) are in it
         tracker.index.watchers = registry.setdefault(WATCHERS_KEY, [])
         registry.registerUtility(tracker, IUserIndex)
-        add_before_flush(config, functools.partial(keep_books, tracker))
+        add_before_flush(config, functools.partial(bookkeeping, tracker))
 
     config.action(('session_suite', 'user_index'), register, order=1)
     add_request_attribute(config, 'user_sessions', UserSessions)
@@ -423,20 +423,14 @@ def forget_login(
 _UNKNOWN = object()
 
 
-def bookkeeping(request: Request, create: bool) -> None:
-    """Before the request's sessions are written: note the activity, IP and
-    user agent of the indexed session, at most once per ``touch_interval``
-    unless they changed, in the same round trip as the session writes."""
-    tracker = request.registry.queryUtility(IUserIndex)
-    if tracker is not None:
-        keep_books(tracker, request, create)
-
-
-def keep_books(
+def bookkeeping(
     tracker: SessionTracker, request: Request, create: bool
 ) -> None:
-    """:func:`bookkeeping` of ``tracker``'s namespace (the hook the
-    include registers)."""
+    """Before the request's sessions are written: note the activity, IP and
+    user agent of the session of ``tracker``'s namespace, at most once per
+    ``touch_interval`` unless they changed, in the same round trip as the
+    session writes (the hook the include registers, bound to its
+    tracker)."""
     if not create:
         return
     session = tracker.loaded_session(request)
@@ -488,10 +482,8 @@ def _up_to_date(
     of a logged-in session, answered on the stored bytes.)"""
     if userid is None or lr.SECRET not in internal:
         return False
-    key = session.key  # its user's tag: between '{' and '}:'
-    start = key.find('{') + 1
-    end = key.find('}:', start)
-    if not start or end < 0 or key[start:end] != _tag_of(userid):
+    tag = tag_of_key(session.key)
+    if tag is None or tag != _tag_of(userid):
         return False
     try:
         active = int(internal[lr.ACTIVE])
