@@ -201,6 +201,21 @@ def test_a_new_address_is_recorded_on_the_next_request(
     assert [e['ip'] for e in listing] == [HOME]
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_is_compared(
+    redis_url, redis_client, round_trips
+):
+    app, tracker = user_index_app(redis_url, round_trips, trusted_proxies='1')
+    firefox = Visitor(app, tracker, redis_client, ip='10.0.0.2')
+    forwarded = {'X-Forwarded-For': HOME}
+    firefox.get('/login?user=alice', headers=forwarded)
+    assert firefox.records[lr.IP] == HOME.encode()
+    # another proxy, the same client: nothing to write
+    firefox.get_writing_nothing(round_trips, ip='10.0.0.3', headers=forwarded)
+    # the same proxy, another client: recorded on that request
+    firefox.get(headers={'X-Forwarded-For': '203.0.113.5'})
+    assert firefox.records[lr.IP] == b'203.0.113.5'
+
+
 def test_a_truncated_address_changes_only_with_its_network(
     redis_url, redis_client, round_trips
 ):

@@ -107,10 +107,12 @@ def digest(secret: str) -> bytes:
     ]
 
 
+@functools.lru_cache(maxsize=4096)
 def split_id(session_id: str) -> tuple[str, str | None]:
     """``(redis key, secret)`` of a session id; the secret is ``None`` for
     ids whose key is the id itself (anonymous sessions, earlier
-    releases)."""
+    releases). (Asked on every read: remembered for the most recent
+    ids.)"""
     if session_id.endswith(REMEMBERED):
         session_id = session_id[:-1]
     dot = len(session_id) - 23

@@ -208,60 +208,72 @@ MERGE = (
     + """
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-local kind = string.byte(cur, 1)
+local byte, sub = string.byte, string.sub
+local kind = byte(cur, 1)
 if kind == 0 then return 0 end
 local n, b = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = 5 + 2 * n
-local sets, order, dels = {}, {}, {}
-for i = 6, last, 2 do
-  sets[ARGV[i]] = ARGV[i + 1]
-  table.insert(order, ARGV[i])
+-- the names set (in their order) and deleted, and the lengths of these
+-- names: the other records are kept unread
+local sets, order, dels, lens = {}, {}, {}, {}
+local function set(i)
+  local k = ARGV[i]
+  sets[k] = ARGV[i + 1]
+  order[#order + 1] = k
+  lens[#k] = true
 end
+for i = 6, last, 2 do set(i) end
 if kind ~= 1 then
   if ARGV[3] ~= '1' then return -1 end
   cur = ARGV[2]
-  for i = last + 1, last + 2 * b, 2 do
-    sets[ARGV[i]] = ARGV[i + 1]
-    table.insert(order, ARGV[i])
-  end
+  for i = last + 1, last + 2 * b, 2 do set(i) end
 end
-for i = last + 2 * b + 1, #ARGV do dels[ARGV[i]] = true end
--- the lengths of the names changed: other records are kept unread
-local lens = {}
-for k in pairs(sets) do lens[#k] = true end
-for k in pairs(dels) do lens[#k] = true end
-local out = {}
+for i = last + 2 * b + 1, #ARGV do
+  local k = ARGV[i]
+  dels[k] = true
+  lens[#k] = true
+end
+local out, o = {}, 0
 local run, pos, stop = 1, 6, #cur
 while pos <= stop do
   local start = pos
-  local kl = string.byte(cur, pos)
+  local kl = byte(cur, pos)
   pos = pos + 1
   if kl == 255 then kl, pos = struct.unpack('>I2', cur, pos) end
   local at = pos
   pos = pos + kl
-  local vl = string.byte(cur, pos)
+  local vl = byte(cur, pos)
   pos = pos + 1
   if vl == 255 then vl, pos = struct.unpack('>I4', cur, pos) end
   pos = pos + vl
   if lens[kl] then
-    local k = string.sub(cur, at, at + kl - 1)
+    local k = sub(cur, at, at + kl - 1)
     local v = sets[k]
     if v or dels[k] then
       -- the unchanged records before this one, as they are
       if start > run then
-        table.insert(out, string.sub(cur, run, start - 1))
+        o = o + 1
+        out[o] = sub(cur, run, start - 1)
       end
       if v then
-        table.insert(out, record(k, v))
+        o = o + 1
+        out[o] = record(k, v)
         sets[k] = nil
       end
       run = pos
     end
   end
 end
-if run <= stop then table.insert(out, string.sub(cur, run, stop)) end
+if run <= stop then
+  o = o + 1
+  out[o] = sub(cur, run, stop)
+end
 for _, k in ipairs(order) do
-  if sets[k] then table.insert(out, record(k, sets[k])) end
+  local v = sets[k]
+  if v then
+    o = o + 1
+    out[o] = record(k, v)
+  end
 end
 local new = table.concat(out)
 if #new <= 5 then

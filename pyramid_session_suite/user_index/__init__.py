@@ -482,8 +482,9 @@ def _up_to_date(
     of a logged-in session, answered on the stored bytes.)"""
     if userid is None or lr.SECRET not in internal:
         return False
-    tag = tag_of_key(session.key)
-    if tag is None or tag != _tag_of(userid):
+    key = session.key
+    start = key.find('{')
+    if start < 0 or not key.startswith(_key_tag(userid), start):
         return False
     try:
         active = int(internal[lr.ACTIVE])
@@ -491,14 +492,31 @@ def _up_to_date(
         return False
     if time.time() * 1000 - active >= tracker.touch_interval * 1000:
         return False
+    environ = request.environ
     ip = tracker.client_info.ip(request)
     if ip is None:
         if internal.get(lr.IP):
             return False
     elif not ip or internal.get(lr.IP) != ip.encode('utf-8'):
         return False
-    ua = lr.clean((request.user_agent or '')[:512])
+    ua = (environ.get('HTTP_USER_AGENT') or '')[:512]
+    if '\x00' in ua:
+        ua = lr.clean(ua)
     return internal.get(lr.USER_AGENT, b'') == ua.encode('utf-8')
+
+
+def _key_tag(userid: Any) -> str:
+    """``{tag}:``, the part of a Redis key that names the session of
+    ``userid`` (:func:`.store.tag_of_key` reads the tag between them)."""
+    try:
+        return _cached_key_tag(userid)
+    except TypeError:  # not hashable
+        return f'{{{user_tag(userid)}}}:'
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _cached_key_tag(userid: Any) -> str:
+    return f'{{{user_tag(userid)}}}:'
 
 
 def _touch(

@@ -95,6 +95,8 @@ class ClientInfo:
         self.store_ip = _one_of('store_ip', store_ip, 'full truncated none')
         self.geo = _one_of('geo', geo, 'city country off')
         self._hops, self._networks = _trusted_proxies(trusted_proxies)
+        #: no proxy is trusted: the address is the socket's
+        self._direct = self._hops is None and self._networks is None
         try:
             from ua_parser import parse
         except ImportError:
@@ -125,6 +127,10 @@ class ClientInfo:
         """Return the client address of ``request`` as ``store_ip`` says
         to store it, or ``None``. (Asked on every request of a logged-in
         session: remembered by the addresses it comes from.)"""
+        if self._direct:
+            environ = getattr(request, 'environ', None)
+            if environ is not None:
+                return self._ip(environ.get('REMOTE_ADDR'), '')
         return self._ip(*self._addresses(request))
 
     def _stored_ip(self, remote: object, forwarded: str) -> str | None:
