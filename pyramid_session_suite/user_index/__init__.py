@@ -484,7 +484,8 @@ def _up_to_date(
         return False
     key = session.key
     start = key.find('{')
-    if start < 0 or not key.startswith(_key_tag(userid), start):
+    # the tag between the key's first ``{`` and ``}:`` (see tag_of_key)
+    if start < 0 or not key.startswith(f'{{{_tag_of(userid)}}}:', start):
         return False
     try:
         active = int(internal[lr.ACTIVE])
@@ -492,31 +493,14 @@ def _up_to_date(
         return False
     if time.time() * 1000 - active >= tracker.touch_interval * 1000:
         return False
-    environ = request.environ
     ip = tracker.client_info.ip(request)
     if ip is None:
         if internal.get(lr.IP):
             return False
     elif not ip or internal.get(lr.IP) != ip.encode('utf-8'):
         return False
-    ua = (environ.get('HTTP_USER_AGENT') or '')[:512]
-    if '\x00' in ua:
-        ua = lr.clean(ua)
+    ua = lr.clean((request.environ.get('HTTP_USER_AGENT') or '')[:512])
     return internal.get(lr.USER_AGENT, b'') == ua.encode('utf-8')
-
-
-def _key_tag(userid: Any) -> str:
-    """``{tag}:``, the part of a Redis key that names the session of
-    ``userid`` (:func:`.store.tag_of_key` reads the tag between them)."""
-    try:
-        return _cached_key_tag(userid)
-    except TypeError:  # not hashable
-        return f'{{{user_tag(userid)}}}:'
-
-
-@functools.lru_cache(maxsize=4096, typed=True)
-def _cached_key_tag(userid: Any) -> str:
-    return f'{{{user_tag(userid)}}}:'
 
 
 def _touch(
